@@ -1,0 +1,32 @@
+# The project's commands. `make run` and `make test` are all a fresh machine needs.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: run test lint contracts bench rebuild clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)  ## start NATS, the three services and demo data; Ctrl-C stops all
+	$(PY) -m deploy.local
+
+test: $(STAMP)  ## every test: unit, integration (real NATS, SQLite, PostgreSQL), end-to-end
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+contracts: $(STAMP)  ## regenerate contracts/schemas and contracts/asyncapi.json from the models
+	$(PY) -m contracts.export
+
+bench: $(STAMP)  ## speed measurements (never part of `make test`)
+	$(PY) -m tests.bench
+
+clean:
+	rm -rf var

@@ -1,0 +1,1 @@
+"""The event plumbing every service shares: append, publish, consume, project, and the service bootstrap."""

@@ -1,0 +1,37 @@
+"""The app factory every service goes through: the HTTP app, its lifespan, and the service's runtime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from backbone import errors, http, logs
+from backbone.clock import Clock
+from backbone.runtime import Runtime, ServiceSpec
+from backbone.settings import Settings
+
+
+def create_app(spec: ServiceSpec, settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
+    settings = settings or Settings()
+    logs.configure(spec.name, fmt=settings.log_format, level=settings.log_level)
+    runtime = Runtime(spec, settings, clock)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(title=f"{spec.name} service", lifespan=lifespan)
+    app.state.runtime = runtime
+    app.state.settings = settings
+    errors.install(app)
+    http.install(app, spec.name, settings.max_body_bytes)
+    app.include_router(http.operational_routes(spec.name))
+    for router in spec.routers:
+        app.include_router(router)
+    return app

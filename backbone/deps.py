@@ -1,0 +1,51 @@
+"""FastAPI dependencies shared by the services' routes: the runtime, the caller, role and county checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from backbone.auth import InvalidToken, Principal, Role, verify
+from backbone.errors import ApiError
+from backbone.runtime import Runtime
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+async def get_principal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    if credentials is None:
+        raise ApiError(401, "unauthorized", "a bearer token is required")
+    try:
+        return verify(request.app.state.settings.jwt_secret.get_secret_value(), credentials.credentials)
+    except InvalidToken as error:
+        raise ApiError(401, "unauthorized", f"the bearer token is not valid: {error}") from error
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require(*roles: Role) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
+    """A dependency that admits only the given roles (admin always)."""
+
+    async def check(principal: PrincipalDep) -> Principal:
+        if principal.role != "admin" and principal.role not in roles:
+            raise ApiError(403, "forbidden", f"role {principal.role!r} may not do this", {"allowed": list(roles)})
+        return principal
+
+    return check
+
+
+def require_county(principal: Principal, county_code: str) -> None:
+    if not principal.may_act_in(county_code):
+        raise ApiError(403, "forbidden", f"not scoped to county {county_code}", {"county_code": county_code})

@@ -1,0 +1,111 @@
+"""What every service's HTTP side has: correlation ids, request metrics, a body limit, health, ready, metrics."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from backbone import context
+from backbone.errors import error_response
+from backbone.metrics import REQUEST_SECONDS, REQUESTS
+
+log = structlog.get_logger("http")
+TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+
+
+class BodyLimit:
+    """Refuse a request body over `limit` bytes with 413, whether it declares its length or streams."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLarge:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(413, "payload_too_large", f"the request body is over {self.limit} bytes")
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def install(app: FastAPI, service: str, max_body_bytes: int) -> None:
+    app.add_middleware(BodyLimit, limit=max_body_bytes)
+
+    @app.middleware("http")
+    async def _observe(request: Request, call_next: Any) -> Response:
+        correlation_id = request.headers.get("x-correlation-id") or str(uuid.uuid4())
+        traceparent = request.headers.get("traceparent", "")
+        if not _valid_traceparent(traceparent):
+            traceparent = context.new_traceparent()
+        context.bind(context.Causes(correlation_id[:64], None, traceparent))
+        started = time.perf_counter()
+        response: Response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        elapsed = time.perf_counter() - started
+        REQUESTS.labels(service, request.method, route, str(response.status_code)).inc()
+        REQUEST_SECONDS.labels(service, route).observe(elapsed)
+        response.headers["X-Correlation-ID"] = correlation_id[:64]
+        log.info(
+            "http.request",
+            method=request.method,
+            route=route,
+            status=response.status_code,
+            ms=round(elapsed * 1000, 1),
+        )
+        context.clear()
+        return response
+
+
+def _valid_traceparent(value: str) -> bool:
+    return TRACEPARENT.match(value) is not None
+
+
+def operational_routes(service: str) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "service": service}
+
+    @router.get("/ready")
+    async def ready(request: Request) -> Response:
+        problems = await request.app.state.runtime.problems()
+        if problems:
+            return error_response(503, "not_ready", "a dependency is unreachable", {"problems": problems})
+        return Response('{"status":"ready"}', media_type="application/json")
+
+    @router.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router

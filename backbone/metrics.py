@@ -1,0 +1,12 @@
+"""Prometheus metrics every service exposes at /metrics."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+REQUESTS = Counter("http_requests_total", "HTTP requests", ["service", "method", "route", "status"])
+REQUEST_SECONDS = Histogram("http_request_seconds", "HTTP request duration", ["service", "route"])
+EVENTS_APPENDED = Counter("events_appended_total", "Events appended to the SQL event store", ["service"])
+EVENTS_PUBLISHED = Counter("events_published_total", "Events published to JetStream by the relay", ["stream"])
+EVENTS_CONSUMED = Counter("events_consumed_total", "Events applied by a projection", ["projection"])
+EVENTS_DEAD_LETTERED = Counter("events_dead_lettered_total", "Events sent to the dead-letter stream", ["projection"])
+CONSUMER_LAG = Gauge("consumer_lag", "Messages the projection's consumer has not yet received", ["projection"])
+RELAY_LAG = Gauge("relay_lag_seconds", "Age of the oldest committed event the relay has not yet published", ["stream"])

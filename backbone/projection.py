@@ -1,0 +1,125 @@
+"""Projections: read models folded from a stream, with their tracking rows in the same SQL transaction.
+
+A projection follows whole aggregates (e.g. every `registry.child.*` event). For each aggregate it records the last
+version applied, so a redelivered event changes nothing and an event that arrives before its predecessor waits.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from sqlalchemy import BigInteger, Integer, String, Table, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backbone.store import Plumbing, dialect_insert, upsert
+from contracts import CloudEvent, Event
+
+
+class ProjectionState(Plumbing):
+    """One row per projection. Every batch locks it first, so batches and resets never interleave."""
+
+    __tablename__ = "projection_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    batches: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ProjectionCursor(Plumbing):
+    """The last version of each aggregate a projection applied (or dead-lettered)."""
+
+    __tablename__ = "projection_cursors"
+
+    projection: Mapped[str] = mapped_column(String(64), primary_key=True)
+    aggregate_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """An event as a consumer received it: the envelope, the data read as the newest version, where it sits."""
+
+    envelope: CloudEvent
+    event: Event
+    stream_sequence: int
+
+    @property
+    def aggregate_id(self) -> str:
+        return self.envelope.subject
+
+    @property
+    def version(self) -> int:
+        return self.envelope.sequence
+
+
+class Projection(ABC):
+    """A read model. `apply` gets events in order, already filtered to those not applied yet."""
+
+    name: ClassVar[str]
+    stream: ClassVar[str]
+    subjects: ClassVar[list[str]]
+    views: ClassVar[list[Table]]
+
+    @abstractmethod
+    async def apply(self, conn: AsyncConnection, events: Sequence[Delivered]) -> None: ...
+
+
+class StaleGeneration(Exception):
+    """The projection was reset while this batch was in hand; the batch belongs to the old generation."""
+
+
+async def begin_batch(conn: AsyncConnection, projection: str, generation: int) -> None:
+    """Lock the projection's state row for this transaction; refuse if the projection was reset meanwhile."""
+    result = await conn.execute(
+        update(ProjectionState)
+        .where(ProjectionState.name == projection, ProjectionState.generation == generation)
+        .values(batches=ProjectionState.batches + 1)
+    )
+    if result.rowcount != 1:
+        raise StaleGeneration(projection)
+
+
+async def current_generation(conn: AsyncConnection, projection: str) -> int:
+    """The projection's current generation, registering the projection on first use."""
+    found = await conn.scalar(select(ProjectionState.generation).where(ProjectionState.name == projection))
+    if found is not None:
+        return int(found)
+    await conn.execute(
+        dialect_insert(conn, ProjectionState)
+        .values(name=projection, generation=1, batches=0)
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
+    return 1
+
+
+async def cursors(conn: AsyncConnection, projection: str, aggregate_ids: set[str]) -> dict[str, int]:
+    result = await conn.execute(
+        select(ProjectionCursor.aggregate_id, ProjectionCursor.version).where(
+            ProjectionCursor.projection == projection, ProjectionCursor.aggregate_id.in_(aggregate_ids)
+        )
+    )
+    return {row.aggregate_id: row.version for row in result}
+
+
+async def save_cursors(conn: AsyncConnection, projection: str, versions: dict[str, int]) -> None:
+    if versions:
+        await conn.execute(
+            upsert(conn, ProjectionCursor, ["projection", "aggregate_id"]),
+            [{"projection": projection, "aggregate_id": a, "version": v} for a, v in versions.items()],
+        )
+
+
+async def reset(conn: AsyncConnection, projection: Projection) -> int:
+    """Drop the projection's rows and tracking and start a new generation; returns the new generation."""
+    current = await current_generation(conn, projection.name)
+    await conn.execute(
+        update(ProjectionState).where(ProjectionState.name == projection.name).values(generation=current + 1)
+    )
+    for table in projection.views:
+        await conn.execute(delete(table))
+    await conn.execute(delete(ProjectionCursor).where(ProjectionCursor.projection == projection.name))
+    return current + 1

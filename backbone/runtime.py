@@ -1,0 +1,170 @@
+"""A service's running parts, wired once: database, event store, NATS, relay and projection consumers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+
+import nats
+import structlog
+from fastapi import APIRouter
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from backbone.clock import Clock, SystemClock
+from backbone.consumer import ProjectionConsumer
+from backbone.database import Database
+from backbone.metrics import EVENTS_APPENDED
+from backbone.projection import Projection
+from backbone.relay import Relay
+from backbone.settings import Settings
+from backbone.store import Append, EventStore, Plumbing
+from backbone.streams import CONTEXT_STREAMS, ensure_streams
+
+log = structlog.get_logger("runtime")
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """What makes a service itself: its name, view tables, HTTP routes and projections."""
+
+    name: str
+    default_port: int
+    views: MetaData
+    routers: Sequence[APIRouter]
+    projections: Callable[[Runtime], Sequence[Projection]] = field(default=lambda _: ())
+
+    @property
+    def stream(self) -> str:
+        return CONTEXT_STREAMS[self.name]
+
+
+class Runtime:
+    def __init__(self, spec: ServiceSpec, settings: Settings, clock: Clock | None = None) -> None:
+        self.spec, self.settings = spec, settings
+        self.clock = clock or SystemClock()
+        self.db = Database(settings.database_url_for(spec.name))
+        self.store = EventStore(postgres=not self.db.is_sqlite, clock=self.clock)
+        self.nc: NATS | None = None
+        self.relay: Relay | None = None
+        self.consumers: list[ProjectionConsumer] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._boot: asyncio.Task[None] | None = None
+
+    @property
+    def js(self) -> JetStreamContext:
+        if self.nc is None:
+            raise RuntimeError("NATS is not connected yet")
+        return self.nc.jetstream()
+
+    async def start(self) -> None:
+        """Create tables, then connect to NATS in the background: the HTTP side answers (not ready) meanwhile."""
+        await self.db.create(Plumbing.metadata, self.spec.views)
+        self._boot = asyncio.create_task(self._connect_and_run())
+
+    async def _connect_and_run(self) -> None:
+        while self.nc is None:
+            try:
+                self.nc = await nats.connect(
+                    self.settings.nats_url,
+                    name=self.spec.name,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
+                    connect_timeout=2,
+                    error_cb=_log_nats_error,
+                    disconnected_cb=_log_nats("nats.disconnected"),
+                    reconnected_cb=_log_nats("nats.reconnected"),
+                )
+            except Exception as error:
+                log.warning("nats.unreachable", url=self.settings.nats_url, error=repr(error))
+                await asyncio.sleep(1.0)
+        js = self.nc.jetstream()
+        while True:
+            try:
+                await ensure_streams(js, replicas=self.settings.stream_replicas)
+                break
+            except Exception as error:
+                log.warning("nats.streams_not_ready", error=repr(error))
+                await asyncio.sleep(1.0)
+        self.relay = Relay(
+            self.db,
+            self.store,
+            js,
+            stream=self.spec.stream,
+            source=self.spec.name,
+            batch_size=self.settings.relay_batch_size,
+        )
+        self._tasks.append(asyncio.create_task(self.relay.run()))
+        for projection in self.spec.projections(self):
+            consumer = ProjectionConsumer(
+                self.db,
+                js,
+                projection,
+                batch_size=self.settings.consumer_batch_size,
+                max_deliveries=self.settings.consumer_max_deliveries,
+            )
+            self.consumers.append(consumer)
+            self._tasks.append(asyncio.create_task(consumer.run()))
+        log.info(
+            "runtime.started",
+            stream=self.spec.stream,
+            projections=[c.projection.name for c in self.consumers],
+        )
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction; after it commits, the relay is woken to publish what it appended."""
+        async with self.db.begin() as conn:
+            yield conn
+        if self.relay is not None:
+            self.relay.wake()
+
+    async def append(self, conn: AsyncConnection, *appends: Append) -> None:
+        await self.store.append(conn, *appends)
+        EVENTS_APPENDED.labels(self.spec.name).inc(sum(len(a.events) for a in appends))
+
+    async def problems(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        try:
+            await self.db.ping()
+        except Exception as error:
+            found["database"] = type(error).__name__
+        if self.nc is None or not self.nc.is_connected:
+            found["nats"] = "not connected"
+        elif self.relay is None:
+            found["nats"] = "streams not ready"
+        return found
+
+    async def stop(self, grace: float = 3.0) -> None:
+        """Stop taking work, let in-flight batches finish or roll back, drain NATS, close the database."""
+        if self._boot is not None and not self._boot.done():
+            self._boot.cancel()
+        for worker in [self.relay, *self.consumers]:
+            if worker is not None:
+                worker.stop()
+        if self._tasks:
+            _, unfinished = await asyncio.wait(self._tasks, timeout=grace)
+            for task in unfinished:
+                task.cancel()  # its transaction rolls back; its messages are redelivered
+            if unfinished:
+                await asyncio.wait(unfinished, timeout=1.0)
+        if self.nc is not None and not self.nc.is_closed:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.nc.drain(), grace)
+        await self.db.dispose()
+        log.info("runtime.stopped")
+
+
+async def _log_nats_error(error: Exception) -> None:
+    log.warning("nats.error", error=repr(error))
+
+
+def _log_nats(event: str) -> Callable[[], object]:
+    async def report() -> None:
+        log.info(event)
+
+    return report

@@ -1,0 +1,41 @@
+"""Service configuration from environment variables, validated at start-up (see README, "Configuration")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEVELOPMENT_SECRET = "development-only-secret-change-me-0123456789"  # noqa: S105 (refused outside development)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str | None = Field(default=None, description="SQLAlchemy async URL; default a SQLite file")
+    data_dir: Path = Path("var")
+    nats_url: str = "nats://127.0.0.1:4222"
+    stream_replicas: int = Field(default=1, ge=1, le=5)
+    jwt_secret: SecretStr = SecretStr(DEVELOPMENT_SECRET)
+    host: str = "127.0.0.1"
+    port: int | None = None
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    relay_batch_size: int = Field(default=500, ge=1, le=4000)
+    consumer_batch_size: int = Field(default=500, ge=1, le=10_000)
+    consumer_max_deliveries: int = Field(default=5, ge=1)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+
+    @model_validator(mode="after")
+    def _refuse_development_secret(self) -> Settings:
+        if self.environment != "development" and self.jwt_secret.get_secret_value() == DEVELOPMENT_SECRET:
+            raise ValueError("JWT_SECRET is left at its development default; set a secret of your own")
+        if len(self.jwt_secret.get_secret_value()) < 32:
+            raise ValueError("JWT_SECRET must be at least 32 characters")
+        return self
+
+    def database_url_for(self, service: str) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / service}.db"

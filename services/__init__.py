@@ -1,0 +1,1 @@
+"""The three services. They never import one another; they share only `contracts` and `backbone`."""

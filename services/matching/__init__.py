@@ -1,0 +1,1 @@
+"""Matching: pairings, contacts and the visit schedule, wishes, aid; the pairing and engagement views."""

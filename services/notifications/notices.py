@@ -1,0 +1,104 @@
+"""Notices: the service's reaction to other contexts' events, its event stream and its delivery log."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import ClassVar
+
+from sqlalchemy import Index, MetaData, String, Table, Uuid, insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from backbone import context
+from backbone.database import UtcDateTime
+from backbone.projection import Delivered, Projection
+from backbone.runtime import Runtime
+from backbone.store import Append
+from contracts import CloudEvent
+from contracts.notifications import NoticeRecorded
+from contracts.registry import ChildRegistered
+
+NOTICE_IDS = uuid.UUID("6f1d2b1e-4c1a-4d8e-9a57-3f7f5d0c2a10")
+
+
+class Views(DeclarativeBase):
+    metadata = MetaData()
+
+
+class NoticeRow(Views):
+    """The delivery log: one row per notice, with the event that caused it."""
+
+    __tablename__ = "notices"
+    __table_args__ = (Index("ix_notices_recipient", "recipient_id", "recorded_at"),)
+
+    notice_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    recipient_id: Mapped[str] = mapped_column(String(80))
+    channel: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(64))
+    county_code: Mapped[str] = mapped_column(String(6))
+    about_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    cause_event_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    status: Mapped[str] = mapped_column(String(16))
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+def coordinators_of(county_code: str) -> str:
+    return f"county:{county_code}:coordinators"
+
+
+class RegistryReactions(Projection):
+    """Decides whom to tell about registry events; what it decides becomes NOTIFICATIONS events.
+
+    Not a view: it has no rows to drop, and replaying it changes nothing (a notice's id comes from its cause).
+    """
+
+    name: ClassVar[str] = "notifications-reactions"
+    stream: ClassVar[str] = "REGISTRY"
+    subjects: ClassVar[list[str]] = ["registry.child.>"]
+    views: ClassVar[list[Table]] = []
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def apply(self, conn: AsyncConnection, events: Sequence[Delivered]) -> None:
+        for delivered in events:
+            if isinstance(delivered.event, ChildRegistered):
+                await self._tell_coordinators(conn, delivered.envelope, delivered.event)
+
+    async def _tell_coordinators(self, conn: AsyncConnection, envelope: CloudEvent, child: ChildRegistered) -> None:
+        notice = NoticeRecorded(
+            notice_id=uuid.uuid5(NOTICE_IDS, f"{envelope.id}/coordinators"),
+            recipient_id=coordinators_of(child.county_code),
+            channel="inbox",
+            reason="child_registered",
+            county_code=child.county_code,
+            about_id=child.child_id,
+            cause_event_id=uuid.UUID(envelope.id),
+        )
+        stream = str(notice.notice_id)
+        if await self.runtime.store.version(conn, stream) > 0:
+            return  # decided before (a replay of the registry stream)
+        context.bind(
+            context.Causes(envelope.correlationid, envelope.id, envelope.traceparent or context.new_traceparent())
+        )
+        await self.runtime.append(conn, Append(stream, 0, [notice]))
+
+
+class Deliveries(Projection):
+    """The delivery log, folded from the service's own NOTIFICATIONS stream."""
+
+    name: ClassVar[str] = "notifications-deliveries"
+    stream: ClassVar[str] = "NOTIFICATIONS"
+    subjects: ClassVar[list[str]] = ["notifications.notice.>"]
+    views: ClassVar[list[Table]] = [NoticeRow.__table__]  # type: ignore[list-item]
+
+    async def apply(self, conn: AsyncConnection, events: Sequence[Delivered]) -> None:
+        recorded = [
+            {**d.event.model_dump(), "status": "recorded", "recorded_at": d.envelope.time}
+            for d in events
+            if isinstance(d.event, NoticeRecorded)
+        ]
+        if recorded:
+            await conn.execute(insert(NoticeRow), recorded)
