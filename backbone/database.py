@@ -41,7 +41,8 @@ class Database:
             yield conn
 
     async def create(self, *metadata: MetaData) -> None:
-        async with self.begin() as conn:
+        """Create missing tables. On SQLite this takes the write lock only if something is missing."""
+        async with self.reader.begin() as conn:
             for schema in metadata:
                 await conn.run_sync(schema.create_all)
 

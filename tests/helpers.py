@@ -1,0 +1,159 @@
+"""Test helpers: read a stream, publish synthetic events, wait for a condition, run a service as a process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from sqlalchemy import Table, select
+
+from backbone.auth import Role, mint
+from backbone.database import Database
+from backbone.natsserver import free_port
+from backbone.settings import DEVELOPMENT_SECRET
+from contracts import CloudEvent, encode
+from contracts.cloudevents import CONTENT_TYPE, dataschema
+from contracts.registry import ChildRegistered
+
+SECRET = DEVELOPMENT_SECRET
+
+
+def token(role: Role, counties: Iterable[str] = (), sub: str | None = None) -> str:
+    from datetime import timedelta
+
+    return mint(SECRET, sub=sub or role, role=role, counties=list(counties), ttl=timedelta(hours=1))
+
+
+def auth(role: Role, counties: Iterable[str] = ()) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(role, counties)}"}
+
+
+async def read_stream(js: JetStreamContext, stream: str, subject: str = ">") -> list[Msg]:
+    """Every message of a stream, in order, read by an ephemeral consumer that acks nothing."""
+    info = await js.stream_info(stream)
+    expected = info.state.messages
+    subscription = await js.pull_subscribe(
+        subject,
+        stream=stream,
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE, inactive_threshold=5),
+    )
+    found: list[Msg] = []
+    try:
+        while len(found) < expected:
+            try:
+                found += await subscription.fetch(min(1000, expected - len(found)), timeout=2)
+            except TimeoutError:
+                break
+    finally:
+        await subscription.unsubscribe()
+    return found
+
+
+def child_event(
+    aggregate_id: str, version: int, *, county: str = "450325", risk: str = "high", time: datetime | None = None
+) -> CloudEvent:
+    """A well-formed wire message for version `version` of a child aggregate (test projections ignore types)."""
+    data = ChildRegistered(
+        child_id=uuid.UUID(aggregate_id), county_code=county, category="orphan", risk_level=risk, age_band="9-11"
+    ).model_dump(mode="json")
+    return CloudEvent(
+        id=str(uuid.uuid4()),
+        source="/tests",
+        type=ChildRegistered.type_name,
+        subject=aggregate_id,
+        time=time or datetime(2023, 1, 10, 9, 0, tzinfo=UTC),
+        dataschema=dataschema(ChildRegistered.type_name),
+        data=data,
+        sequence=version,
+        correlationid=str(uuid.uuid4()),
+    )
+
+
+async def publish(
+    js: JetStreamContext, envelopes: Iterable[CloudEvent], subject: str = "registry.child.registered"
+) -> None:
+    pending = [
+        await js.publish_async(
+            subject, encode(e), headers={"Nats-Msg-Id": e.id, "Content-Type": CONTENT_TYPE}, stream="REGISTRY"
+        )
+        for e in envelopes
+    ]
+    await asyncio.gather(*pending)
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+async def rows(db: Database, table: Table, *order: Any) -> list[tuple[Any, ...]]:
+    async with db.read() as conn:
+        result = await conn.execute(select(table).order_by(*(order or table.primary_key.columns)))
+        return [tuple(row) for row in result]
+
+
+class ServiceProcess:
+    """`python -m services.<name> serve` as a real process, on a free port."""
+
+    def __init__(self, name: str, *, nats_url: str, database_url: str, data_dir: Path, **env: str) -> None:
+        self.name, self.port = name, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = data_dir / f"{name}-{self.port}.log"
+        self.env = {
+            **os.environ,
+            "NATS_URL": nats_url,
+            "DATABASE_URL": database_url,
+            "DATA_DIR": str(data_dir),
+            "PORT": str(self.port),
+            "LOG_FORMAT": "json",
+            **env,
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> ServiceProcess:
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", f"services.{self.name}", "serve"], env=self.env, stdout=log, stderr=log
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited: {self.log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/ready", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.name} not ready: {self.log.read_text()[-2000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, as in a crash."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self, timeout: float = 10.0) -> float:
+        """SIGTERM and wait; returns the seconds it took to exit."""
+        assert self.process is not None
+        started = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout)
+        return time.monotonic() - started

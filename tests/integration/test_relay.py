@@ -1,0 +1,174 @@
+"""The relay: the SQL log reaches JetStream in order, once, through crashes, outages and late commits."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from nats.aio.client import Client as NATS
+from sqlalchemy.engine import make_url
+
+from backbone.database import Database
+from backbone.natsserver import NatsServer
+from backbone.relay import Relay
+from backbone.store import Append, EventStore, Plumbing
+from backbone.streams import ensure_streams
+from services.registry.app import SPEC as REGISTRY
+from tests.helpers import ServiceProcess, read_stream, wait_until
+from tests.integration.test_event_store import registered
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    await database.create(Plumbing.metadata)
+    yield database
+    await database.dispose()
+
+
+async def append_children(db: Database, store: EventStore, count: int, per_child: int = 1) -> list[str]:
+    """`count` children, each with `per_child` events, one transaction per child; returns event ids in order."""
+    ids = []
+    for _ in range(count):
+        child = uuid.uuid4()
+        async with db.begin() as conn:
+            ids += map(str, await store.append(conn, Append(str(child), 0, [registered(child)] * per_child)))
+    return ids
+
+
+def msg_ids(msgs: list) -> list[str]:  # type: ignore[type-arg]
+    return [m.headers["Nats-Msg-Id"] for m in msgs]
+
+
+async def test_relay_publishes_in_commit_order_once_even_when_it_starts_over(db: Database, nc: NATS) -> None:
+    store = EventStore(postgres=not db.is_sqlite)
+    js = nc.jetstream()
+    await ensure_streams(js)
+    ids = await append_children(db, store, 40, per_child=30)  # 1,200 events: several batches
+    relay = Relay(db, store, js, stream="REGISTRY", source="registry", batch_size=500)
+    assert await relay.publish_pending() == 1200
+    published = await read_stream(js, "REGISTRY")
+    assert msg_ids(published) == ids
+    assert [m.subject for m in published] == ["registry.child.registered"] * 1200
+
+    async with db.begin() as conn:  # forget the position, as if it had never been recorded
+        await store.save_relay_position(conn, "REGISTRY", (-1, 0))
+    assert await relay.publish_pending() == 1200
+    assert (await js.stream_info("REGISTRY")).state.messages == 1200  # the repeats were dropped by Nats-Msg-Id
+
+
+async def test_events_appended_while_nats_is_down_arrive_when_it_is_back(
+    db: Database, nc: NATS, nats_server: NatsServer
+) -> None:
+    store = EventStore(postgres=not db.is_sqlite)
+    js = nc.jetstream()
+    await ensure_streams(js)
+    relay = Relay(db, store, js, stream="REGISTRY", source="registry", ack_timeout=1.0)
+    running = asyncio.create_task(relay.run())
+    try:
+        ids = await append_children(db, store, 50)
+        await wait_until(lambda: _count(js, 50), what="the first 50 events")
+        nats_server.stop()
+        ids += await append_children(db, store, 50)  # the relay keeps failing meanwhile
+        await asyncio.sleep(1.5)
+        nats_server.start()
+        ids += await append_children(db, store, 50)
+        await wait_until(lambda: _count(js, 150), timeout=30, what="all 150 events after the outage")
+    finally:
+        relay.stop()
+        await asyncio.wait_for(running, 10)
+    assert msg_ids(await read_stream(js, "REGISTRY")) == ids
+
+
+async def _count(js, expected: int) -> bool:  # type: ignore[no-untyped-def]
+    try:
+        return bool((await js.stream_info("REGISTRY")).state.messages >= expected)
+    except Exception:
+        return False
+
+
+@pytest.mark.postgres
+async def test_relay_never_skips_an_event_whose_transaction_commits_late(postgres_url: str, nc: NATS) -> None:
+    """A writer takes a lower position and holds its transaction open; a later writer commits first."""
+    db = Database(postgres_url)
+    await db.create(Plumbing.metadata)
+    store = EventStore(postgres=True)
+    js = nc.jetstream()
+    await ensure_streams(js)
+    relay = Relay(db, store, js, stream="REGISTRY", source="registry")
+    early, late = uuid.uuid4(), uuid.uuid4()
+    try:
+        async with db.engine.connect() as held:
+            transaction = await held.begin()
+            await store.append(held, Append(str(early), 0, [registered(early)]))  # lower position, not committed
+            async with db.begin() as conn:
+                await store.append(conn, Append(str(late), 0, [registered(late)]))  # higher position, committed
+            assert await relay.publish_pending() == 0  # holding back: an older transaction is still open
+            await transaction.commit()
+        assert await relay.publish_pending() == 2
+        subjects = [m.headers["Nats-Msg-Id"] for m in await read_stream(js, "REGISTRY")]
+        async with db.read() as conn:
+            expected = [str(e.event_id) for s in (early, late) for e in await store.load(conn, str(s))]
+        assert subjects == expected
+    finally:
+        await db.dispose()
+
+
+async def test_relay_killed_between_publishing_and_recording_its_position(
+    database_url: str, nc: NATS, nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """The registry process publishes a batch, is blocked from recording how far it got, and is killed."""
+    db = Database(database_url)
+    await db.create(Plumbing.metadata, REGISTRY.views)
+    store = EventStore(postgres=not db.is_sqlite)
+    js = nc.jetstream()
+    await ensure_streams(js)
+    ids = await append_children(db, store, 60)
+    service = ServiceProcess("registry", nats_url=nats_server.url, database_url=database_url, data_dir=tmp_path)
+    release = await _block_relay_position_writes(database_url)
+    try:
+        service.start()
+        await wait_until(lambda: _count(js, 60), what="the batch to be published")
+        service.kill()
+    finally:
+        await release()
+    async with db.read() as conn:
+        assert await store.relay_position(conn, "REGISTRY") == (-1, 0)  # it died before recording anything
+    ids += await append_children(db, store, 20)
+    service.start()
+    try:
+        await wait_until(lambda: _count(js, 80), what="the restarted relay to catch up")
+        await asyncio.sleep(0.5)  # give a wrong re-publication the time to show up
+        assert msg_ids(await read_stream(js, "REGISTRY")) == ids  # every event once, in order
+    finally:
+        service.stop()
+        await db.dispose()
+
+
+async def _block_relay_position_writes(database_url: str):  # type: ignore[no-untyped-def]
+    """Hold a lock that lets the relay read and publish but not record its position; returns the release."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        lock = sqlite3.connect(url.database, timeout=30, isolation_level=None)
+        lock.execute("BEGIN IMMEDIATE")  # the one writer slot; readers still read (WAL)
+
+        async def release_sqlite() -> None:
+            lock.execute("ROLLBACK")
+            lock.close()
+
+        return release_sqlite
+    conn = await asyncpg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False))
+    transaction = conn.transaction()
+    await transaction.start()
+    await conn.execute("LOCK TABLE relay_positions IN EXCLUSIVE MODE")  # plain reads still pass
+
+    async def release_postgres() -> None:
+        await transaction.rollback()
+        await conn.close()
+
+    return release_postgres
