@@ -26,14 +26,21 @@ HEADERS_SCHEMA = "JetStreamHeaders"
 
 def schemas() -> dict[str, dict[str, Any]]:
     """The schema of the whole CloudEvent for each type name, current and old versions alike."""
-    return {type_name: _message_schema(CATALOGUE[type_name]) for type_name in sorted(CATALOGUE)}
+    return {
+        type_name: {
+            "$schema": DRAFT_2020_12,
+            "$id": dataschema(type_name),
+            **_message_schema(CATALOGUE[type_name], "#/$defs"),
+        }
+        for type_name in sorted(CATALOGUE)
+    }
 
 
-def _message_schema(event: type[Event]) -> dict[str, Any]:
-    envelope = CloudEvent.model_json_schema()
-    data = event.model_json_schema()
-    # Pydantic's refs point at "#/$defs/…" of the data schema; lifted to the top they resolve in the whole message.
-    defs = {**envelope.pop("$defs", {}), **data.pop("$defs", {})}
+def _message_schema(event: type[Event], defs: str) -> dict[str, Any]:
+    """The envelope with `data` set to the event's own schema, whose `$defs` are lifted to the JSON pointer `defs`."""
+    envelope = CloudEvent.model_json_schema(ref_template=defs + "/{model}")
+    data = event.model_json_schema(ref_template=defs + "/{model}")
+    lifted = {**envelope.pop("$defs", {}), **data.pop("$defs", {})}
     properties = envelope["properties"]
     properties["type"] = {"type": "string", "const": event.type_name}
     properties["dataschema"] = {"type": "string", "const": dataschema(event.type_name)}
@@ -42,11 +49,8 @@ def _message_schema(event: type[Event]) -> dict[str, Any]:
     envelope["required"] = [
         name for name, field in CloudEvent.model_fields.items() if field.is_required() or field.default is not None
     ]
-    schema = {**envelope, "$schema": DRAFT_2020_12, "$id": dataschema(event.type_name), "title": event.type_name}
-    schema["description"] = _summary(event)
-    if defs:
-        schema["$defs"] = defs
-    return schema
+    envelope["title"], envelope["description"] = event.type_name, _summary(event)
+    return {**envelope, "$defs": lifted} if lifted else envelope
 
 
 def asyncapi() -> dict[str, Any]:
@@ -54,6 +58,8 @@ def asyncapi() -> dict[str, Any]:
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}
+    # A `$id` would rebase the refs inside the payload, so here they point into the document instead.
+    payloads = {t: _message_schema(CATALOGUE[t], f"#/components/schemas/{t}/$defs") for t in sorted(CATALOGUE)}
     for type_name in sorted(CATALOGUE):
         event = CATALOGUE[type_name]
         subject, context = event.subject(), event.context()
@@ -74,7 +80,7 @@ def asyncapi() -> dict[str, Any]:
         "defaultContentType": CONTENT_TYPE,
         "channels": channels,
         "operations": operations,
-        "components": {"messages": messages, "schemas": {**schemas(), HEADERS_SCHEMA: _headers()}},
+        "components": {"messages": messages, "schemas": {**payloads, HEADERS_SCHEMA: _headers()}},
     }
 
 
@@ -99,7 +105,7 @@ def _send(subject: str, context: str) -> dict[str, Any]:
 
 
 def _message(event: type[Event]) -> dict[str, Any]:
-    message = {
+    message: dict[str, Any] = {
         "name": event.type_name,
         "title": event.__name__,
         "summary": _summary(event),

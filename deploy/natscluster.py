@@ -29,7 +29,7 @@ class ClusterNode(NatsServer):
     def meta_leader(self) -> str | None:
         """The JetStream meta leader this node knows of, or None (not yet elected, or the node is down)."""
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.monitor_port}/jsz", timeout=0.5) as answer:  # noqa: S310
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.monitor_port}/jsz", timeout=0.5) as answer:
                 leader = json.load(answer).get("meta_cluster", {}).get("leader")
         except OSError:
             return None
@@ -44,8 +44,13 @@ class NatsCluster:
             raise ValueError(f"a cluster needs {SIZE} client ports, got {len(ports)}")
         route_ports = [free_port() for _ in range(SIZE)]
         self.nodes = [
-            ClusterNode(root / f"node-{i + 1}", name=f"node-{i + 1}", port=ports[i] if ports else None,
-                        route_ports=route_ports, index=i)
+            ClusterNode(
+                root / f"node-{i + 1}",
+                name=f"node-{i + 1}",
+                port=ports[i] if ports else None,
+                route_ports=route_ports,
+                index=i,
+            )
             for i in range(SIZE)
         ]
 

@@ -78,7 +78,7 @@ async def test_events_appended_while_nats_is_down_arrive_when_it_is_back(
         await asyncio.sleep(1.5)
         nats_server.start()
         ids += await append_children(db, store, 50)
-        await wait_until(lambda: _count(js, 150), timeout=30, what="all 150 events after the outage")
+        await wait_until(lambda: _count(js, 150), within=30, what="all 150 events after the outage")
     finally:
         relay.stop()
         await asyncio.wait_for(running, 10)

@@ -1,0 +1,158 @@
+"""`python -m deploy.cluster`: the scale-out layout on one machine, a 3-node NATS cluster and N replicas per service.
+
+A service is on PostgreSQL when REGISTRY_DATABASE_URL (MATCHING_…, NOTIFICATIONS_…) is set, else on one SQLite file
+that its replicas share. Data and logs live under DATA_DIR/cluster. Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from types import FrameType
+
+from sqlalchemy.engine import make_url
+
+from backbone.natsserver import free_port, port_is_free
+from backbone.settings import Settings
+from deploy.natscluster import NatsCluster
+
+SERVICES = ("registry", "matching", "notifications")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
+    root = Settings().data_dir.resolve() / "cluster"  # Settings() refuses a default JWT_SECRET outside development
+    root.mkdir(parents=True, exist_ok=True)
+    http_ports = (
+        list(range(args.first_port, args.first_port + len(SERVICES) * args.replicas)) if args.first_port else []
+    )
+    if taken := [port for port in [*(args.nats_ports or []), *http_ports] if not port_is_free(port)]:
+        print(f"ports already taken: {taken}", file=sys.stderr)
+        return 1
+    numbers = iter(http_ports)
+    ports = {service: [next(numbers, 0) or free_port() for _ in range(args.replicas)] for service in SERVICES}
+    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops like Ctrl-C
+    nats = NatsCluster(root / "nats", args.nats_ports)
+    replicas: list[subprocess.Popen[bytes]] = []
+    try:
+        nats.start()
+        databases = {service: _database(service, root, args.replicas) for service in SERVICES}
+        # The first replica of each service creates its tables before the others start: processes creating the same
+        # tables at once fail on SQLite ("database is locked") and on PostgreSQL (duplicate type).
+        for wave in (range(1), range(1, args.replicas)):
+            for service, index in [(service, index) for service in SERVICES for index in wave]:
+                env = {**os.environ, "NATS_URL": _nats_url(nats.urls, index), "STREAM_REPLICAS": "3"}
+                env.update(DATA_DIR=str(root), PORT=str(ports[service][index]), DATABASE_URL=databases[service])
+                log = open(root / f"{service}-{index + 1}.log", "ab")  # noqa: SIM115 (closed with the process)
+                command = [sys.executable, "-m", f"services.{service}", "serve"]
+                replicas.append(subprocess.Popen(command, env=env, stdout=log, stderr=log))
+            _wait_ready(replicas, [port for service in SERVICES for port in ports[service][: wave.stop]], root)
+        _print_urls(nats, databases, ports, root)
+        while all(process.poll() is None for process in replicas):
+            time.sleep(0.2)
+        print(f"a service replica exited; see {root}/*.log", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _stop(replicas)
+        nats.stop(timeout=1.0)
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m deploy.cluster", description=__doc__)
+    parser.add_argument("--replicas", type=int, default=2, help="processes per service (default 2)")
+    parser.add_argument(
+        "--nats-ports", type=_three_ports, help="client ports of the NATS nodes, e.g. 14222,14223,14224"
+    )
+    parser.add_argument("--first-port", type=int, help="HTTP port of the first replica, the others follow it")
+    args = parser.parse_args(argv)
+    if args.replicas < 1:
+        parser.error("--replicas must be at least 1")
+    return args
+
+
+def _three_ports(text: str) -> list[int]:
+    ports = [int(port) for port in text.split(",")]
+    if len(ports) != 3:
+        raise argparse.ArgumentTypeError("give three ports, comma-separated")
+    return ports
+
+
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _nats_url(urls: list[str], replica: int) -> str:
+    # backbone passes NATS_URL to nats.connect as one URL until it splits a comma-separated list (see README). One
+    # seed per replica is enough meanwhile: nats-py learns the other nodes from the cluster and fails over to them.
+    if hasattr(Settings, "nats_servers"):
+        return ",".join(urls)
+    return urls[replica % len(urls)]
+
+
+def _database(service: str, root: Path, replicas: int) -> str:
+    url = os.environ.get(f"{service.upper()}_DATABASE_URL")
+    if url:
+        return url
+    if replicas > 1:
+        print(
+            f"warning: the {replicas} {service} replicas share the SQLite file {root / service}.db; that holds on one "
+            f"machine only, and SQLite relays are not elected. Set {service.upper()}_DATABASE_URL for PostgreSQL.",
+            file=sys.stderr,
+        )
+    return f"sqlite+aiosqlite:///{root / service}.db"
+
+
+def _wait_ready(replicas: list[subprocess.Popen[bytes]], ports: list[int], root: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    for port in ports:
+        while not _ready(f"http://127.0.0.1:{port}"):
+            if time.monotonic() > deadline or any(process.poll() is not None for process in replicas):
+                raise SystemExit(f"the replica on port {port} did not become ready; see {root}/*.log")
+            time.sleep(0.2)
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/ready", timeout=1) as answer:  # noqa: S310 (loopback)
+            return bool(answer.status == 200)
+    except OSError:
+        return False
+
+
+def _print_urls(nats: NatsCluster, databases: dict[str, str], ports: dict[str, list[int]], root: Path) -> None:
+    print(f"\nNATS cluster (JetStream R3, sync_interval always; stores in {root / 'nats'})")
+    for node in nats.nodes:
+        print(f"  {node.name}  {node.url}   monitoring http://127.0.0.1:{node.monitor_port}")
+    for service, database in databases.items():
+        print(f"{service}  ({make_url(database).render_as_string(hide_password=True)})")
+        for port in ports[service]:
+            print(f"  http://127.0.0.1:{port}   docs: http://127.0.0.1:{port}/docs")
+    print(f"logs in {root}/*.log and {root / 'nats'}/*.log\n\nCtrl-C stops everything.", flush=True)
+
+
+def _stop(processes: list[subprocess.Popen[bytes]], timeout: float = 3.5) -> None:
+    """SIGTERM every replica at once (each finishes its batch and drains NATS), kill the ones still up at `timeout`."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        try:
+            process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
