@@ -17,19 +17,20 @@ import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from sqlalchemy import select
+from nats.js.errors import NotFoundError
 
 from backbone.database import Database
 from backbone.metrics import CONSUMER_LAG, EVENTS_CONSUMED, EVENTS_DEAD_LETTERED
 from backbone.projection import (
     Delivered,
     Projection,
-    ProjectionState,
     StaleGeneration,
+    State,
     begin_batch,
-    current_generation,
     cursors,
+    register,
     save_cursors,
+    state,
 )
 from backbone.streams import DEADLETTER
 from contracts import MalformedMessage, decode
@@ -41,6 +42,7 @@ log = structlog.get_logger("consumer")
 class Outcome:
     done: list[Msg] = field(default_factory=list)  # applied now or before: ack
     waiting: list[Msg] = field(default_factory=list)  # an earlier version of the aggregate is still missing
+    failed: list[tuple[Msg, Exception]] = field(default_factory=list)  # unreadable, or the projection raised
 
 
 def durable_name(projection: Projection, generation: int) -> str:
@@ -75,10 +77,12 @@ class ProjectionConsumer:
         """Finish the batch in hand, then return from `run`."""
         self._stopping.set()
 
-    def config(self, generation: int) -> ConsumerConfig:
+    def config(self, generation: int, start: int | None = None) -> ConsumerConfig:
+        """The durable consumer of a generation: from the first event, or from stream sequence `start`."""
         return ConsumerConfig(
             durable_name=durable_name(self.projection, generation),
-            deliver_policy=DeliverPolicy.ALL,
+            deliver_policy=DeliverPolicy.ALL if start is None else DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=start,
             ack_policy=AckPolicy.EXPLICIT,
             ack_wait=self.ack_wait,
             # Our own count decides dead-lettering (max_deliveries for failures, max_waits for a missing
@@ -88,22 +92,23 @@ class ProjectionConsumer:
             filter_subjects=self.projection.subjects,
         )
 
-    async def generation(self) -> int:
-        """The projection's generation; registers the projection the first time (a write, so only then)."""
+    async def state(self) -> State:
+        """The projection's generation and whether a rebuild is replaying it; registers it on first use."""
         async with self.db.read() as conn:
-            found = await conn.scalar(
-                select(ProjectionState.generation).where(ProjectionState.name == self.projection.name)
-            )
+            found = await state(conn, self.projection.name)
         if found is not None:
-            return int(found)
+            return found
         async with self.db.begin() as conn:
-            return await current_generation(conn, self.projection.name)
+            return await register(conn, self.projection.name)
 
     async def subscribe(self, generation: int) -> JetStreamContext.PullSubscription:
-        await self.js.add_consumer(self.projection.stream, self.config(generation))
-        return await self.js.pull_subscribe_bind(
-            durable=durable_name(self.projection, generation), stream=self.projection.stream
-        )
+        """Bind to the generation's durable consumer; create it (from the first event) if it does not exist."""
+        name = durable_name(self.projection, generation)
+        try:
+            await self.js.consumer_info(self.projection.stream, name)
+        except NotFoundError:
+            await self.js.add_consumer(self.projection.stream, self.config(generation))
+        return await self.js.pull_subscribe_bind(durable=name, stream=self.projection.stream)
 
     async def run(self) -> None:
         """Consume forever; follows the projection into a new generation when it is rebuilt."""
@@ -120,14 +125,18 @@ class ProjectionConsumer:
                 pause = min(pause * 2, 5.0)
 
     async def _consume_generation(self) -> None:
-        generation = await self.generation()
+        current = await self.state()
+        if current.replaying:
+            await asyncio.sleep(self.fetch_timeout)  # a rebuild is replaying the stream; it hands over when done
+            return
+        generation = current.generation
         subscription = await self.subscribe(generation)
         try:
             while not self._stopping.is_set():
                 try:
                     msgs = await subscription.fetch(self.batch_size, timeout=self.fetch_timeout)
                 except nats.errors.TimeoutError:
-                    if await self.generation() != generation:
+                    if (await self.state()).generation != generation:
                         return
                     await self._report_lag(subscription, force=True)
                     continue
@@ -140,14 +149,24 @@ class ProjectionConsumer:
             await subscription.unsubscribe()
 
     async def handle(self, msgs: Sequence[Msg], generation: int) -> None:
-        """Apply a fetched batch: all in one transaction, or, if that fails, one message at a time."""
+        """Apply a fetched batch, then ack what is done, hold back what waits, retry or dead-letter failures."""
+        outcome = await self.apply(msgs, generation)
+        for msg in outcome.done:
+            await msg.ack()
+        for msg in outcome.waiting:
+            await self._wait_for_predecessor(msg, generation)
+        for msg, problem in outcome.failed:
+            await self._retry_or_dead_letter(msg, problem, generation)
+
+    async def apply(self, msgs: Sequence[Msg], generation: int) -> Outcome:
+        """All in one transaction, or, if that fails, one message at a time so that only the culprit fails."""
         readable: list[tuple[Msg, Delivered]] = []
-        failed: list[tuple[Msg, Exception]] = []
+        unreadable: list[tuple[Msg, Exception]] = []
         for msg in msgs:
             try:
                 readable.append((msg, read(msg)))
             except MalformedMessage as error:
-                failed.append((msg, error))
+                unreadable.append((msg, error))
         try:
             outcome = await self._apply(readable, generation)
         except StaleGeneration:
@@ -160,16 +179,12 @@ class ProjectionConsumer:
                 except StaleGeneration:
                     raise
                 except Exception as error:
-                    failed.append((msg, error))
+                    outcome.failed.append((msg, error))
                     continue
                 outcome.done += single.done
                 outcome.waiting += single.waiting
-        for msg in outcome.done:
-            await msg.ack()
-        for msg in outcome.waiting:
-            await self._wait_for_predecessor(msg, generation)
-        for msg, problem in failed:
-            await self._retry_or_dead_letter(msg, problem, generation)
+        outcome.failed += unreadable
+        return outcome
 
     async def _apply(self, batch: Sequence[tuple[Msg, Delivered]], generation: int) -> Outcome:
         outcome = Outcome()
@@ -199,7 +214,7 @@ class ProjectionConsumer:
     async def _wait_for_predecessor(self, msg: Msg, generation: int) -> None:
         deliveries = msg.metadata.num_delivered
         if deliveries >= self.max_waits:
-            await self._dead_letter(msg, "an earlier version of the aggregate never arrived", generation)
+            await self.dead_letter(msg, "an earlier version of the aggregate never arrived", generation)
         else:
             await msg.nak(delay=0.05 if deliveries < 5 else 0.5)
 
@@ -213,11 +228,11 @@ class ProjectionConsumer:
             error=repr(error),
         )
         if deliveries >= self.max_deliveries:
-            await self._dead_letter(msg, repr(error), generation)
+            await self.dead_letter(msg, repr(error), generation)
         else:
             await msg.nak(delay=min(0.2 * 2 ** (deliveries - 1), 10.0))
 
-    async def _dead_letter(self, msg: Msg, reason: str, generation: int) -> None:
+    async def dead_letter(self, msg: Msg, reason: str, generation: int) -> None:
         """Park the message in DEADLETTER with why, let its aggregate move past it, and stop redelivering."""
         name = self.projection.name
         headers = {

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from sqlalchemy import BigInteger, Integer, String, Table, delete, select, update
+from sqlalchemy import BigInteger, Boolean, Integer, String, Table, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -27,6 +27,8 @@ class ProjectionState(Plumbing):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     generation: Mapped[int] = mapped_column(Integer, default=1)
     batches: Mapped[int] = mapped_column(BigInteger, default=0)
+    # While a rebuild replays the stream, live consumers wait; the rebuild hands over to them when done.
+    replaying: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class ProjectionCursor(Plumbing):
@@ -83,17 +85,31 @@ async def begin_batch(conn: AsyncConnection, projection: str, generation: int) -
         raise StaleGeneration(projection)
 
 
-async def current_generation(conn: AsyncConnection, projection: str) -> int:
-    """The projection's current generation, registering the projection on first use."""
-    found = await conn.scalar(select(ProjectionState.generation).where(ProjectionState.name == projection))
-    if found is not None:
-        return int(found)
+@dataclass(frozen=True)
+class State:
+    generation: int
+    replaying: bool
+
+
+async def state(conn: AsyncConnection, projection: str) -> State | None:
+    found = (
+        await conn.execute(
+            select(ProjectionState.generation, ProjectionState.replaying).where(ProjectionState.name == projection)
+        )
+    ).first()
+    return State(found.generation, found.replaying) if found else None
+
+
+async def register(conn: AsyncConnection, projection: str) -> State:
+    """The projection's state, creating it (generation 1, live) on first use."""
     await conn.execute(
         dialect_insert(conn, ProjectionState)
-        .values(name=projection, generation=1, batches=0)
+        .values(name=projection, generation=1, batches=0, replaying=False)
         .on_conflict_do_nothing(index_elements=["name"])
     )
-    return 1
+    found = await state(conn, projection)
+    assert found is not None
+    return found
 
 
 async def cursors(conn: AsyncConnection, projection: str, aggregate_ids: set[str]) -> dict[str, int]:
@@ -114,12 +130,23 @@ async def save_cursors(conn: AsyncConnection, projection: str, versions: dict[st
 
 
 async def reset(conn: AsyncConnection, projection: Projection) -> int:
-    """Drop the projection's rows and tracking and start a new generation; returns the new generation."""
-    current = await current_generation(conn, projection.name)
+    """Drop the projection's rows and tracking, start a new generation in replay; returns the generation."""
+    current = await register(conn, projection.name)
+    generation = current.generation + 1
     await conn.execute(
-        update(ProjectionState).where(ProjectionState.name == projection.name).values(generation=current + 1)
+        update(ProjectionState)
+        .where(ProjectionState.name == projection.name)
+        .values(generation=generation, replaying=True)
     )
     for table in projection.views:
         await conn.execute(delete(table))
     await conn.execute(delete(ProjectionCursor).where(ProjectionCursor.projection == projection.name))
-    return current + 1
+    return generation
+
+
+async def finish_replay(conn: AsyncConnection, projection: str, generation: int) -> None:
+    await conn.execute(
+        update(ProjectionState)
+        .where(ProjectionState.name == projection, ProjectionState.generation == generation)
+        .values(replaying=False)
+    )

@@ -1,7 +1,8 @@
-"""Rebuild a projection: start a new generation (empty rows), then replay every event from the stream.
+"""Rebuild a projection: drop its rows, replay its stream fast, then hand over to the live consumers.
 
-The service's own consumers follow the new generation and share the work; this command joins them as one more
-worker and shows progress until the replay has caught up, so it works whether or not the service is running.
+The replay reads the stream through an ordered push consumer (no acks, flow-controlled) and applies it in large
+batches through the same code as the live consumers. Meanwhile the live consumers wait; when the replay has
+caught up it creates the new generation's durable consumer just past the last event it applied, and lets them go.
 """
 
 from __future__ import annotations
@@ -10,20 +11,29 @@ import asyncio
 import contextlib
 import sys
 import time
+from collections.abc import Callable
 
 import nats
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from backbone import logs
+from backbone.app import tune_gc
 from backbone.consumer import ProjectionConsumer, durable_name
-from backbone.projection import Projection, reset
+from backbone.projection import Projection, finish_replay, reset
 from backbone.runtime import Runtime, ServiceSpec
 from backbone.settings import Settings
 from backbone.store import Plumbing
 
+Progress = Callable[[int, int, float], None]
+MISSING = "an earlier version of the aggregate is missing from the stream"
+
 
 async def rebuild(spec: ServiceSpec, settings: Settings, name: str | None, *, list_only: bool = False) -> int:
     logs.configure(spec.name, fmt=settings.log_format, level="warning")
+    tune_gc()
     runtime = Runtime(spec, settings)
     projections = {p.name: p for p in spec.projections(runtime)}
     if list_only or name not in projections:
@@ -32,45 +42,71 @@ async def rebuild(spec: ServiceSpec, settings: Settings, name: str | None, *, li
     await runtime.db.create(Plumbing.metadata, spec.views)
     runtime.nc = await nats.connect(settings.nats_url, name=f"{spec.name}-rebuild")
     try:
-        count, seconds = await replay(runtime, projections[name], progress=True)
+        count, seconds = await replay(runtime, projections[name], progress=draw)
     finally:
         await runtime.nc.drain()
         await runtime.db.dispose()
-    print(f"rebuilt {name}: {count} events in {seconds:.1f} s", file=sys.stderr)
+    print(f"\nrebuilt {name}: {count} events in {seconds:.1f} s ({count / max(seconds, 1e-9):,.0f}/s)", file=sys.stderr)
     return 0
 
 
-async def replay(runtime: Runtime, projection: Projection, *, progress: bool = False) -> tuple[int, float]:
-    """Reset `projection` and wait until its new generation has applied the whole stream; (events, seconds)."""
+async def replay(
+    runtime: Runtime, projection: Projection, *, batch_size: int = 5000, progress: Progress | None = None
+) -> tuple[int, float]:
+    """Reset `projection` and replay its whole stream into the new generation; returns (events, seconds)."""
     started = time.monotonic()
+    js = runtime.js
     async with runtime.db.begin() as conn:
         generation = await reset(conn, projection)
-    js = runtime.js
     with contextlib.suppress(NotFoundError):
         await js.delete_consumer(projection.stream, durable_name(projection, generation - 1))
-    worker = ProjectionConsumer(runtime.db, js, projection, batch_size=runtime.settings.consumer_batch_size)
-    await js.add_consumer(projection.stream, worker.config(generation))
-    total = (await js.consumer_info(projection.stream, durable_name(projection, generation))).num_pending or 0
-    task = asyncio.create_task(worker.run())
+    worker = ProjectionConsumer(runtime.db, js, projection, max_deliveries=1, max_waits=1)
+    total, stream_end = await _matching(js, projection)
+    inbox: asyncio.Queue[Msg] = asyncio.Queue(maxsize=2 * batch_size)  # back-pressure via flow control
+    subscription = await js.subscribe(
+        projection.subjects[0],
+        stream=projection.stream,
+        ordered_consumer=True,
+        config=ConsumerConfig(filter_subjects=projection.subjects, deliver_policy=DeliverPolicy.ALL),
+        cb=inbox.put,
+    )
+    applied, last_seen = 0, 0
     try:
-        while True:
-            info = await js.consumer_info(projection.stream, durable_name(projection, generation))
-            remaining = (info.num_pending or 0) + (info.num_ack_pending or 0)
-            total = max(total, remaining)
+        caught_up = total == 0
+        while not caught_up:
+            batch = [await inbox.get()]
+            while len(batch) < batch_size and not inbox.empty():
+                batch.append(inbox.get_nowait())
+            outcome = await worker.apply(batch, generation)
+            for msg in outcome.waiting:  # in an ordered replay a missing predecessor will not come later
+                await worker.dead_letter(msg, MISSING, generation)
+            for msg, problem in outcome.failed:
+                await worker.dead_letter(msg, repr(problem), generation)
+            applied += len(batch)
+            last_seen = batch[-1].metadata.sequence.stream
+            caught_up = batch[-1].metadata.num_pending == 0
             if progress:
-                _draw(total - remaining, total, time.monotonic() - started)
-            if remaining == 0:
-                break
-            await asyncio.sleep(0.2)
+                progress(applied, max(total, applied), time.monotonic() - started)
     finally:
-        worker.stop()
-        await asyncio.wait([task], timeout=5)
-        if progress:
-            print(file=sys.stderr)
-    return total, time.monotonic() - started
+        await subscription.unsubscribe()
+    # Live consumers take over just past the last event applied (or the stream's end if there was none).
+    start = (last_seen or stream_end) + 1
+    await js.add_consumer(projection.stream, worker.config(generation, start=start))
+    async with runtime.db.begin() as conn:
+        await finish_replay(conn, projection.name, generation)
+    return applied, time.monotonic() - started
 
 
-def _draw(done: int, total: int, seconds: float) -> None:
+async def _matching(js: JetStreamContext, projection: Projection) -> tuple[int, int]:
+    """How many events of the stream the projection follows, and the stream's last sequence."""
+    counts: dict[str, int] = {}
+    for subject in projection.subjects:
+        info = await js.stream_info(projection.stream, subjects_filter=subject)
+        counts.update(info.state.subjects or {})
+    return sum(counts.values()), info.state.last_seq
+
+
+def draw(done: int, total: int, seconds: float) -> None:
     width = 40
     filled = width if total == 0 else int(width * done / total)
     rate = done / seconds if seconds > 0 else 0.0

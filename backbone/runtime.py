@@ -23,7 +23,8 @@ from backbone.projection import Projection
 from backbone.relay import Relay
 from backbone.settings import Settings
 from backbone.store import Append, EventStore, Plumbing
-from backbone.streams import CONTEXT_STREAMS, ensure_streams
+from backbone.streams import ensure_streams
+from contracts.catalogue import CONTEXT_STREAMS
 
 log = structlog.get_logger("runtime")
 

@@ -6,7 +6,8 @@ from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError
 
-CONTEXT_STREAMS = {"registry": "REGISTRY", "matching": "MATCHING", "notifications": "NOTIFICATIONS"}
+from contracts.catalogue import CONTEXT_STREAMS
+
 DEADLETTER = "DEADLETTER"
 DUPLICATE_WINDOW_SECONDS = 120.0
 

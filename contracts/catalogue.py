@@ -51,6 +51,8 @@ class Event(BaseModel):
 
 
 CATALOGUE: dict[str, type[Event]] = {}
+# One JetStream stream per context; an event's context is the first part of its type name.
+CONTEXT_STREAMS = {"registry": "REGISTRY", "matching": "MATCHING", "notifications": "NOTIFICATIONS"}
 UPCASTERS: dict[str, tuple[str, Upcaster]] = {}
 
 
@@ -73,7 +75,9 @@ def event_class(type_name: str) -> type[Event]:
 
 def upcast(type_name: str, data: dict[str, Any]) -> Event:
     """Read `data` stored or sent as `type_name` as the newest version of that event."""
-    event_class(type_name).model_validate(data)  # the old shape must itself be valid
+    event = event_class(type_name).model_validate(data)  # an old shape must itself be valid
+    if type_name not in UPCASTERS:
+        return event
     while type_name in UPCASTERS:
         type_name, step = UPCASTERS[type_name]
         data = step(data)

@@ -12,9 +12,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from backbone.streams import CONTEXT_STREAMS
 from contracts import CATALOGUE
-from contracts.catalogue import UPCASTERS, Event
+from contracts.catalogue import CONTEXT_STREAMS, UPCASTERS, Event
 from contracts.cloudevents import CONTENT_TYPE, CloudEvent, dataschema
 
 HERE = Path(__file__).parent

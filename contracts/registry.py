@@ -3,6 +3,8 @@
 from typing import Any, ClassVar
 from uuid import UUID
 
+from pydantic import Field
+
 from contracts.catalogue import Event, upcaster
 from contracts.vocabulary import AgeBand, Category, CountyCode, Flag, Language, Need, RiskLevel, age_band
 
@@ -17,7 +19,7 @@ class ChildRegisteredV1(Event):
     county_code: CountyCode
     category: Category
     risk_level: RiskLevel
-    age: int
+    age: int = Field(ge=0, le=17)
     needs: list[Need] = []
 
 

@@ -29,15 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     root = Settings().data_dir.resolve() / "cluster"  # Settings() refuses a default JWT_SECRET outside development
     root.mkdir(parents=True, exist_ok=True)
-    http_ports = (
-        list(range(args.first_port, args.first_port + len(SERVICES) * args.replicas)) if args.first_port else []
-    )
+    http_ports = [args.first_port + i for i in range(len(SERVICES) * args.replicas)] if args.first_port else []
     if taken := [port for port in [*(args.nats_ports or []), *http_ports] if not port_is_free(port)]:
         print(f"ports already taken: {taken}", file=sys.stderr)
         return 1
     numbers = iter(http_ports)
     ports = {service: [next(numbers, 0) or free_port() for _ in range(args.replicas)] for service in SERVICES}
-    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops like Ctrl-C
+    for signum in (signal.SIGINT, signal.SIGTERM):  # both stop like Ctrl-C, even when started with SIGINT ignored
+        signal.signal(signum, _interrupt)
     nats = NatsCluster(root / "nats", args.nats_ports)
     replicas: list[subprocess.Popen[bytes]] = []
     try:
@@ -70,21 +69,12 @@ def main(argv: list[str] | None = None) -> int:
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m deploy.cluster", description=__doc__)
     parser.add_argument("--replicas", type=int, default=2, help="processes per service (default 2)")
-    parser.add_argument(
-        "--nats-ports", type=_three_ports, help="client ports of the NATS nodes, e.g. 14222,14223,14224"
-    )
+    parser.add_argument("--nats-ports", type=int, nargs=3, help="client ports of the NATS nodes (default: free ones)")
     parser.add_argument("--first-port", type=int, help="HTTP port of the first replica, the others follow it")
     args = parser.parse_args(argv)
     if args.replicas < 1:
         parser.error("--replicas must be at least 1")
     return args
-
-
-def _three_ports(text: str) -> list[int]:
-    ports = [int(port) for port in text.split(",")]
-    if len(ports) != 3:
-        raise argparse.ArgumentTypeError("give three ports, comma-separated")
-    return ports
 
 
 def _interrupt(_signum: int, _frame: FrameType | None) -> None:

@@ -20,9 +20,8 @@ from referencing.jsonschema import DRAFT202012
 import contracts.export as export
 from backbone.relay import envelope
 from backbone.store import RecordedEvent
-from backbone.streams import CONTEXT_STREAMS
 from contracts import CATALOGUE, CloudEvent, MalformedMessage, decode, encode, upcast
-from contracts.catalogue import UPCASTERS
+from contracts.catalogue import CONTEXT_STREAMS, UPCASTERS
 from contracts.registry import ChildRegistered, ChildRegisteredV1
 
 TYPE_NAME = re.compile(r"^[a-z_]+\.[a-z_]+\.[a-z_]+\.v[0-9]+$")
