@@ -14,7 +14,6 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from types import FrameType
 
 from sqlalchemy.engine import make_url
 
@@ -23,6 +22,7 @@ from backbone.settings import Settings
 from deploy.natscluster import NatsCluster
 
 SERVICES = ("registry", "matching", "notifications")
+Replicas = dict[str, subprocess.Popen[bytes]]  # by name, e.g. "matching-2"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,9 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     numbers = iter(http_ports)
     ports = {service: [next(numbers, 0) or free_port() for _ in range(args.replicas)] for service in SERVICES}
     for signum in (signal.SIGINT, signal.SIGTERM):  # both stop like Ctrl-C, even when started with SIGINT ignored
-        signal.signal(signum, _interrupt)
+        signal.signal(signum, signal.default_int_handler)
     nats = NatsCluster(root / "nats", args.nats_ports)
-    replicas: list[subprocess.Popen[bytes]] = []
+    replicas: Replicas = {}
     try:
         nats.start()
         databases = {service: _database(service, root, args.replicas) for service in SERVICES}
@@ -50,12 +50,10 @@ def main(argv: list[str] | None = None) -> int:
                 env.update(DATA_DIR=str(root), PORT=str(ports[service][index]), DATABASE_URL=databases[service])
                 log = open(root / f"{service}-{index + 1}.log", "ab")  # noqa: SIM115 (closed with the process)
                 command = [sys.executable, "-m", f"services.{service}", "serve"]
-                replicas.append(subprocess.Popen(command, env=env, stdout=log, stderr=log))
+                replicas[f"{service}-{index + 1}"] = subprocess.Popen(command, env=env, stdout=log, stderr=log)
             _wait_ready(replicas, [port for service in SERVICES for port in ports[service][: wave.stop]], root)
         _print_urls(nats, databases, ports, root)
-        while all(process.poll() is None for process in replicas):
-            time.sleep(0.2)
-        print(f"a service replica exited; see {root}/*.log", file=sys.stderr)
+        _watch(replicas, root)
         return 1
     except KeyboardInterrupt:
         return 0
@@ -69,29 +67,22 @@ def main(argv: list[str] | None = None) -> int:
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m deploy.cluster", description=__doc__)
     parser.add_argument("--replicas", type=int, default=2, help="processes per service (default 2)")
-    parser.add_argument("--nats-ports", type=int, nargs=3, help="client ports of the NATS nodes (default: free ones)")
-    parser.add_argument("--first-port", type=int, help="HTTP port of the first replica, the others follow it")
+    parser.add_argument("--nats-ports", type=int, nargs=3, metavar="PORT", help="the NATS nodes' client ports")
+    parser.add_argument("--first-port", type=int, metavar="PORT", help="first replica's HTTP port; the others follow")
     args = parser.parse_args(argv)
     if args.replicas < 1:
         parser.error("--replicas must be at least 1")
     return args
 
 
-def _interrupt(_signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def _nats_url(urls: list[str], replica: int) -> str:
     # backbone passes NATS_URL to nats.connect as one URL until it splits a comma-separated list (see README). One
     # seed per replica is enough meanwhile: nats-py learns the other nodes from the cluster and fails over to them.
-    if hasattr(Settings, "nats_servers"):
-        return ",".join(urls)
-    return urls[replica % len(urls)]
+    return ",".join(urls) if hasattr(Settings, "nats_servers") else urls[replica % len(urls)]
 
 
 def _database(service: str, root: Path, replicas: int) -> str:
-    url = os.environ.get(f"{service.upper()}_DATABASE_URL")
-    if url:
+    if url := os.environ.get(f"{service.upper()}_DATABASE_URL"):
         return url
     if replicas > 1:
         print(
@@ -102,18 +93,18 @@ def _database(service: str, root: Path, replicas: int) -> str:
     return f"sqlite+aiosqlite:///{root / service}.db"
 
 
-def _wait_ready(replicas: list[subprocess.Popen[bytes]], ports: list[int], root: Path, timeout: float = 60) -> None:
+def _wait_ready(replicas: Replicas, ports: list[int], root: Path, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     for port in ports:
-        while not _ready(f"http://127.0.0.1:{port}"):
-            if time.monotonic() > deadline or any(process.poll() is not None for process in replicas):
+        while not _ready(f"http://127.0.0.1:{port}/ready"):
+            if time.monotonic() > deadline or any(process.poll() is not None for process in replicas.values()):
                 raise SystemExit(f"the replica on port {port} did not become ready; see {root}/*.log")
             time.sleep(0.2)
 
 
 def _ready(url: str) -> bool:
     try:
-        with urllib.request.urlopen(f"{url}/ready", timeout=1) as answer:  # noqa: S310 (loopback)
+        with urllib.request.urlopen(url, timeout=1) as answer:  # noqa: S310 (loopback)
             return bool(answer.status == 200)
     except OSError:
         return False
@@ -130,13 +121,22 @@ def _print_urls(nats: NatsCluster, databases: dict[str, str], ports: dict[str, l
     print(f"logs in {root}/*.log and {root / 'nats'}/*.log\n\nCtrl-C stops everything.", flush=True)
 
 
-def _stop(processes: list[subprocess.Popen[bytes]], timeout: float = 3.5) -> None:
+def _watch(replicas: Replicas, root: Path) -> None:
+    """Report each replica that dies, without stopping the rest: losing one is what this layout is built to survive."""
+    running = dict(replicas)
+    while running:
+        for name in [name for name, process in running.items() if process.poll() is not None]:
+            print(f"{name} exited with {running.pop(name).returncode}; see {root / name}.log", file=sys.stderr)
+        time.sleep(0.2)
+
+
+def _stop(replicas: Replicas, timeout: float = 3.5) -> None:
     """SIGTERM every replica at once (each finishes its batch and drains NATS), kill the ones still up at `timeout`."""
-    for process in processes:
+    for process in replicas.values():
         if process.poll() is None:
             process.terminate()
     deadline = time.monotonic() + timeout
-    for process in processes:
+    for process in replicas.values():
         try:
             process.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:

@@ -1,0 +1,170 @@
+"""NATS and the three services as real processes: a child registered at the registry reaches the others."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import jsonschema
+import nats
+import pytest
+from cloudevents.core.formats.json import JSONFormat
+from nats.aio.msg import Msg
+
+from backbone.natsserver import NatsServer
+from contracts.export import schemas
+from tests.helpers import ServiceProcess, auth, wait_until
+
+pytestmark = pytest.mark.e2e
+
+XINGAN = "450325"
+CHILD = {
+    "name": "韦小芳",
+    "birth_date": "2015-03-02",
+    "gender": "female",
+    "category": "left_behind",
+    "county_code": XINGAN,
+    "township": "溶江镇",
+    "village": "五甲村",
+    "risk_level": "high",
+    "needs": ["tutoring", "family_calls"],
+    "languages": ["zh", "zhuang"],
+}
+
+
+@dataclass
+class System:
+    nats: NatsServer
+    services: dict[str, ServiceProcess]
+
+    def url(self, service: str) -> str:
+        return self.services[service].url
+
+
+@pytest.fixture
+def system(tmp_path: Path) -> Iterator[System]:
+    server = NatsServer(tmp_path / "nats").start()
+    services = {
+        name: ServiceProcess(
+            name, nats_url=server.url, database_url=f"sqlite+aiosqlite:///{tmp_path / name}.db", data_dir=tmp_path
+        )
+        for name in ("registry", "matching", "notifications")
+    }
+    try:
+        for service in services.values():
+            service.start()
+        yield System(server, services)
+    finally:
+        for service in services.values():
+            service.kill()
+        server.kill()
+
+
+@pytest.fixture
+async def wire(system: System) -> AsyncIterator[list[Msg]]:
+    """Every message that crosses the bus on the contexts' subjects, captured raw."""
+    seen: list[Msg] = []
+    client = await nats.connect(system.nats.url)
+
+    async def keep(msg: Msg) -> None:
+        seen.append(msg)
+
+    for context in ("registry", "matching", "notifications"):
+        await client.subscribe(f"{context}.>", cb=keep)
+    yield seen
+    await client.close()
+
+
+async def test_a_registered_child_shows_in_engagement_within_a_second_and_is_noticed(
+    system: System, wire: list[Msg]
+) -> None:
+    correlation = str(uuid.uuid4())
+    async with httpx.AsyncClient(timeout=10) as http:
+        answer = await http.post(
+            f"{system.url('registry')}/children",
+            json=CHILD,
+            headers={**auth("coordinator", [XINGAN]), "X-Correlation-ID": correlation},
+        )
+        assert answer.status_code == 201, answer.text
+        registered_at = time.monotonic()
+        child_id = answer.json()["id"]
+        assert answer.headers["X-Correlation-ID"] == correlation
+
+        engagement: list[dict[str, object]] = []
+
+        async def engaged() -> bool:
+            page = await http.get(
+                f"{system.url('matching')}/views/engagement",
+                params={"county_code": XINGAN},
+                headers=auth("coordinator", [XINGAN]),
+            )
+            engagement[:] = page.json()["items"]
+            return any(row["child_id"] == child_id for row in engagement)
+
+        await wait_until(engaged, within=5, what="the child in the engagement view")
+        assert time.monotonic() - registered_at < 1.0
+        (row,) = engagement
+        assert row["risk_level"] == "high" and row["overdue"] is False and row["volunteer_id"] is None
+
+        async def noticed() -> bool:
+            page = await http.get(
+                f"{system.url('notifications')}/notifications",
+                params={"recipient_id": f"county:{XINGAN}:coordinators"},
+                headers=auth("coordinator", [XINGAN]),
+            )
+            return any(item["about_id"] == child_id for item in page.json()["items"])
+
+        await wait_until(noticed, within=5, what="the coordinators' notice")
+
+    await wait_until(lambda: _subjects(wire, 2), within=5, what="both events on the wire")
+    by_type = {json.loads(m.data)["type"]: m for m in wire}
+    registered = json.loads(by_type["registry.child.registered.v2"].data)
+    notice = json.loads(by_type["notifications.notice.recorded.v1"].data)
+    assert registered["subject"] == child_id and registered["correlationid"] == correlation
+    # the notice carries the request's correlation and names the registration as its cause
+    assert notice["correlationid"] == correlation and notice["causationid"] == registered["id"]
+
+
+async def _subjects(wire: list[Msg], count: int) -> bool:
+    await asyncio.sleep(0)
+    return len(wire) >= count
+
+
+async def test_every_message_on_the_wire_is_a_valid_cloudevent_without_personal_data(
+    system: System, wire: list[Msg]
+) -> None:
+    people = [{**CHILD, "name": f"测试儿童{i}", "county_code": code} for i, code in enumerate([XINGAN, "450721"] * 3)]
+    async with httpx.AsyncClient(timeout=10) as http:
+        for person in people:
+            answer = await http.post(f"{system.url('registry')}/children", json=person, headers=auth("admin"))
+            assert answer.status_code == 201, answer.text
+    await wait_until(lambda: _subjects(wire, 12), within=10, what="six registrations and six notices")
+    exported = schemas()
+    for msg in wire:
+        raw = json.loads(msg.data)
+        assert raw.get("id"), "the raw message must carry its own id (the SDK would invent one)"
+        assert msg.headers["Nats-Msg-Id"] == raw["id"]
+        assert msg.headers["Content-Type"] == "application/cloudevents+json"
+        event = JSONFormat().read(None, msg.data)
+        assert event.get_id() == raw["id"] and event.get_type() == raw["type"]
+        jsonschema.validate(raw, exported[raw["type"]])
+        assert msg.subject == raw["type"].rsplit(".", 1)[0]
+        for person in people:
+            for field in ("name", "birth_date", "township", "village"):
+                assert str(person[field]).encode() not in msg.data, f"{field} on the bus"
+
+
+async def test_each_service_stops_within_five_seconds_and_answers_its_basics(system: System) -> None:
+    for name, service in system.services.items():
+        for path in ("/health", "/ready", "/metrics", "/docs", "/openapi.json"):
+            answer = httpx.get(f"{service.url}{path}", timeout=5)
+            assert answer.status_code == 200, f"{name}{path}: {answer.status_code}"
+        assert "events_appended_total" in httpx.get(f"{service.url}/metrics").text or name != "registry"
+    for service in system.services.values():
+        assert service.stop() < 5.0
