@@ -107,6 +107,7 @@ class Runtime:
                 projection,
                 batch_size=self.settings.consumer_batch_size,
                 max_deliveries=self.settings.consumer_max_deliveries,
+                ack_wait=self.settings.consumer_ack_wait_seconds,
             )
             self.consumers.append(consumer)
             self._tasks.append(asyncio.create_task(consumer.run()))

@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     relay_batch_size: int = Field(default=500, ge=1, le=4000)
     consumer_batch_size: int = Field(default=500, ge=1, le=10_000)
     consumer_max_deliveries: int = Field(default=5, ge=1)
+    consumer_ack_wait_seconds: float = Field(default=30.0, gt=0, description="redelivery after a crashed replica")
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
 
     @model_validator(mode="after")

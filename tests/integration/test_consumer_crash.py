@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -37,7 +38,13 @@ async def test_killed_mid_batch_then_restarted_equals_a_clean_rebuild(
         async with db.read() as conn:
             return int(await conn.scalar(select(func.count()).select_from(EngagementRow)) or 0)
 
-    service = ServiceProcess("matching", nats_url=nats_server.url, database_url=database_url, data_dir=tmp_path)
+    service = ServiceProcess(
+        "matching",
+        nats_url=nats_server.url,
+        database_url=database_url,
+        data_dir=tmp_path,
+        CONSUMER_ACK_WAIT_SECONDS="3",  # what the killed replica held comes back after this
+    )
     service.start()
     try:
         await wait_until(lambda: _at_least(projected, 1500), what="the consumer to be well under way")
@@ -54,9 +61,14 @@ async def test_killed_mid_batch_then_restarted_equals_a_clean_rebuild(
     after_crash = await rows(db, EngagementRow.__table__)
 
     env = {**os.environ, "DATABASE_URL": database_url, "NATS_URL": nats_server.url, "DATA_DIR": str(tmp_path)}
-    rebuilt = subprocess.run(
+    rebuilt = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "services.matching", "rebuild", "matching-engagement"],
-        env=env, capture_output=True, text=True, timeout=120, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert f"rebuilt matching-engagement: {EVENTS} events" in rebuilt.stderr

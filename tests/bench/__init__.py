@@ -1,0 +1,1 @@
+"""Speed measurements (`make bench`): figures as ratios to a baseline measured in the same run."""

@@ -1,0 +1,136 @@
+"""`make bench`: the relay and the projection consumers against one-round-trip-per-event baselines.
+
+Every figure comes with its baseline from the same run on the same machine; the ratio is what to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+import nats
+from sqlalchemy.engine import make_url
+
+from backbone.app import tune_gc
+from backbone.consumer import ProjectionConsumer
+from backbone.database import Database
+from backbone.natsserver import NatsServer
+from backbone.projection import finish_replay, reset
+from backbone.rebuild import replay
+from backbone.relay import Relay
+from backbone.runtime import Runtime
+from backbone.settings import Settings
+from backbone.store import Append, EventStore, Plumbing
+from backbone.streams import ensure_streams
+from contracts.registry import ChildRegistered
+from services.matching.app import SPEC as MATCHING
+from services.matching.views import Engagement
+
+
+def registered() -> ChildRegistered:
+    return ChildRegistered(
+        child_id=uuid.uuid4(), county_code="450325", category="orphan", risk_level="high", age_band="9-11"
+    )
+
+
+async def relay_rates(db: Database, js: nats.js.JetStreamContext, events: int) -> tuple[float, float]:
+    """(events/s with a batch in flight, events/s with one awaited publish per event)."""
+    store = EventStore(postgres=not db.is_sqlite)
+    for start in range(0, events, 1000):
+        async with db.begin() as conn:
+            batch = [registered() for _ in range(min(1000, events - start))]
+            await store.append(conn, *(Append(str(e.child_id), 0, [e]) for e in batch))
+    relay = Relay(db, store, js, stream="REGISTRY", source="bench")
+    started = time.perf_counter()
+    assert await relay.publish_pending() == events
+    batched = events / (time.perf_counter() - started)
+    async with db.read() as conn:
+        sample = await store.committed_after(conn, (-1, 0), 2000)
+    started = time.perf_counter()
+    for event in sample:  # the baseline: wait for each ack before the next publish
+        await js.publish("registry.bench.baseline", b"{}", headers={"Nats-Msg-Id": f"baseline-{event.event_id}"})
+    one_by_one = len(sample) / (time.perf_counter() - started)
+    return batched, one_by_one
+
+
+async def consumer_rates(runtime: Runtime, js: nats.js.JetStreamContext, events: int) -> dict[str, float]:
+    rates: dict[str, float] = {}
+    count, seconds = await replay(runtime, Engagement())
+    rates["rebuild (ordered replay, batches of 5,000)"] = count / seconds
+    for label, batch in (("live consumer, batches of 500", 500), ("baseline: one event per round trip", 1)):
+        async with runtime.db.begin() as conn:
+            generation = await reset(conn, Engagement())
+            await finish_replay(conn, Engagement.name, generation)
+        worker = ProjectionConsumer(runtime.db, js, Engagement(), batch_size=batch)
+        subscription = await worker.subscribe(generation)
+        target = events if batch > 1 else min(events, 2000)
+        done, started = 0, time.perf_counter()
+        while done < target:
+            msgs = await subscription.fetch(batch, timeout=5)
+            await worker.handle(msgs, generation)
+            done += len(msgs)
+        rates[label] = done / (time.perf_counter() - started)
+        await subscription.unsubscribe()
+    return rates
+
+
+async def run(url: str, events: int) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="bench-"))
+    server = NatsServer(folder / "nats").start()
+    try:
+        client = await nats.connect(server.url)
+        js = client.jetstream()
+        await ensure_streams(js)
+        runtime = Runtime(MATCHING, Settings(database_url=url))
+        await runtime.db.create(Plumbing.metadata, MATCHING.views)
+        runtime.nc = client
+        batched, one_by_one = await relay_rates(runtime.db, js, events)
+        print(f"\n{runtime.db.url.get_backend_name()}, {events:,} events, {os.cpu_count()} cores")
+        print(f"  relay, 500 in flight          {batched:>10,.0f} events/s   ({batched / one_by_one:.1f}x baseline)")
+        print(f"  baseline: one awaited publish {one_by_one:>10,.0f} events/s")
+        rates = await consumer_rates(runtime, js, events)
+        baseline = rates["baseline: one event per round trip"]
+        for label, rate in rates.items():
+            print(f"  {label:<42} {rate:>10,.0f} events/s   ({rate / baseline:.1f}x baseline)")
+        await client.close()
+        await runtime.db.dispose()
+    finally:
+        server.kill()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=50_000)
+    args = parser.parse_args()
+    tune_gc()
+    asyncio.run(run(f"sqlite+aiosqlite:///{tempfile.mkdtemp(prefix='bench-')}/bench.db", args.events))
+    postgres = os.environ.get("TEST_POSTGRES_URL")
+    if postgres:
+        name = f"bench_{uuid.uuid4().hex[:8]}"
+        asyncio.run(_admin(postgres, f'CREATE DATABASE "{name}"'))
+        try:
+            asyncio.run(
+                run(str(make_url(postgres).set(database=name).render_as_string(hide_password=False)), args.events)
+            )
+        finally:
+            asyncio.run(_admin(postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    else:
+        print("\nPostgreSQL skipped: set TEST_POSTGRES_URL to measure it too")
+
+
+async def _admin(url: str, statement: str) -> None:
+    conn = await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False))
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""`make run`'s runner: starts everything, loads demo data once, stops on Ctrl-C within 5 s, resumes with data."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from backbone.natsserver import free_port, port_is_free
+from deploy import demo
+from tests.helpers import auth
+
+pytestmark = pytest.mark.e2e
+
+
+def start(data_dir: Path, ports: dict[str, int]) -> tuple[subprocess.Popen[str], list[str]]:
+    env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL")}
+    env |= {"DATA_DIR": str(data_dir)} | {f"{name.upper()}_PORT": str(port) for name, port in ports.items()}
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "deploy.local"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    lines: list[str] = []
+    assert runner.stdout is not None
+    deadline = time.monotonic() + 120
+    for line in runner.stdout:
+        lines.append(line)
+        if "Ctrl-C stops everything" in line or time.monotonic() > deadline:
+            break
+    assert any("Ctrl-C stops everything" in line for line in lines), "".join(lines)
+    return runner, lines
+
+
+def interrupt(runner: subprocess.Popen[str]) -> float:
+    started = time.monotonic()
+    runner.send_signal(signal.SIGINT)
+    runner.wait(10)
+    return time.monotonic() - started
+
+
+def test_make_run_starts_everything_loads_demo_data_once_and_stops_within_five_seconds(tmp_path: Path) -> None:
+    ports = {name: free_port() for name in ("registry", "matching", "notifications")}
+    runner, lines = start(tmp_path, ports)
+    try:
+        output = "".join(lines)
+        nats_url = re.search(r"^NATS\s+(\S+)", output, re.M)
+        assert nats_url, output
+        if not port_is_free(4222):
+            assert not nats_url.group(1).endswith(":4222")  # someone else's NATS there: ours took another port
+        expected = sum(size for _, size in demo.COUNTIES.values())
+        assert f"demo data     {expected} children added" in output
+        for _name, port in ports.items():
+            assert f"http://127.0.0.1:{port}" in output
+            assert httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5).status_code == 200
+        for role in ("admin", "coordinator", "volunteer", "donor"):
+            assert re.search(rf"^\s+{role}\s+eyJ", output, re.M), f"no {role} token printed"
+    finally:
+        stopped_in = interrupt(runner)
+    assert runner.returncode == 0
+    assert stopped_in < 5.0
+    assert all(port_is_free(port) for port in ports.values())
+
+    runner, lines = start(tmp_path, ports)  # again: the data is kept and nothing is loaded twice
+    try:
+        assert "demo data     0 children added" in "".join(lines)
+        xingan = httpx.get(
+            f"http://127.0.0.1:{ports['registry']}/children",
+            params={"county_code": "450325", "limit": 1},
+            headers=auth("coordinator", ["450325"]),
+        )
+        assert xingan.json()["total"] == demo.COUNTIES["450325"][1]
+    finally:
+        assert interrupt(runner) < 5.0

@@ -1,0 +1,170 @@
+"""The HTTP edge every service shares: auth, county scope, the error shape, body limits, health and metrics."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from backbone.auth import mint
+from backbone.natsserver import NatsServer
+from backbone.settings import Settings
+from services.registry.app import create_app
+from tests.helpers import SECRET, auth, wait_until
+
+XINGAN, LINGSHAN = "450325", "450721"
+CHILD = {
+    "name": "莫小兰",
+    "birth_date": "2016-05-20",
+    "gender": "female",
+    "category": "de_facto_unsupported",
+    "county_code": XINGAN,
+    "township": "湘漓镇",
+    "village": "双河村",
+    "risk_level": "medium",
+}
+
+
+@pytest.fixture
+async def registry(nats_server: NatsServer, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'registry.db'}",
+        nats_url=nats_server.url,
+        jwt_secret=SECRET,
+        max_body_bytes=64 * 1024,
+    )
+    app: FastAPI = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://registry") as client:
+            await wait_until(lambda: _ready(client), what="the registry to be ready")
+            yield client
+
+
+async def _ready(client: httpx.AsyncClient) -> bool:
+    return (await client.get("/ready")).status_code == 200
+
+
+def assert_error(answer: httpx.Response, status: int, code: str) -> dict[str, object]:
+    assert answer.status_code == status, answer.text
+    error = answer.json()["error"]
+    assert set(error) == {"code", "message", "details"}
+    assert error["code"] == code
+    assert error["message"]
+    return error
+
+
+async def count(client: httpx.AsyncClient, county: str = XINGAN) -> int:
+    answer = await client.get("/children", params={"county_code": county}, headers=auth("admin"))
+    return int(answer.json()["total"])
+
+
+async def test_a_coordinator_registers_and_reads_a_child_of_their_county(registry: httpx.AsyncClient) -> None:
+    created = await registry.post("/children", json=CHILD, headers=auth("coordinator", [XINGAN]))
+    assert created.status_code == 201, created.text
+    child = created.json()
+    assert child["age_band"] in {"6-8", "9-11"}
+    assert child["languages"] == ["zh"]
+    read = await registry.get(f"/children/{child['id']}", headers=auth("coordinator", [XINGAN]))
+    assert read.status_code == 200
+    assert read.json()["name"] == CHILD["name"]
+    metrics = (await registry.get("/metrics")).text
+    assert 'events_appended_total{service="registry"}' in metrics
+    assert 'http_requests_total{method="POST",route="/children",service="registry",status="201"}' in metrics
+
+
+async def test_no_token_a_forged_token_or_an_expired_one_is_401(registry: httpx.AsyncClient) -> None:
+    assert_error(await registry.post("/children", json=CHILD), 401, "unauthorized")
+    forged = mint("another-secret-of-at-least-thirty-two-chars", sub="x", role="admin", counties=[], ttl=timedelta(1))
+    assert_error(
+        await registry.get("/children", params={"county_code": XINGAN}, headers={"Authorization": f"Bearer {forged}"}),
+        401,
+        "unauthorized",
+    )
+    expired = mint(SECRET, sub="x", role="admin", counties=[], ttl=timedelta(seconds=-5))
+    assert_error(
+        await registry.get("/children", params={"county_code": XINGAN}, headers={"Authorization": f"Bearer {expired}"}),
+        401,
+        "unauthorized",
+    )
+
+
+async def test_other_counties_and_other_roles_are_refused_with_403(registry: httpx.AsyncClient) -> None:
+    created = await registry.post("/children", json=CHILD, headers=auth("admin"))
+    child_id = created.json()["id"]
+    outsider = auth("coordinator", [LINGSHAN])
+    assert_error(await registry.post("/children", json=CHILD, headers=outsider), 403, "forbidden")
+    assert_error(await registry.get(f"/children/{child_id}", headers=outsider), 403, "forbidden")
+    assert_error(await registry.get("/children", params={"county_code": XINGAN}, headers=outsider), 403, "forbidden")
+    for role in ("donor", "volunteer"):
+        assert_error(await registry.get(f"/children/{child_id}", headers=auth(role)), 403, "forbidden")  # type: ignore[arg-type]
+    assert await count(registry) == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "code", "field"),
+    [
+        ({"category": "runaway"}, 422, "invalid", "body.category"),
+        ({"county_code": "12345"}, 422, "invalid", "body.county_code"),
+        ({"birth_date": "2099-01-01"}, 422, "birth_date_in_future", None),
+        ({"birth_date": "1990-01-01"}, 422, "not_a_minor", None),
+        ({"gender": "x"}, 422, "invalid", "body.gender"),
+        ({"nickname": "小兰"}, 422, "invalid", "body.nickname"),
+        ({"needs": ["money"]}, 422, "invalid", "body.needs.0"),
+    ],
+)
+async def test_bad_input_is_a_clear_4xx_and_writes_nothing(
+    registry: httpx.AsyncClient, change: dict[str, object], status: int, code: str, field: str | None
+) -> None:
+    answer = await registry.post("/children", json=CHILD | change, headers=auth("admin"))
+    error = assert_error(answer, status, code)
+    if field:
+        assert field in [p["field"] for p in error["details"]["problems"]]  # type: ignore[index]
+    assert CHILD["name"] not in answer.text  # the input is not echoed back: it may be personal data
+    assert await count(registry) == 0
+
+
+async def test_malformed_json_oversized_bodies_unknown_ids_and_routes(registry: httpx.AsyncClient) -> None:
+    headers = auth("admin") | {"Content-Type": "application/json"}
+    assert_error(await registry.post("/children", content=b"{not json", headers=headers), 422, "invalid")
+    big = b'{"name": "' + b"x" * 70_000 + b'"}'
+    assert_error(await registry.post("/children", content=big, headers=headers), 413, "payload_too_large")
+
+    async def chunks():  # type: ignore[no-untyped-def]
+        for _ in range(20):
+            yield b" " * 8192
+
+    assert_error(await registry.post("/children", content=chunks(), headers=headers), 413, "payload_too_large")
+    missing = "00000000-0000-4000-8000-000000000000"
+    assert_error(await registry.get(f"/children/{missing}", headers=auth("admin")), 404, "not_found")
+    assert_error(await registry.get("/children/not-a-uuid", headers=auth("admin")), 422, "invalid")
+    assert_error(await registry.get("/nowhere", headers=auth("admin")), 404, "not_found")
+    assert_error(await registry.delete("/children", headers=auth("admin")), 405, "method_not_allowed")
+    assert await count(registry) == 0
+
+
+async def test_ready_reports_nats_down_and_recovers(registry: httpx.AsyncClient, nats_server: NatsServer) -> None:
+    assert (await registry.get("/health")).json() == {"status": "ok", "service": "registry"}
+    nats_server.stop()
+    await wait_until(lambda: _not_ready(registry), within=10, what="/ready to report NATS down")
+    error = assert_error(await registry.get("/ready"), 503, "not_ready")
+    assert "nats" in error["details"]["problems"]  # type: ignore[index]
+    assert (await registry.get("/health")).status_code == 200  # alive, only not ready
+    nats_server.start()
+    await wait_until(lambda: _ready(registry), within=15, what="/ready after NATS is back")
+
+
+async def _not_ready(client: httpx.AsyncClient) -> bool:
+    return (await client.get("/ready")).status_code == 503
+
+
+def test_the_development_secret_is_refused_outside_development() -> None:
+    with pytest.raises(ValueError, match="JWT_SECRET"):
+        Settings(environment="production")
+    with pytest.raises(ValueError, match="at least 32"):
+        Settings(environment="production", jwt_secret="short")
+    assert Settings(environment="production", jwt_secret="s" * 40).environment == "production"
