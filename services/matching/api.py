@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import select
+from sqlalchemy.engine import Row
 
 from backbone.auth import Principal
 from backbone.deps import RuntimeDep, require, require_county
+from backbone.paging import Page, Paging, fetch_page
 from contracts.vocabulary import CountyCode, RiskLevel
 from services.matching.views import EngagementRow
 
@@ -29,47 +31,22 @@ class EngagementOut(BaseModel):
     overdue: bool
 
 
-class EngagementPage(BaseModel):
-    items: list[EngagementOut]
-    total: int
-    limit: int
-    offset: int
-
-
-@router.get("/views/engagement", response_model=EngagementPage)
+@router.get("/views/engagement", response_model=Page[EngagementOut])
 async def engagement(
     runtime: RuntimeDep,
     principal: Annotated[Principal, Depends(require("coordinator"))],
     county_code: CountyCode,
+    paging: Paging,
     overdue: bool | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
-) -> EngagementPage:
+) -> Page[EngagementOut]:
     require_county(principal, county_code)
     now = runtime.clock.now()
-    where = [EngagementRow.county_code == county_code, EngagementRow.active.is_(True)]
+    query = select(EngagementRow).where(EngagementRow.county_code == county_code, EngagementRow.active.is_(True))
     if overdue is not None:
-        where.append(EngagementRow.next_due_at < now if overdue else EngagementRow.next_due_at >= now)
+        query = query.where(EngagementRow.next_due_at < now if overdue else EngagementRow.next_due_at >= now)
+
+    def item(row: Row[Any]) -> EngagementOut:
+        return EngagementOut.model_validate({**row._mapping, "overdue": row.next_due_at < now})
+
     async with runtime.db.read() as conn:
-        total = await conn.scalar(select(func.count()).select_from(EngagementRow).where(*where))
-        rows = await conn.execute(
-            select(EngagementRow)
-            .where(*where)
-            .order_by(EngagementRow.next_due_at, EngagementRow.child_id)
-            .limit(limit)
-            .offset(offset)
-        )
-        items = [
-            EngagementOut(
-                child_id=row.child_id,
-                county_code=row.county_code,
-                risk_level=row.risk_level,
-                volunteer_id=row.volunteer_id,
-                last_contact_at=row.last_contact_at,
-                last_in_person_at=row.last_in_person_at,
-                next_due_at=row.next_due_at,
-                overdue=row.next_due_at < now,
-            )
-            for row in rows
-        ]
-    return EngagementPage(items=items, total=total or 0, limit=limit, offset=offset)
+        return await fetch_page(conn, query.order_by(EngagementRow.next_due_at, EngagementRow.child_id), paging, item)

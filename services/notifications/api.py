@@ -6,13 +6,14 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, select
 
 from backbone.auth import Principal
 from backbone.deps import RuntimeDep, require, require_county
 from backbone.errors import ApiError
+from backbone.paging import Page, PageRequest, Paging, fetch_page
 from contracts.vocabulary import CountyCode
 from services.notifications.notices import NoticeRow
 
@@ -32,50 +33,30 @@ class NoticeOut(BaseModel):
     recorded_at: datetime
 
 
-class NoticePage(BaseModel):
-    items: list[NoticeOut]
-    total: int
-    limit: int
-    offset: int
-
-
-async def _page(runtime: RuntimeDep, where: list[object], limit: int, offset: int) -> NoticePage:
+async def _page(runtime: RuntimeDep, where: ColumnElement[bool], paging: PageRequest) -> Page[NoticeOut]:
+    query = select(NoticeRow).where(where).order_by(NoticeRow.recorded_at, NoticeRow.notice_id)
     async with runtime.db.read() as conn:
-        total = await conn.scalar(select(func.count()).select_from(NoticeRow).where(*where))  # type: ignore[arg-type]
-        rows = await conn.execute(
-            select(NoticeRow)
-            .where(*where)  # type: ignore[arg-type]
-            .order_by(NoticeRow.recorded_at, NoticeRow.notice_id)
-            .limit(limit)
-            .offset(offset)
-        )
-        items = [NoticeOut.model_validate(row._mapping) for row in rows]
-    return NoticePage(items=items, total=total or 0, limit=limit, offset=offset)
+        return await fetch_page(conn, query, paging, lambda row: NoticeOut.model_validate(row._mapping))
 
 
-@router.get("/notifications", response_model=NoticePage)
+@router.get("/notifications", response_model=Page[NoticeOut])
 async def notifications(
     runtime: RuntimeDep,
     principal: Annotated[Principal, Depends(require("coordinator", "volunteer"))],
     recipient_id: str,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
-) -> NoticePage:
+    paging: Paging,
+) -> Page[NoticeOut]:
     parts = recipient_id.split(":")
     if len(parts) == 3 and parts[0] == "county":
         require_county(principal, parts[1])
     elif principal.role != "admin" and recipient_id != principal.sub:
         raise ApiError(403, "forbidden", "you may read only your own notifications")
-    return await _page(runtime, [NoticeRow.recipient_id == recipient_id], limit, offset)
+    return await _page(runtime, NoticeRow.recipient_id == recipient_id, paging)
 
 
-@router.get("/views/deliveries", response_model=NoticePage)
+@router.get("/views/deliveries", response_model=Page[NoticeOut])
 async def deliveries(
-    runtime: RuntimeDep,
-    principal: Coordinator,
-    county_code: CountyCode,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
-) -> NoticePage:
+    runtime: RuntimeDep, principal: Coordinator, county_code: CountyCode, paging: Paging
+) -> Page[NoticeOut]:
     require_county(principal, county_code)
-    return await _page(runtime, [NoticeRow.county_code == county_code], limit, offset)
+    return await _page(runtime, NoticeRow.county_code == county_code, paging)

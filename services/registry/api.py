@@ -6,13 +6,14 @@ import uuid
 from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from backbone.auth import Principal
 from backbone.deps import RuntimeDep, require, require_county
 from backbone.errors import ApiError
+from backbone.paging import Page, Paging, fetch_page
 from contracts.vocabulary import Category, CountyCode, Flag, Language, Need, RiskLevel, age_band
 from services.registry import domain, handlers
 from services.registry.records import ChildRecord
@@ -40,13 +41,6 @@ class ChildIn(BaseModel):
 class ChildOut(ChildIn):
     id: uuid.UUID
     age_band: str
-
-
-class ChildPage(BaseModel):
-    items: list[ChildOut]
-    total: int
-    limit: int
-    offset: int
 
 
 def _out(record: ChildRecord, today: date) -> ChildOut:
@@ -88,25 +82,16 @@ async def read_child(child_id: uuid.UUID, runtime: RuntimeDep, principal: Coordi
     return _out(child, runtime.clock.now().date())
 
 
-@router.get("/children", response_model=ChildPage)
+@router.get("/children", response_model=Page[ChildOut])
 async def list_children(
-    runtime: RuntimeDep,
-    principal: Coordinator,
-    county_code: CountyCode,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
-) -> ChildPage:
+    runtime: RuntimeDep, principal: Coordinator, county_code: CountyCode, paging: Paging
+) -> Page[ChildOut]:
     require_county(principal, county_code)
-    where = ChildRecord.county_code == county_code
+    today = runtime.clock.now().date()
+    query = (
+        select(ChildRecord)
+        .where(ChildRecord.county_code == county_code)
+        .order_by(ChildRecord.registered_at, ChildRecord.id)
+    )
     async with runtime.db.read() as conn:
-        total = await conn.scalar(select(func.count()).select_from(ChildRecord).where(where))
-        rows = await conn.execute(
-            select(ChildRecord)
-            .where(where)
-            .order_by(ChildRecord.registered_at, ChildRecord.id)
-            .limit(limit)
-            .offset(offset)
-        )
-        today = runtime.clock.now().date()
-        items = [_out(ChildRecord(**row._mapping), today) for row in rows]
-    return ChildPage(items=items, total=total or 0, limit=limit, offset=offset)
+        return await fetch_page(conn, query, paging, lambda row: _out(ChildRecord(**row._mapping), today))

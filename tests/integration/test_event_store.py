@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -19,14 +18,6 @@ def registered(child_id: uuid.UUID | None = None, risk: str = "high") -> ChildRe
     return ChildRegistered(
         child_id=child_id or uuid.uuid4(), county_code="450325", category="orphan", risk_level=risk, age_band="9-11"
     )
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    await database.create(Plumbing.metadata)
-    yield database
-    await database.dispose()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -21,14 +20,6 @@ from backbone.streams import ensure_streams
 from services.registry.app import SPEC as REGISTRY
 from tests.helpers import ServiceProcess, read_stream, wait_until
 from tests.integration.test_event_store import registered
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    await database.create(Plumbing.metadata)
-    yield database
-    await database.dispose()
 
 
 async def append_children(db: Database, store: EventStore, count: int, per_child: int = 1) -> list[str]:
