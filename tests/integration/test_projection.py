@@ -168,17 +168,17 @@ async def test_two_replicas_keep_each_aggregates_order(db: Database, js: JetStre
     assert workers == {"a", "b"}  # both replicas really did share the work
 
 
+def runtime_for(db: Database, nc: NATS) -> Runtime:
+    runtime = Runtime(MATCHING, Settings(database_url=db.url.render_as_string(hide_password=False)))
+    runtime.db, runtime.nc = db, nc
+    return runtime
+
+
 async def test_rebuild_replays_the_stream_to_identical_rows(db: Database, js: JetStreamContext, nc: NATS) -> None:
     from services.matching.views import Engagement, EngagementRow
 
     await publish(js, [child_event(str(uuid.uuid4()), 1, risk=r) for r in ("high", "medium", "low") * 400])
-    runtime = Runtime(
-        MATCHING,
-        Settings(
-            database_url=str(db.url.render_as_string(hide_password=False)), environment="test", jwt_secret="x" * 40
-        ),
-    )
-    runtime.db, runtime.nc = db, nc
+    runtime = runtime_for(db, nc)
     table = EngagementRow.__table__
     consumer = ProjectionConsumer(db, js, Engagement())
 
@@ -194,3 +194,34 @@ async def test_rebuild_replays_the_stream_to_identical_rows(db: Database, js: Je
         after = sorted((await conn.execute(select(table))).all())
     assert count == 1200
     assert after == before
+
+
+async def test_a_rebuild_under_live_traffic_hands_over_without_losing_or_repeating(
+    db: Database, js: JetStreamContext, nc: NATS
+) -> None:
+    aggregates = [str(uuid.uuid4()) for _ in range(20)]
+    await publish(js, interleaved(aggregates, 50))
+    replicas = [ProjectionConsumer(db, js, Tally(replica=r), batch_size=50, fetch_timeout=0.2) for r in ("a", "b")]
+    live = [asyncio.create_task(c.run()) for c in replicas]
+
+    async def more_events() -> None:  # versions 51..80 keep arriving during the rebuild
+        for version in range(51, 81):
+            await publish(js, [child_event(a, version) for a in aggregates])
+            await asyncio.sleep(0.02)
+
+    try:
+        await wait_until(lambda: applied_count(db, 1000), within=30)
+        arriving = asyncio.create_task(more_events())
+        replayed, _ = await replay(runtime_for(db, nc), Tally(replica="r"))
+        await arriving
+        await wait_until(lambda: applied_count(db, 1600), within=30, what="the live consumers to take over")
+        await asyncio.sleep(0.5)  # a repeat would show up now
+    finally:
+        for consumer in replicas:
+            consumer.stop()
+        await asyncio.wait(live, timeout=5)
+    assert replayed >= 1000
+    assert await tally(db) == {a: list(range(1, 81)) for a in aggregates}
+    async with db.read() as conn:
+        workers = set((await conn.execute(select(TallyRow.replica).distinct())).scalars())
+    assert "r" in workers and workers & {"a", "b"}  # the replay did part of it, the live replicas the rest
