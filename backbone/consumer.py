@@ -54,6 +54,14 @@ def read(msg: Msg) -> Delivered:
     return Delivered(envelope, envelope.event(), msg.metadata.sequence.stream)
 
 
+def correlation_of(msg: Msg) -> str | None:
+    """For logs: the correlation id the event carries, if it can be read at all."""
+    try:
+        return decode(msg.data).correlationid
+    except MalformedMessage:
+        return None
+
+
 class ProjectionConsumer:
     def __init__(
         self,
@@ -223,6 +231,7 @@ class ProjectionConsumer:
         log.warning(
             "consumer.event_failed",
             projection=self.projection.name,
+            correlation_id=correlation_of(msg),
             stream_sequence=msg.metadata.sequence.stream,
             deliveries=deliveries,
             error=repr(error),
@@ -261,7 +270,7 @@ class ProjectionConsumer:
             "consumer.dead_lettered",
             projection=name,
             stream_sequence=msg.metadata.sequence.stream,
-            event_correlation_id=delivered.envelope.correlationid if delivered else None,
+            correlation_id=correlation_of(msg),
             reason=reason,
         )
 

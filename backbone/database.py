@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect, MetaData, TypeDecorator, event, text
+from sqlalchemy import DateTime, Dialect, MetaData, TypeDecorator, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -46,8 +46,14 @@ class Database:
             yield conn
 
     async def create(self, *metadata: MetaData) -> None:
-        """Create missing tables. On SQLite this takes the write lock only if something is missing."""
-        async with self.reader.begin() as conn:
+        """Create missing tables; replicas starting together on one new database take turns."""
+        async with self.reader.connect() as conn:
+            existing = set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
+        if all(table in existing for schema in metadata for table in schema.tables):
+            return
+        async with self.begin() as conn:  # SQLite: BEGIN IMMEDIATE waits for the other replica
+            if not self.is_sqlite:
+                await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('create tables'))"))
             for schema in metadata:
                 await conn.run_sync(schema.create_all)
 

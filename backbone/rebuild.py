@@ -40,7 +40,7 @@ async def rebuild(spec: ServiceSpec, settings: Settings, name: str | None, *, li
         print("projections:", ", ".join(sorted(projections)) or "none", file=sys.stderr)
         return 0 if list_only else 2
     await runtime.db.create(Plumbing.metadata, spec.views)
-    runtime.nc = await nats.connect(settings.nats_url, name=f"{spec.name}-rebuild")
+    runtime.nc = await nats.connect(settings.nats_servers, name=f"{spec.name}-rebuild")
     try:
         count, seconds = await replay(runtime, projections[name], progress=draw)
     finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import zlib
 from collections.abc import AsyncIterator, Sequence
 
@@ -37,6 +38,10 @@ def envelope(event: RecordedEvent, source: str) -> CloudEvent:
         causationid=event.causation_id,
         traceparent=event.traceparent,
     )
+
+
+class _Stopping(Exception):
+    """Raised out of a wait for leadership when the relay is told to stop."""
 
 
 class Relay:
@@ -74,6 +79,8 @@ class Relay:
             try:
                 async with self._leadership():
                     await self._pump()
+            except _Stopping:
+                return
             except asyncio.CancelledError:
                 raise
             except Exception as error:
@@ -131,15 +138,42 @@ class Relay:
 
     @contextlib.asynccontextmanager
     async def _leadership(self) -> AsyncIterator[None]:
-        """One relay per stream at a time. SQLite serves one machine; on PostgreSQL an advisory lock elects."""
-        if not self.store.postgres:
+        """One relay per stream at a time among the service's replicas: on PostgreSQL an advisory lock elects it,
+        on SQLite (replicas on one machine) a lock on a file beside the database."""
+        if self.store.postgres:
+            async with self._advisory_lock():
+                yield
+            return
+        database = self.db.url.database
+        if not database or database == ":memory:":
             yield
             return
+        with open(f"{database}.{self.stream.lower()}-relay.lock", "a") as lock:  # noqa: ASYNC230 (local, instant)
+            while True:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    await self._wait_for_turn()
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    async def _wait_for_turn(self) -> None:
+        """Another replica's relay is publishing; look again in a second, unless this one is stopping."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), 1.0)
+        if self._stopping.is_set():
+            raise _Stopping
+
+    @contextlib.asynccontextmanager
+    async def _advisory_lock(self) -> AsyncIterator[None]:
         key = zlib.crc32(f"relay:{self.stream}".encode())
         async with self.db.engine.connect() as conn:
             while not await conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}):
                 await conn.rollback()
-                await asyncio.sleep(1.0)
+                await self._wait_for_turn()
             await conn.commit()
             try:
                 yield

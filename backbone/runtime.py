@@ -71,7 +71,7 @@ class Runtime:
         while self.nc is None:
             try:
                 self.nc = await nats.connect(
-                    self.settings.nats_url,
+                    self.settings.nats_servers,
                     name=self.spec.name,
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=0.5,

@@ -38,5 +38,10 @@ class Settings(BaseSettings):
             raise ValueError("JWT_SECRET must be at least 32 characters")
         return self
 
+    @property
+    def nats_servers(self) -> list[str]:
+        """NATS_URL may list several servers, comma-separated (a cluster's nodes); nats-py takes a list."""
+        return [url.strip() for url in self.nats_url.split(",") if url.strip()]
+
     def database_url_for(self, service: str) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / service}.db"

@@ -42,16 +42,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         nats.start()
         databases = {service: _database(service, root, args.replicas) for service in SERVICES}
-        # The first replica of each service creates its tables before the others start: processes creating the same
-        # tables at once fail on SQLite ("database is locked") and on PostgreSQL (duplicate type).
-        for wave in (range(1), range(1, args.replicas)):
-            for service, index in [(service, index) for service in SERVICES for index in wave]:
-                env = {**os.environ, "NATS_URL": _nats_url(nats.urls, index), "STREAM_REPLICAS": "3"}
+        for service in SERVICES:
+            for index in range(args.replicas):
+                env = {**os.environ, "NATS_URL": ",".join(nats.urls), "STREAM_REPLICAS": "3"}
                 env.update(DATA_DIR=str(root), PORT=str(ports[service][index]), DATABASE_URL=databases[service])
                 log = open(root / f"{service}-{index + 1}.log", "ab")  # noqa: SIM115 (closed with the process)
                 command = [sys.executable, "-m", f"services.{service}", "serve"]
                 replicas[f"{service}-{index + 1}"] = subprocess.Popen(command, env=env, stdout=log, stderr=log)
-            _wait_ready(replicas, [port for service in SERVICES for port in ports[service][: wave.stop]], root)
+        _wait_ready(replicas, [port for service in SERVICES for port in ports[service]], root)
         _print_urls(nats, databases, ports, root)
         _watch(replicas, root)
         return 1
@@ -75,19 +73,13 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _nats_url(urls: list[str], replica: int) -> str:
-    # backbone passes NATS_URL to nats.connect as one URL until it splits a comma-separated list (see README). One
-    # seed per replica is enough meanwhile: nats-py learns the other nodes from the cluster and fails over to them.
-    return ",".join(urls) if hasattr(Settings, "nats_servers") else urls[replica % len(urls)]
-
-
 def _database(service: str, root: Path, replicas: int) -> str:
     if url := os.environ.get(f"{service.upper()}_DATABASE_URL"):
         return url
     if replicas > 1:
         print(
             f"warning: the {replicas} {service} replicas share the SQLite file {root / service}.db; that holds on one "
-            f"machine only, and SQLite relays are not elected. Set {service.upper()}_DATABASE_URL for PostgreSQL.",
+            f"machine only (a lock file beside it elects one relay). Set {service.upper()}_DATABASE_URL for PostgreSQL",
             file=sys.stderr,
         )
     return f"sqlite+aiosqlite:///{root / service}.db"

@@ -163,3 +163,49 @@ async def _block_relay_position_writes(database_url: str):  # type: ignore[no-un
         await conn.close()
 
     return release_postgres
+
+
+class CountingRelay(Relay):
+    published = 0
+
+    async def _publish(self, batch):  # type: ignore[no-untyped-def]
+        self.published += len(batch)
+        return await super()._publish(batch)
+
+
+async def test_one_relay_publishes_at_a_time_and_another_takes_over_when_it_stops(db: Database, nc: NATS) -> None:
+    store = EventStore(postgres=not db.is_sqlite)
+    js = nc.jetstream()
+    await ensure_streams(js)
+    first, second = (CountingRelay(db, store, js, stream="REGISTRY", source="registry") for _ in range(2))
+    running = {relay: asyncio.create_task(relay.run()) for relay in (first, second)}
+    try:
+        ids = await append_children(db, store, 30)
+        await wait_until(lambda: _count(js, 30), what="the first events")
+        leader, follower = (first, second) if first.published else (second, first)
+        assert (leader.published, follower.published) == (30, 0)
+        leader.stop()
+        await asyncio.wait_for(running[leader], 5)
+        ids += await append_children(db, store, 30)
+        await wait_until(lambda: _count(js, 60), what="the follower to take over")
+        assert follower.published == 30
+    finally:
+        for relay, task in running.items():
+            relay.stop()
+            await asyncio.wait_for(task, 5)
+    assert msg_ids(await read_stream(js, "REGISTRY")) == ids
+
+
+async def test_a_relay_waiting_for_its_turn_stops_at_once(db: Database, nc: NATS) -> None:
+    store = EventStore(postgres=not db.is_sqlite)
+    js = nc.jetstream()
+    await ensure_streams(js)
+    leader, waiting = (Relay(db, store, js, stream="REGISTRY", source="registry") for _ in range(2))
+    leading = asyncio.create_task(leader.run())
+    await asyncio.sleep(0.3)
+    queued = asyncio.create_task(waiting.run())
+    await asyncio.sleep(0.3)
+    waiting.stop()
+    await asyncio.wait_for(queued, 1.5)  # not the whole shutdown grace
+    leader.stop()
+    await asyncio.wait_for(leading, 5)
