@@ -3,11 +3,13 @@
 One transaction per batch: the view changes and the tracking rows commit together, then the batch is acked.
 If the batch fails, each event is retried on its own, so one poison event never holds back the others; after
 `max_deliveries` attempts it goes to the dead-letter stream with its error and the aggregate moves on.
+An unreachable database is not the events' fault: the batch is held and retried, and nothing is dead-lettered.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,9 +20,10 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from backbone.database import Database
-from backbone.metrics import CONSUMER_LAG, EVENTS_CONSUMED, EVENTS_DEAD_LETTERED
+from backbone.metrics import CONSUMER_LAG, EVENTS_CONSUMED, EVENTS_DEAD_LETTERED, PROJECTION_REPLAYING
 from backbone.projection import (
     Delivered,
     Projection,
@@ -33,9 +36,14 @@ from backbone.projection import (
     state,
 )
 from backbone.streams import DEADLETTER
-from contracts import MalformedMessage, decode
+from contracts import CloudEvent, MalformedMessage, decode
 
 log = structlog.get_logger("consumer")
+UNAVAILABLE = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
+
+
+class Unavailable(Exception):
+    """The database could not be reached; the batch is kept and tried again, not blamed."""
 
 
 @dataclass
@@ -54,10 +62,10 @@ def read(msg: Msg) -> Delivered:
     return Delivered(envelope, envelope.event(), msg.metadata.sequence.stream)
 
 
-def correlation_of(msg: Msg) -> str | None:
-    """For logs: the correlation id the event carries, if it can be read at all."""
+def envelope_of(msg: Msg) -> CloudEvent | None:
+    """The envelope alone (aggregate, version, correlation), even when the data is of a type we cannot read."""
     try:
-        return decode(msg.data).correlationid
+        return decode(msg.data)
     except MalformedMessage:
         return None
 
@@ -78,7 +86,7 @@ class ProjectionConsumer:
         self.db, self.js, self.projection = db, js, projection
         self.batch_size, self.max_deliveries, self.max_waits = batch_size, max_deliveries, max_waits
         self.fetch_timeout, self.ack_wait = fetch_timeout, ack_wait
-        self._lag_checked = 0.0
+        self._lag_checked = self._replay_reported = 0.0
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -119,7 +127,7 @@ class ProjectionConsumer:
         return await self.js.pull_subscribe_bind(durable=name, stream=self.projection.stream)
 
     async def run(self) -> None:
-        """Consume forever; follows the projection into a new generation when it is rebuilt."""
+        """Consume until stopped; follows the projection into a new generation when it is rebuilt."""
         pause = 0.1
         while not self._stopping.is_set():
             try:
@@ -129,17 +137,25 @@ class ProjectionConsumer:
                 raise
             except Exception as error:
                 log.warning("consumer.retrying", projection=self.projection.name, error=repr(error), pause=pause)
-                await asyncio.sleep(pause)
+                await self._sleep(pause)
                 pause = min(pause * 2, 5.0)
 
     async def _consume_generation(self) -> None:
         current = await self.state()
-        if current.replaying:
-            await asyncio.sleep(self.fetch_timeout)  # a rebuild is replaying the stream; it hands over when done
+        PROJECTION_REPLAYING.labels(self.projection.name).set(int(current.replaying))
+        if current.replaying:  # a rebuild is replaying the stream; it hands over when done
+            if time.monotonic() - self._replay_reported > 30:
+                self._replay_reported = time.monotonic()
+                log.warning("consumer.waiting_for_rebuild", projection=self.projection.name)
+            await self._sleep(self.fetch_timeout)
             return
         generation = current.generation
         subscription = await self.subscribe(generation)
         try:
+            if (await self.state()).generation != generation:
+                with contextlib.suppress(NotFoundError):  # reset meanwhile: do not leave the old durable behind
+                    await self.js.delete_consumer(self.projection.stream, durable_name(self.projection, generation))
+                return
             while not self._stopping.is_set():
                 try:
                     msgs = await subscription.fetch(self.batch_size, timeout=self.fetch_timeout)
@@ -158,7 +174,19 @@ class ProjectionConsumer:
 
     async def handle(self, msgs: Sequence[Msg], generation: int) -> None:
         """Apply a fetched batch, then ack what is done, hold back what waits, retry or dead-letter failures."""
-        outcome = await self.apply(msgs, generation)
+        pause = 0.5
+        while True:
+            try:
+                outcome = await self.apply(msgs, generation)
+                break
+            except Unavailable as error:
+                log.warning("consumer.database_unavailable", projection=self.projection.name, error=repr(error))
+                if self._stopping.is_set():
+                    return  # unacked: redelivered after ack_wait, to this or another replica
+                for msg in msgs:
+                    await msg.in_progress()  # keep them ours while we wait, without counting a delivery
+                await self._sleep(pause)
+                pause = min(pause * 2, self.ack_wait / 3)
         for msg in outcome.done:
             await msg.ack()
         for msg in outcome.waiting:
@@ -177,14 +205,14 @@ class ProjectionConsumer:
                 unreadable.append((msg, error))
         try:
             outcome = await self._apply(readable, generation)
-        except StaleGeneration:
+        except (StaleGeneration, Unavailable):
             raise
         except Exception:
             outcome = Outcome()
             for msg, delivered in readable:
                 try:
                     single = await self._apply([(msg, delivered)], generation)
-                except StaleGeneration:
+                except (StaleGeneration, Unavailable):
                     raise
                 except Exception as error:
                     outcome.failed.append((msg, error))
@@ -199,23 +227,26 @@ class ProjectionConsumer:
         if not batch:
             return outcome
         name = self.projection.name
-        async with self.db.begin() as conn:
-            await begin_batch(conn, name, generation)
-            known = await cursors(conn, name, {delivered.aggregate_id for _, delivered in batch})
-            fresh: list[Delivered] = []
-            advanced: dict[str, int] = {}
-            for msg, delivered in batch:
-                last = known.get(delivered.aggregate_id, 0)
-                if delivered.version <= last:
-                    outcome.done.append(msg)  # a redelivery: its effect is already in the view
-                elif delivered.version == last + 1:
-                    fresh.append(delivered)
-                    outcome.done.append(msg)
-                    known[delivered.aggregate_id] = advanced[delivered.aggregate_id] = delivered.version
-                else:
-                    outcome.waiting.append(msg)
-            await self.projection.apply(conn, fresh)
-            await save_cursors(conn, name, advanced)
+        try:
+            async with self.db.begin() as conn:
+                await begin_batch(conn, name, generation)
+                known = await cursors(conn, name, {delivered.aggregate_id for _, delivered in batch})
+                fresh: list[Delivered] = []
+                advanced: dict[str, int] = {}
+                for msg, delivered in batch:
+                    last = known.get(delivered.aggregate_id, 0)
+                    if delivered.version <= last:
+                        outcome.done.append(msg)  # a redelivery: its effect is already in the view
+                    elif delivered.version == last + 1:
+                        fresh.append(delivered)
+                        outcome.done.append(msg)
+                        known[delivered.aggregate_id] = advanced[delivered.aggregate_id] = delivered.version
+                    else:
+                        outcome.waiting.append(msg)
+                await self.projection.apply(conn, fresh)
+                await save_cursors(conn, name, advanced)
+        except UNAVAILABLE as error:
+            raise Unavailable(repr(error)) from error
         EVENTS_CONSUMED.labels(name).inc(len(fresh))
         return outcome
 
@@ -228,10 +259,11 @@ class ProjectionConsumer:
 
     async def _retry_or_dead_letter(self, msg: Msg, error: Exception, generation: int) -> None:
         deliveries = msg.metadata.num_delivered
+        envelope = envelope_of(msg)
         log.warning(
             "consumer.event_failed",
             projection=self.projection.name,
-            correlation_id=correlation_of(msg),
+            correlation_id=envelope.correlationid if envelope else None,
             stream_sequence=msg.metadata.sequence.stream,
             deliveries=deliveries,
             error=repr(error),
@@ -254,25 +286,26 @@ class ProjectionConsumer:
             "Error": reason[:2000],
         }
         await self.js.publish(f"deadletter.{name}", msg.data, headers=headers, stream=DEADLETTER)
-        try:
-            delivered = read(msg)
-        except MalformedMessage:
-            delivered = None
-        if delivered is not None:
+        envelope = envelope_of(msg)
+        if envelope is not None:  # even an event of a type we cannot read yet must not block its aggregate
             async with self.db.begin() as conn:
                 await begin_batch(conn, name, generation)
-                known = await cursors(conn, name, {delivered.aggregate_id})
-                if delivered.version > known.get(delivered.aggregate_id, 0):
-                    await save_cursors(conn, name, {delivered.aggregate_id: delivered.version})
+                known = await cursors(conn, name, {envelope.subject})
+                if envelope.sequence > known.get(envelope.subject, 0):
+                    await save_cursors(conn, name, {envelope.subject: envelope.sequence})
         await msg.term()
         EVENTS_DEAD_LETTERED.labels(name).inc()
         log.error(
             "consumer.dead_lettered",
             projection=name,
             stream_sequence=msg.metadata.sequence.stream,
-            correlation_id=correlation_of(msg),
+            correlation_id=envelope.correlationid if envelope else None,
             reason=reason,
         )
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
 
     async def _report_lag(self, subscription: JetStreamContext.PullSubscription, *, force: bool = False) -> None:
         now = time.monotonic()

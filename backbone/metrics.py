@@ -10,3 +10,4 @@ EVENTS_CONSUMED = Counter("events_consumed_total", "Events applied by a projecti
 EVENTS_DEAD_LETTERED = Counter("events_dead_lettered_total", "Events sent to the dead-letter stream", ["projection"])
 CONSUMER_LAG = Gauge("consumer_lag", "Messages the projection's consumer has not yet received", ["projection"])
 RELAY_LAG = Gauge("relay_lag_seconds", "Age of the oldest committed event the relay has not yet published", ["stream"])
+PROJECTION_REPLAYING = Gauge("projection_replaying", "1 while a rebuild replays the projection", ["projection"])

@@ -131,13 +131,15 @@ async def save_cursors(conn: AsyncConnection, projection: str, versions: dict[st
 
 async def reset(conn: AsyncConnection, projection: Projection) -> int:
     """Drop the projection's rows and tracking, start a new generation in replay; returns the generation."""
-    current = await register(conn, projection.name)
-    generation = current.generation + 1
-    await conn.execute(
+    await register(conn, projection.name)
+    await conn.execute(  # incremented in SQL: two rebuilds at once still get two generations
         update(ProjectionState)
         .where(ProjectionState.name == projection.name)
-        .values(generation=generation, replaying=True)
+        .values(generation=ProjectionState.generation + 1, replaying=True)
     )
+    current = await state(conn, projection.name)
+    assert current is not None
+    generation = current.generation
     for table in projection.views:
         await conn.execute(delete(table))
     await conn.execute(delete(ProjectionCursor).where(ProjectionCursor.projection == projection.name))

@@ -21,14 +21,13 @@ from nats.js.errors import NotFoundError
 
 from backbone import logs
 from backbone.app import tune_gc
-from backbone.consumer import ProjectionConsumer, durable_name
+from backbone.consumer import ProjectionConsumer, Unavailable, durable_name
 from backbone.projection import Projection, finish_replay, reset
 from backbone.runtime import Runtime, ServiceSpec
 from backbone.settings import Settings
 from backbone.store import Plumbing
 
 Progress = Callable[[int, int, float], None]
-MISSING = "an earlier version of the aggregate is missing from the stream"
 
 
 async def rebuild(spec: ServiceSpec, settings: Settings, name: str | None, *, list_only: bool = False) -> int:
@@ -60,7 +59,7 @@ async def replay(
         generation = await reset(conn, projection)
     with contextlib.suppress(NotFoundError):
         await js.delete_consumer(projection.stream, durable_name(projection, generation - 1))
-    worker = ProjectionConsumer(runtime.db, js, projection, max_deliveries=1, max_waits=1)
+    worker = ProjectionConsumer(runtime.db, js, projection)
     total, stream_end = await _matching(js, projection)
     inbox: asyncio.Queue[Msg] = asyncio.Queue(maxsize=2 * batch_size)  # back-pressure via flow control
     subscription = await js.subscribe(
@@ -71,27 +70,29 @@ async def replay(
         cb=inbox.put,
     )
     applied, last_seen = 0, 0
+    waiting: list[Msg] = []
     try:
         caught_up = total == 0
         while not caught_up:
             batch = [await inbox.get()]
             while len(batch) < batch_size and not inbox.empty():
                 batch.append(inbox.get_nowait())
-            outcome = await worker.apply(batch, generation)
-            for msg in outcome.waiting:  # in an ordered replay a missing predecessor will not come later
-                await worker.dead_letter(msg, MISSING, generation)
-            for msg, problem in outcome.failed:
-                await worker.dead_letter(msg, repr(problem), generation)
+            # An event can sit in the stream before its predecessor (a publish retried after a lost connection):
+            # what waits goes round again with the next batch.
+            waiting = await _apply(worker, [*waiting, *batch], generation)
             applied += len(batch)
             last_seen = batch[-1].metadata.sequence.stream
             caught_up = batch[-1].metadata.num_pending == 0
             if progress:
                 progress(applied, max(total, applied), time.monotonic() - started)
+        while waiting and len(still := await _apply(worker, waiting, generation)) < len(waiting):
+            waiting = still
     finally:
         await subscription.unsubscribe()
-    # Live consumers take over just past the last event applied (or the stream's end if there was none).
-    start = (last_seen or stream_end) + 1
-    await js.add_consumer(projection.stream, worker.config(generation, start=start))
+    # Live consumers take over just past the last event seen (or the stream's end if there was none), or at the
+    # first event still waiting for its predecessor: they wait for it as they always do, and skip what is applied.
+    start = min(m.metadata.sequence.stream for m in waiting) if waiting else (last_seen or stream_end) + 1
+    await js.add_consumer(projection.stream, runtime.consumer(projection).config(generation, start=start))
     async with runtime.db.begin() as conn:
         await finish_replay(conn, projection.name, generation)
     return applied, time.monotonic() - started
@@ -104,6 +105,19 @@ async def _matching(js: JetStreamContext, projection: Projection) -> tuple[int, 
         info = await js.stream_info(projection.stream, subjects_filter=subject)
         counts.update(info.state.subjects or {})
     return sum(counts.values()), info.state.last_seq
+
+
+async def _apply(worker: ProjectionConsumer, batch: list[Msg], generation: int) -> list[Msg]:
+    """Apply a batch, dead-letter what fails, retry while the database is away; returns what still waits."""
+    while True:
+        try:
+            outcome = await worker.apply(batch, generation)
+            break
+        except Unavailable:
+            await asyncio.sleep(1.0)
+    for msg, problem in outcome.failed:  # a replay cannot wait for a redelivery: retrying happened on first pass
+        await worker.dead_letter(msg, repr(problem), generation)
+    return outcome.waiting
 
 
 def draw(done: int, total: int, seconds: float) -> None:

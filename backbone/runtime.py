@@ -101,20 +101,24 @@ class Runtime:
         )
         self._tasks.append(asyncio.create_task(self.relay.run()))
         for projection in self.spec.projections(self):
-            consumer = ProjectionConsumer(
-                self.db,
-                js,
-                projection,
-                batch_size=self.settings.consumer_batch_size,
-                max_deliveries=self.settings.consumer_max_deliveries,
-                ack_wait=self.settings.consumer_ack_wait_seconds,
-            )
+            consumer = self.consumer(projection)
             self.consumers.append(consumer)
             self._tasks.append(asyncio.create_task(consumer.run()))
         log.info(
             "runtime.started",
             stream=self.spec.stream,
             projections=[c.projection.name for c in self.consumers],
+        )
+
+    def consumer(self, projection: Projection) -> ProjectionConsumer:
+        """A live consumer of `projection`, configured from the settings."""
+        return ProjectionConsumer(
+            self.db,
+            self.js,
+            projection,
+            batch_size=self.settings.consumer_batch_size,
+            max_deliveries=self.settings.consumer_max_deliveries,
+            ack_wait=self.settings.consumer_ack_wait_seconds,
         )
 
     @contextlib.asynccontextmanager

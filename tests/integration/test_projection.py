@@ -12,6 +12,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from sqlalchemy import Integer, MetaData, String, Table, insert, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -226,3 +227,60 @@ async def test_a_rebuild_under_live_traffic_hands_over_without_losing_or_repeati
         workers = set((await conn.execute(select(TallyRow.replica).distinct())).scalars())
     assert "r" in workers
     assert workers & {"a", "b"}
+
+
+class Flaky(Tally):
+    """Fails as an unreachable database would, a few times, then works."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def apply(self, conn: AsyncConnection, events: Sequence[Delivered]) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise OperationalError("SELECT 1", {}, ConnectionRefusedError("database is away"))
+        await super().apply(conn, events)
+
+
+async def test_an_unreachable_database_holds_the_batch_and_dead_letters_nothing(
+    db: Database, js: JetStreamContext
+) -> None:
+    aggregate = str(uuid.uuid4())
+    await publish(js, interleaved([aggregate], 3))
+    consumer = ProjectionConsumer(db, js, Flaky(failures=4), max_deliveries=2, ack_wait=2.0)
+    await run_until([consumer], lambda: applied_count(db, 3))
+    assert await tally(db) == {aggregate: [1, 2, 3]}
+    assert (await js.stream_info("DEADLETTER")).state.messages == 0
+
+
+async def test_an_event_of_an_unknown_type_is_dead_lettered_without_blocking_its_aggregate(
+    db: Database, js: JetStreamContext
+) -> None:
+    aggregate = str(uuid.uuid4())
+    newer = child_event(aggregate, 2).model_copy(update={"type": "registry.child.renamed.v9"})
+    await publish(js, [child_event(aggregate, 1), newer, child_event(aggregate, 3)])
+    consumer = ProjectionConsumer(db, js, Tally(), max_deliveries=2)
+    await run_until([consumer], lambda: applied_count(db, 2))
+    assert await tally(db) == {aggregate: [1, 3]}
+    (dead,) = await read_stream(js, "DEADLETTER")
+    assert "registry.child.renamed.v9" in dead.headers["Error"]
+
+
+async def test_a_rebuild_reads_an_aggregate_whose_events_sit_out_of_order_in_the_stream(
+    db: Database, js: JetStreamContext, nc: NATS
+) -> None:
+    early, late = str(uuid.uuid4()), str(uuid.uuid4())
+    # `early`: version 2 was stored before version 1 (a publish retried after a lost connection);
+    # `late`: version 2 is the last event when the replay catches up, version 1 comes after it.
+    await publish(js, [child_event(early, 2), child_event(early, 1), child_event(early, 3), child_event(late, 2)])
+    runtime = runtime_for(db, nc)
+    replayed, _ = await replay(runtime, Tally(replica="r"))
+    assert replayed == 4
+    live = runtime.consumer(Tally(replica="a"))
+    durable = await js.consumer_info("REGISTRY", durable_name(live.projection, 2))
+    assert durable.config.max_deliver == live.config(2).max_deliver  # the live bounds, not the replay's
+    await publish(js, [child_event(late, 1), child_event(late, 3)])
+    await run_until([live], lambda: applied_count(db, 6))
+    assert await tally(db) == {early: [1, 2, 3], late: [1, 2, 3]}
+    assert (await js.stream_info("DEADLETTER")).state.messages == 0
