@@ -18,6 +18,7 @@ from backbone.settings import Settings
 Role = Literal["admin", "coordinator", "volunteer", "donor", "service"]
 ROLES: tuple[Role, ...] = ("admin", "coordinator", "volunteer", "donor", "service")
 ALGORITHM = "HS256"
+ISSUER = "handinhand"
 
 
 class InvalidToken(Exception):
@@ -41,13 +42,15 @@ class Principal(BaseModel):
 
 def mint(secret: str, *, sub: str, role: Role, counties: list[str], ttl: timedelta) -> str:
     now = datetime.now(UTC)
-    claims = {"sub": sub, "role": role, "counties": counties, "iat": now, "exp": now + ttl}
+    claims = {"iss": ISSUER, "sub": sub, "role": role, "counties": counties, "iat": now, "exp": now + ttl}
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
 def verify(secret: str, token: str) -> Principal:
     try:
-        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub", "role"]})
+        claims = jwt.decode(
+            token, secret, algorithms=[ALGORITHM], issuer=ISSUER, options={"require": ["exp", "iss", "sub", "role"]}
+        )
         return Principal.model_validate(claims)
     except (jwt.PyJWTError, ValidationError) as error:
         raise InvalidToken(str(error).splitlines()[0]) from error

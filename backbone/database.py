@@ -30,7 +30,12 @@ class Database:
             # fresh projection) keeps scanning it whole as it grows (measured: 30x slower batches).
             settings = {"plan_cache_mode": "force_custom_plan"}
             self.engine = create_async_engine(
-                url, echo=echo, pool_size=10, pool_pre_ping=True, connect_args={"server_settings": settings}
+                url,
+                echo=echo,
+                pool_size=10,
+                pool_pre_ping=True,
+                hide_parameters=True,
+                connect_args={"server_settings": settings},
             )
             self.reader = self.engine
 
@@ -68,7 +73,8 @@ class Database:
 
 
 def _sqlite_engine(url: str, *, immediate: bool, echo: bool) -> AsyncEngine:
-    engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+    # hide_parameters: an error must never carry a child's name into a log.
+    engine = create_async_engine(url, echo=echo, hide_parameters=True, connect_args={"timeout": 30})
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -8,7 +8,9 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from backbone.store import ConcurrencyConflict
 
@@ -61,6 +63,17 @@ def install(app: FastAPI) -> None:
     async def _conflict(_: Request, error: ConcurrencyConflict) -> JSONResponse:
         details = {"stream_id": error.stream_id, "expected_version": error.expected}
         return error_response(409, "conflict", "someone changed this record meanwhile; reload and retry", details)
+
+    @app.exception_handler(DataError)
+    async def _data(_: Request, error: DataError) -> JSONResponse:
+        # A value the database cannot store that validation let through: still the request's fault.
+        log.warning("http.data_error", error=type(error.orig).__name__)
+        return error_response(422, "invalid", "a value cannot be stored as given")
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(_: Request, error: ClientDisconnect) -> JSONResponse:
+        log.info("http.client_disconnected")  # or a body over the limit, already answered with 413
+        return error_response(400, "bad_request", "the request body did not arrive")
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, error: Exception) -> JSONResponse:

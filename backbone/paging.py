@@ -25,7 +25,7 @@ class Page(BaseModel, Generic[Item]):
 @dataclass(frozen=True)
 class PageRequest:
     limit: Annotated[int, Query(ge=1, le=500, description="rows per page")] = 50
-    offset: Annotated[int, Query(ge=0, description="rows to skip")] = 0
+    offset: Annotated[int, Query(ge=0, le=10_000_000, description="rows to skip")] = 0
 
 
 Paging = Annotated[PageRequest, Depends()]

@@ -94,7 +94,7 @@ class Runtime:
         self.relay = Relay(
             self.db,
             self.store,
-            js,
+            self.nc,
             stream=self.spec.stream,
             source=self.spec.name,
             batch_size=self.settings.relay_batch_size,

@@ -128,9 +128,13 @@ class EventStore:
     async def append(self, conn: AsyncConnection, *appends: Append) -> list[uuid.UUID]:
         """Append in the caller's transaction; raise ConcurrencyConflict if any stream moved on."""
         for append in appends:
-            actual = await self.version(conn, append.stream_id)
+            actual, last_tx_id = await self._head(conn, append.stream_id)
             if actual != append.expected_version:
                 raise ConcurrencyConflict(append.stream_id, append.expected_version, actual)
+            if self.postgres and last_tx_id > await conn.scalar(text("SELECT pg_current_xact_id()::text::bigint")):
+                # This transaction began writing before the one that wrote the stream's last event; the relay
+                # orders by transaction, so it would publish our later version first. Retrying fixes it.
+                raise ConcurrencyConflict(append.stream_id, append.expected_version)
         causes = context.current()
         now = self.clock.now()
         rows: list[dict[str, Any]] = [
@@ -158,8 +162,15 @@ class EventStore:
         return [row["event_id"] for row in rows]
 
     async def version(self, conn: AsyncConnection, stream_id: str) -> int:
-        found = await conn.scalar(select(func.max(EventRecord.version)).where(EventRecord.stream_id == stream_id))
-        return int(found or 0)
+        return (await self._head(conn, stream_id))[0]
+
+    async def _head(self, conn: AsyncConnection, stream_id: str) -> tuple[int, int]:
+        """The stream's version and the id of the transaction that wrote its last event."""
+        query = select(func.max(EventRecord.version), func.max(EventRecord.tx_id)).where(
+            EventRecord.stream_id == stream_id
+        )
+        version, tx_id = (await conn.execute(query)).one()
+        return int(version or 0), int(tx_id or 0)
 
     async def load(self, conn: AsyncConnection, stream_id: str) -> list[RecordedEvent]:
         result = await conn.execute(
@@ -179,6 +190,17 @@ class EventStore:
             query = query.where(text("events.tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
         result = await conn.execute(query)
         return [RecordedEvent(**row._mapping) for row in result]
+
+    async def position_of(self, conn: AsyncConnection, event_id: str) -> tuple[int, int] | None:
+        """Where an event sits in the relay's order, if it is in this log."""
+        try:
+            key = uuid.UUID(event_id)
+        except ValueError:
+            return None
+        row = (
+            await conn.execute(select(EventRecord.tx_id, EventRecord.position).where(EventRecord.event_id == key))
+        ).first()
+        return (row.tx_id, row.position) if row else None
 
     async def relay_position(self, conn: AsyncConnection, stream: str) -> tuple[int, int]:
         row = (

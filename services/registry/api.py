@@ -13,6 +13,7 @@ from sqlalchemy import select
 from backbone.auth import Principal
 from backbone.deps import RuntimeDep, require, require_county
 from backbone.errors import ApiError
+from backbone.fields import Text
 from backbone.paging import Page, Paging, fetch_page
 from contracts.vocabulary import Category, CountyCode, Flag, Language, Need, RiskLevel, age_band
 from services.registry import domain, handlers
@@ -25,13 +26,13 @@ Coordinator = Annotated[Principal, Depends(require("coordinator"))]
 class ChildIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: str = Field(min_length=1, max_length=100)
+    name: Text
     birth_date: date
     gender: Literal["female", "male"]
     category: Category
     county_code: CountyCode
-    township: str = Field(min_length=1, max_length=100)
-    village: str = Field(min_length=1, max_length=100)
+    township: Text
+    village: Text
     risk_level: RiskLevel
     needs: list[Need] = Field(default=[], max_length=6)
     languages: list[Language] = Field(default=["zh"], max_length=10)
@@ -43,9 +44,14 @@ class ChildOut(ChildIn):
     age_band: str
 
 
+def _band(birth_date: date, today: date) -> str:
+    age = domain.age_on(birth_date, today)
+    return "18+" if age > 17 else age_band(age)  # aged out, until the record says the child left the programme
+
+
 def _out(record: ChildRecord, today: date) -> ChildOut:
     fields = {name: getattr(record, name) for name in ChildIn.model_fields}
-    return ChildOut(id=record.id, age_band=age_band(domain.age_on(record.birth_date, today)), **fields)
+    return ChildOut(id=record.id, age_band=_band(record.birth_date, today), **fields)
 
 
 @router.post("/children", status_code=201, response_model=ChildOut)
@@ -68,7 +74,7 @@ async def register_child(body: ChildIn, runtime: RuntimeDep, principal: Coordina
         await handlers.register_child(runtime, command, personal)
     except domain.DomainError as error:
         raise ApiError(422, error.code, str(error)) from error
-    return ChildOut(id=command.child_id, age_band=age_band(domain.age_on(body.birth_date, today)), **body.model_dump())
+    return ChildOut(id=command.child_id, age_band=_band(body.birth_date, today), **body.model_dump())
 
 
 @router.get("/children/{child_id}", response_model=ChildOut)

@@ -39,14 +39,15 @@ def registered() -> ChildRegistered:
     )
 
 
-async def relay_rates(db: Database, js: nats.js.JetStreamContext, events: int) -> tuple[float, float]:
+async def relay_rates(db: Database, client: nats.aio.client.Client, events: int) -> tuple[float, float]:
     """(events/s with a batch in flight, events/s with one awaited publish per event)."""
     store = EventStore(postgres=not db.is_sqlite)
     for start in range(0, events, 1000):
         async with db.begin() as conn:
             batch = [registered() for _ in range(min(1000, events - start))]
             await store.append(conn, *(Append(str(e.child_id), 0, [e]) for e in batch))
-    relay = Relay(db, store, js, stream="REGISTRY", source="bench")
+    relay = Relay(db, store, client, stream="REGISTRY", source="bench")
+    js = client.jetstream()
     started = time.perf_counter()
     assert await relay.publish_pending() == events
     batched = events / (time.perf_counter() - started)
@@ -90,7 +91,7 @@ async def run(url: str, events: int) -> None:
         runtime = Runtime(MATCHING, Settings(database_url=url))
         await runtime.db.create(Plumbing.metadata, MATCHING.views)
         runtime.nc = client
-        batched, one_by_one = await relay_rates(runtime.db, js, events)
+        batched, one_by_one = await relay_rates(runtime.db, client, events)
         print(f"\n{runtime.db.url.get_backend_name()}, {events:,} events, {os.cpu_count()} cores")
         print(f"  relay, 500 in flight          {batched:>10,.0f} events/s   ({batched / one_by_one:.1f}x baseline)")
         print(f"  baseline: one awaited publish {one_by_one:>10,.0f} events/s")

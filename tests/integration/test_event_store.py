@@ -134,3 +134,29 @@ async def test_relay_reads_committed_events_in_order_after_a_position(db: Databa
         await store.save_relay_position(conn, "REGISTRY", (later[-1].tx_id, later[-1].position))
     async with db.read() as conn:
         assert await store.relay_position(conn, "REGISTRY") == (later[-1].tx_id, later[-1].position)
+
+
+@pytest.mark.postgres
+async def test_postgres_refuses_an_append_from_a_transaction_older_than_the_streams_last_writer(
+    postgres_url: str,
+) -> None:
+    """The relay orders by transaction id: an older transaction appending a later version must retry."""
+    db = Database(postgres_url)
+    await db.create(Plumbing.metadata)
+    store = EventStore(postgres=True)
+    child, elsewhere = uuid.uuid4(), uuid.uuid4()
+    try:
+        async with db.engine.connect() as older:
+            transaction = await older.begin()
+            await store.append(older, Append(str(elsewhere), 0, [registered(elsewhere)]))  # takes its id now
+            async with db.begin() as conn:
+                await store.append(conn, Append(str(child), 0, [registered(child)]))  # a younger one writes v1
+            with pytest.raises(ConcurrencyConflict):
+                await store.append(older, Append(str(child), 1, [registered(child)]))
+            await transaction.rollback()
+        async with db.begin() as conn:  # a fresh attempt succeeds
+            await store.append(conn, Append(str(child), 1, [registered(child)]))
+        async with db.read() as conn:
+            assert [e.version for e in await store.load(conn, str(child))] == [1, 2]
+    finally:
+        await db.dispose()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 
 from backbone.auth import mint
+from backbone.clock import SettableClock
 from backbone.natsserver import NatsServer
 from backbone.settings import Settings
 from services.registry.app import create_app
@@ -30,14 +31,19 @@ CHILD = {
 
 
 @pytest.fixture
-async def registry(nats_server: NatsServer, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+def clock() -> SettableClock:
+    return SettableClock(datetime.now(UTC))
+
+
+@pytest.fixture
+async def registry(nats_server: NatsServer, tmp_path: Path, clock: SettableClock) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'registry.db'}",
         nats_url=nats_server.url,
         jwt_secret=SECRET,
         max_body_bytes=64 * 1024,
     )
-    app: FastAPI = create_app(settings)
+    app: FastAPI = create_app(settings, clock)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://registry") as client:
@@ -115,6 +121,8 @@ async def test_other_counties_and_other_roles_are_refused_with_403(registry: htt
         ({"gender": "x"}, 422, "invalid", "body.gender"),
         ({"nickname": "小兰"}, 422, "invalid", "body.nickname"),
         ({"needs": ["money"]}, 422, "invalid", "body.needs.0"),
+        ({"name": "莫\x00小兰"}, 422, "invalid", "body.name"),
+        ({"village": " "}, 422, "invalid", "body.village"),
     ],
 )
 async def test_bad_input_is_a_clear_4xx_and_writes_nothing(
@@ -144,6 +152,8 @@ async def test_malformed_json_oversized_bodies_unknown_ids_and_routes(registry: 
     assert_error(await registry.get("/children/not-a-uuid", headers=auth("admin")), 422, "invalid")
     assert_error(await registry.get("/nowhere", headers=auth("admin")), 404, "not_found")
     assert_error(await registry.delete("/children", headers=auth("admin")), 405, "method_not_allowed")
+    huge = {"county_code": XINGAN, "offset": 10**20}
+    assert_error(await registry.get("/children", params=huge, headers=auth("admin")), 422, "invalid")
     assert await count(registry) == 0
 
 
@@ -168,3 +178,13 @@ def test_the_development_secret_is_refused_outside_development() -> None:
     with pytest.raises(ValueError, match="at least 32"):
         Settings(environment="production", jwt_secret="short")
     assert Settings(environment="production", jwt_secret="s" * 40).environment == "production"
+
+
+async def test_a_child_who_turns_eighteen_still_reads(registry: httpx.AsyncClient, clock: SettableClock) -> None:
+    created = await registry.post("/children", json=CHILD | {"birth_date": "2009-01-01"}, headers=auth("admin"))
+    assert created.status_code == 201, created.text
+    clock.advance(timedelta(days=366 * 4))
+    read = await registry.get(f"/children/{created.json()['id']}", headers=auth("admin"))
+    assert read.status_code == 200, read.text
+    assert read.json()["age_band"] == "18+"
+    assert (await registry.get("/children", params={"county_code": XINGAN}, headers=auth("admin"))).status_code == 200

@@ -41,7 +41,7 @@ async def test_relay_publishes_in_commit_order_once_even_when_it_starts_over(db:
     js = nc.jetstream()
     await ensure_streams(js)
     ids = await append_children(db, store, 40, per_child=30)  # 1,200 events: several batches
-    relay = Relay(db, store, js, stream="REGISTRY", source="registry", batch_size=500)
+    relay = Relay(db, store, nc, stream="REGISTRY", source="registry", batch_size=500)
     assert await relay.publish_pending() == 1200
     published = await read_stream(js, "REGISTRY")
     assert msg_ids(published) == ids
@@ -49,8 +49,13 @@ async def test_relay_publishes_in_commit_order_once_even_when_it_starts_over(db:
 
     async with db.begin() as conn:  # forget the position, as if it had never been recorded
         await store.save_relay_position(conn, "REGISTRY", (-1, 0))
+    assert await relay.publish_pending() == 0  # the stream's own last message says how far it got
+    assert (await js.stream_info("REGISTRY")).state.messages == 1200
+
+    await js.delete_stream("REGISTRY")  # the stream's store is lost: the log fills it again, in order
+    await ensure_streams(js)
     assert await relay.publish_pending() == 1200
-    assert (await js.stream_info("REGISTRY")).state.messages == 1200  # the repeats were dropped by Nats-Msg-Id
+    assert msg_ids(await read_stream(js, "REGISTRY")) == ids
 
 
 async def test_events_appended_while_nats_is_down_arrive_when_it_is_back(
@@ -59,7 +64,7 @@ async def test_events_appended_while_nats_is_down_arrive_when_it_is_back(
     store = EventStore(postgres=not db.is_sqlite)
     js = nc.jetstream()
     await ensure_streams(js)
-    relay = Relay(db, store, js, stream="REGISTRY", source="registry", ack_timeout=1.0)
+    relay = Relay(db, store, nc, stream="REGISTRY", source="registry", ack_timeout=1.0)
     running = asyncio.create_task(relay.run())
     try:
         ids = await append_children(db, store, 50)
@@ -91,7 +96,7 @@ async def test_relay_never_skips_an_event_whose_transaction_commits_late(postgre
     store = EventStore(postgres=True)
     js = nc.jetstream()
     await ensure_streams(js)
-    relay = Relay(db, store, js, stream="REGISTRY", source="registry")
+    relay = Relay(db, store, nc, stream="REGISTRY", source="registry")
     early, late = uuid.uuid4(), uuid.uuid4()
     try:
         async with db.engine.connect() as held:
@@ -168,16 +173,16 @@ async def _block_relay_position_writes(database_url: str):  # type: ignore[no-un
 class CountingRelay(Relay):
     published = 0
 
-    async def _publish(self, batch):  # type: ignore[no-untyped-def]
+    async def _publish(self, js, batch, last_id):  # type: ignore[no-untyped-def]
         self.published += len(batch)
-        return await super()._publish(batch)
+        return await super()._publish(js, batch, last_id)
 
 
 async def test_one_relay_publishes_at_a_time_and_another_takes_over_when_it_stops(db: Database, nc: NATS) -> None:
     store = EventStore(postgres=not db.is_sqlite)
     js = nc.jetstream()
     await ensure_streams(js)
-    first, second = (CountingRelay(db, store, js, stream="REGISTRY", source="registry") for _ in range(2))
+    first, second = (CountingRelay(db, store, nc, stream="REGISTRY", source="registry") for _ in range(2))
     running = {relay: asyncio.create_task(relay.run()) for relay in (first, second)}
     try:
         ids = await append_children(db, store, 30)
@@ -200,7 +205,7 @@ async def test_a_relay_waiting_for_its_turn_stops_at_once(db: Database, nc: NATS
     store = EventStore(postgres=not db.is_sqlite)
     js = nc.jetstream()
     await ensure_streams(js)
-    leader, waiting = (Relay(db, store, js, stream="REGISTRY", source="registry") for _ in range(2))
+    leader, waiting = (Relay(db, store, nc, stream="REGISTRY", source="registry") for _ in range(2))
     leading = asyncio.create_task(leader.run())
     await asyncio.sleep(0.3)
     queued = asyncio.create_task(waiting.run())
@@ -209,3 +214,25 @@ async def test_a_relay_waiting_for_its_turn_stops_at_once(db: Database, nc: NATS
     await asyncio.wait_for(queued, 1.5)  # not the whole shutdown grace
     leader.stop()
     await asyncio.wait_for(leading, 5)
+
+
+async def test_a_message_that_does_not_follow_the_streams_last_is_refused_and_the_relay_finds_its_place(
+    db: Database, nc: NATS
+) -> None:
+    store = EventStore(postgres=not db.is_sqlite)
+    js = nc.jetstream()
+    await ensure_streams(js)
+    relay = Relay(db, store, nc, stream="REGISTRY", source="registry", ack_timeout=1.0)
+    ids = await append_children(db, store, 10)
+    assert await relay.publish_pending() == 10
+    # Someone else's message lands last: the relay's next message names a different predecessor and is refused.
+    await js.publish("registry.child.noted", b"{}", headers={"Nats-Msg-Id": "foreign"})
+    later = await append_children(db, store, 10)
+    running = asyncio.create_task(relay.run())
+    try:
+        await wait_until(lambda: _count(js, 21), what="the relay to publish after the foreign message")
+        await asyncio.sleep(0.3)
+    finally:
+        relay.stop()
+        await asyncio.wait_for(running, 5)
+    assert msg_ids(await read_stream(js, "REGISTRY")) == [*ids, "foreign", *later]

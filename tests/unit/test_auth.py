@@ -32,7 +32,7 @@ def test_expired_forged_and_garbled_tokens_are_refused(token: str) -> None:
 def test_an_unknown_role_is_refused() -> None:
     import jwt
 
-    token = jwt.encode({"sub": "x", "role": "superuser", "exp": 4102444800}, SECRET, algorithm="HS256")
+    token = jwt.encode({"iss": "handinhand", "sub": "x", "role": "superuser", "exp": 4102444800}, SECRET, "HS256")
     with pytest.raises(InvalidToken):
         verify(SECRET, token)
 
