@@ -93,8 +93,8 @@ async def run(url: str, events: int) -> None:
         runtime.nc = client
         batched, one_by_one = await relay_rates(runtime.db, client, events)
         print(f"\n{runtime.db.url.get_backend_name()}, {events:,} events, {os.cpu_count()} cores")
-        print(f"  relay, 500 in flight          {batched:>10,.0f} events/s   ({batched / one_by_one:.1f}x baseline)")
-        print(f"  baseline: one awaited publish {one_by_one:>10,.0f} events/s")
+        print(f"  {'relay, 500 in flight':<42} {batched:>10,.0f} events/s   ({batched / one_by_one:.1f}x baseline)")
+        print(f"  {'baseline: one awaited publish per event':<42} {one_by_one:>10,.0f} events/s")
         rates = await consumer_rates(runtime, js, events)
         baseline = rates["baseline: one event per round trip"]
         for label, rate in rates.items():
