@@ -17,6 +17,7 @@ from sqlalchemy import (
     BigInteger,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     UniqueConstraint,
@@ -65,6 +66,8 @@ class EventRecord(Plumbing):
     correlation_id: Mapped[str] = mapped_column(String(64))
     causation_id: Mapped[str | None] = mapped_column(String(64))
     traceparent: Mapped[str | None] = mapped_column(String(64))
+    # The event's personal part, encrypted with its person's key; never published (see the registry's vault).
+    sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
 class RelayPosition(Plumbing):
@@ -86,11 +89,15 @@ class ConcurrencyConflict(Exception):
 
 @dataclass(frozen=True)
 class Append:
-    """New events for one stream, to be written only if the stream is still at `expected_version`."""
+    """New events for one stream, to be written only if the stream is still at `expected_version`.
+
+    `sealed`, if given, holds each event's encrypted personal part (or None), in the order of `events`.
+    """
 
     stream_id: str
     expected_version: int
     events: Sequence[Event]
+    sealed: Sequence[bytes | None] = ()
 
 
 @dataclass(frozen=True)
@@ -106,6 +113,7 @@ class RecordedEvent:
     correlation_id: str
     causation_id: str | None
     traceparent: str | None
+    sealed: bytes | None = None
 
     def event(self) -> Event:
         """The event as the newest version of its type."""
@@ -148,6 +156,7 @@ class EventStore:
                 "correlation_id": causes.correlation_id,
                 "causation_id": causes.causation_id,
                 "traceparent": causes.traceparent,
+                "sealed": append.sealed[offset - 1] if append.sealed else None,
             }
             for append in appends
             for offset, event in enumerate(append.events, start=1)

@@ -43,3 +43,11 @@ def _child_registered_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     upgraded = {key: value for key, value in data.items() if key != "age"}
     upgraded["age_band"] = age_band(int(data["age"]))
     return upgraded
+
+
+class ChildPersonalDataErased(Event):
+    """The child's personal data was erased (its key destroyed); the child still counts in every figure."""
+
+    type_name: ClassVar[str] = "registry.child.personal_data_erased.v1"
+
+    child_id: UUID

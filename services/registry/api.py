@@ -4,23 +4,39 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, Header, Response
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy import select
+from sqlalchemy.engine import Row
 
 from backbone.auth import Principal
 from backbone.deps import RuntimeDep, require, require_county
 from backbone.errors import ApiError
 from backbone.fields import Text
 from backbone.paging import Page, Paging, fetch_page
-from contracts.vocabulary import Category, CountyCode, Flag, Language, Need, RiskLevel, age_band
-from services.registry import domain, handlers
+from backbone.runtime import Runtime
+from contracts.vocabulary import Category, CountyCode, Flag, Gender, Language, Need, RiskLevel, age_band
+from services.registry import audit, domain, handlers, vault
+from services.registry.audit import AuditEntry
+from services.registry.counties import county
 from services.registry.records import ChildRecord
 
 router = APIRouter(tags=["children"])
 Coordinator = Annotated[Principal, Depends(require("coordinator"))]
+Admin = Annotated[Principal, Depends(require("admin"))]
+Purpose = Annotated[str | None, Header(alias="X-Purpose", max_length=200, description="why the record is read")]
+PERSONAL = ("name", "birth_date", "township", "village")
+
+
+def _known_county(code: str) -> str:
+    if county(code) is None:
+        raise ValueError(f"{code} is not a county code of Guangxi (GB/T 2260)")
+    return code
+
+
+KnownCounty = Annotated[CountyCode, AfterValidator(_known_county)]
 
 
 class ChildIn(BaseModel):
@@ -28,9 +44,9 @@ class ChildIn(BaseModel):
 
     name: Text
     birth_date: date
-    gender: Literal["female", "male"]
+    gender: Gender
     category: Category
-    county_code: CountyCode
+    county_code: KnownCounty
     township: Text
     village: Text
     risk_level: RiskLevel
@@ -39,65 +55,144 @@ class ChildIn(BaseModel):
     flags: list[Flag] = Field(default=[], max_length=2)
 
 
-class ChildOut(ChildIn):
+class ChildOut(BaseModel):
     id: uuid.UUID
+    name: str | None
+    birth_date: date | None
+    gender: Gender
+    category: Category
+    county_code: str
+    township: str | None
+    village: str | None
+    risk_level: RiskLevel
+    needs: list[Need]
+    languages: list[str]
+    flags: list[Flag]
     age_band: str
+    personal_data_erased: bool
 
 
-def _band(birth_date: date, today: date) -> str:
+class AuditOut(BaseModel):
+    at: Any
+    actor: str
+    role: str
+    action: str
+    child_id: uuid.UUID
+    county_code: str | None
+    purpose: str
+    outcome: str
+
+
+def _band(birth_date: date | None, today: date, registered_band: str) -> str:
+    if birth_date is None:
+        return registered_band  # erased: the band it had when registered
     age = domain.age_on(birth_date, today)
-    return "18+" if age > 17 else age_band(age)  # aged out, until the record says the child left the programme
+    return "18+" if age > 17 else age_band(age)
 
 
-def _out(record: ChildRecord, today: date) -> ChildOut:
-    fields = {name: getattr(record, name) for name in ChildIn.model_fields}
-    return ChildOut(id=record.id, age_band=_band(record.birth_date, today), **fields)
+async def _out(runtime: Runtime, record: Row[Any]) -> ChildOut:
+    async with runtime.db.read() as conn:
+        key = await vault.key_of(conn, record.id)
+    personal = vault.unseal(key, record.id, record.sealed) or {}
+    birth_date = date.fromisoformat(personal["birth_date"]) if "birth_date" in personal else None
+    return ChildOut(
+        **{field: record._mapping[field] for field in ("id", "gender", "category", "county_code", "risk_level")},
+        needs=record.needs,
+        languages=record.languages,
+        flags=record.flags,
+        name=personal.get("name"),
+        birth_date=birth_date,
+        township=personal.get("township"),
+        village=personal.get("village"),
+        age_band=_band(birth_date, runtime.clock.now().date(), record.age_band),
+        personal_data_erased=record.erased_at is not None,
+    )
 
 
 @router.post("/children", status_code=201, response_model=ChildOut)
 async def register_child(body: ChildIn, runtime: RuntimeDep, principal: Coordinator) -> ChildOut:
     require_county(principal, body.county_code)
-    today = runtime.clock.now().date()
     command = domain.RegisterChild(
         child_id=uuid.uuid4(),
         county_code=body.county_code,
         category=body.category,
+        gender=body.gender,
         risk_level=body.risk_level,
         birth_date=body.birth_date,
-        today=today,
+        today=runtime.clock.now().date(),
         needs=tuple(body.needs),
         languages=tuple(body.languages),
         flags=tuple(body.flags),
     )
-    personal = {"name": body.name, "gender": body.gender, "township": body.township, "village": body.village}
+    personal = {field: str(getattr(body, field)) for field in PERSONAL}
     try:
         await handlers.register_child(runtime, command, personal)
     except domain.DomainError as error:
         raise ApiError(422, error.code, str(error)) from error
-    return ChildOut(id=command.child_id, age_band=_band(body.birth_date, today), **body.model_dump())
+    return await _out(runtime, await _record(runtime, command.child_id))
 
 
-@router.get("/children/{child_id}", response_model=ChildOut)
-async def read_child(child_id: uuid.UUID, runtime: RuntimeDep, principal: Coordinator) -> ChildOut:
+async def _record(runtime: Runtime, child_id: uuid.UUID) -> Row[Any]:
     async with runtime.db.read() as conn:
         record = (await conn.execute(select(ChildRecord).where(ChildRecord.id == child_id))).first()
     if record is None:
         raise ApiError(404, "not_found", f"no child {child_id}")
-    child = ChildRecord(**record._mapping)
-    require_county(principal, child.county_code)
-    return _out(child, runtime.clock.now().date())
+    return record
+
+
+async def _scoped(
+    runtime: Runtime, principal: Principal, child_id: uuid.UUID, action: str, why: str | None
+) -> Row[Any]:
+    """The child's record, if the caller may act on it; a refusal is audit-logged before it is answered."""
+    record = await _record(runtime, child_id)
+    if not principal.may_act_in(record.county_code):
+        await audit.record(runtime, principal, action, [(child_id, record.county_code)], why, "denied")
+        require_county(principal, record.county_code)
+    await audit.record(runtime, principal, action, [(child_id, record.county_code)], why)
+    return record
+
+
+@router.get("/children/{child_id}", response_model=ChildOut)
+async def read_child(
+    child_id: uuid.UUID, runtime: RuntimeDep, principal: Coordinator, purpose: Purpose = None
+) -> ChildOut:
+    return await _out(runtime, await _scoped(runtime, principal, child_id, "read", purpose))
 
 
 @router.get("/children", response_model=Page[ChildOut])
 async def list_children(
-    runtime: RuntimeDep, principal: Coordinator, county_code: CountyCode, paging: Paging
+    runtime: RuntimeDep, principal: Coordinator, county_code: CountyCode, paging: Paging, purpose: Purpose = None
 ) -> Page[ChildOut]:
     require_county(principal, county_code)
-    today = runtime.clock.now().date()
     query = (
         select(ChildRecord)
         .where(ChildRecord.county_code == county_code)
         .order_by(ChildRecord.registered_at, ChildRecord.id)
     )
     async with runtime.db.read() as conn:
-        return await fetch_page(conn, query, paging, lambda row: _out(ChildRecord(**row._mapping), today))
+        page = await fetch_page(conn, query, paging, lambda row: row)
+    await audit.record(runtime, principal, "list", [(row.id, row.county_code) for row in page.items], purpose)
+    items = [await _out(runtime, row) for row in page.items]
+    return Page[ChildOut](items=items, total=page.total, limit=page.limit, offset=page.offset)
+
+
+@router.delete("/children/{child_id}/personal-data", status_code=204)
+async def erase_personal_data(
+    child_id: uuid.UUID, runtime: RuntimeDep, principal: Coordinator, purpose: Purpose = None
+) -> Response:
+    await _scoped(runtime, principal, child_id, "erase", purpose)
+    await handlers.erase_personal_data(runtime, child_id)
+    return Response(status_code=204)
+
+
+@router.get("/audit", response_model=Page[AuditOut], tags=["audit"])
+async def audit_log(
+    runtime: RuntimeDep, _: Admin, paging: Paging, child_id: uuid.UUID | None = None, actor: str | None = None
+) -> Page[AuditOut]:
+    query = select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+    if child_id is not None:
+        query = query.where(AuditEntry.child_id == child_id)
+    if actor is not None:
+        query = query.where(AuditEntry.actor == actor)
+    async with runtime.db.read() as conn:
+        return await fetch_page(conn, query, paging, lambda row: AuditOut.model_validate(row._mapping))

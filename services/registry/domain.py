@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from uuid import UUID
 
-from contracts.registry import ChildRegistered
-from contracts.vocabulary import Category, Flag, Language, Need, RiskLevel, age_band
+from contracts.registry import ChildPersonalDataErased, ChildRegistered
+from contracts.vocabulary import Category, Flag, Gender, Language, Need, RiskLevel, age_band
 
 
 class DomainError(ValueError):
@@ -23,6 +23,7 @@ class Child:
     child_id: UUID
     county_code: str
     risk_level: RiskLevel
+    erased: bool = False
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class RegisterChild:
     child_id: UUID
     county_code: str
     category: Category
+    gender: Gender
     risk_level: RiskLevel
     birth_date: date
     today: date
@@ -64,7 +66,16 @@ def register_child(state: Child | None, command: RegisterChild) -> list[ChildReg
     ]
 
 
+def erase_personal_data(state: Child | None) -> list[ChildPersonalDataErased]:
+    """Erasure is final and idempotent: a second request decides nothing new."""
+    if state is None:
+        raise DomainError("not_found", "no such child")
+    return [] if state.erased else [ChildPersonalDataErased(child_id=state.child_id)]
+
+
 def evolve(state: Child | None, event: object) -> Child | None:
     if isinstance(event, ChildRegistered):
         return Child(event.child_id, event.county_code, event.risk_level)
+    if isinstance(event, ChildPersonalDataErased) and state is not None:
+        return replace(state, erased=True)
     return state

@@ -1,12 +1,12 @@
-"""The registry's own tables: the current record of each child, personal fields included (never on the bus)."""
+"""The registry's own tables: each child's current record; personal fields only sealed (see `vault`)."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, Index, MetaData, String, Uuid
+from sqlalchemy import JSON, Index, LargeBinary, MetaData, String, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from backbone.database import UtcDateTime
@@ -21,15 +21,15 @@ class ChildRecord(Records):
     __table_args__ = (Index("ix_children_county", "county_code", "registered_at"),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    name: Mapped[str] = mapped_column(String(100))
-    birth_date: Mapped[date] = mapped_column(Date)
     gender: Mapped[str] = mapped_column(String(8))
     category: Mapped[str] = mapped_column(String(32))
     county_code: Mapped[str] = mapped_column(String(6))
-    township: Mapped[str] = mapped_column(String(100))
-    village: Mapped[str] = mapped_column(String(100))
     risk_level: Mapped[str] = mapped_column(String(8))
+    age_band: Mapped[str] = mapped_column(String(8))
     needs: Mapped[list[Any]] = mapped_column(JSON)
     languages: Mapped[list[Any]] = mapped_column(JSON)
     flags: Mapped[list[Any]] = mapped_column(JSON)
     registered_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # name, birth date, township, village: encrypted with the child's own key
+    sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

@@ -116,6 +116,7 @@ async def test_other_counties_and_other_roles_are_refused_with_403(registry: htt
     [
         ({"category": "runaway"}, 422, "invalid", "body.category"),
         ({"county_code": "12345"}, 422, "invalid", "body.county_code"),
+        ({"county_code": "450399"}, 422, "invalid", "body.county_code"),  # well-formed, but no such county
         ({"birth_date": "2099-01-01"}, 422, "birth_date_in_future", None),
         ({"birth_date": "1990-01-01"}, 422, "not_a_minor", None),
         ({"gender": "x"}, 422, "invalid", "body.gender"),

@@ -8,7 +8,14 @@ from datetime import date
 import pytest
 
 from contracts.registry import ChildRegistered
-from services.registry.domain import DomainError, RegisterChild, age_on, evolve, register_child
+from services.registry.domain import (
+    DomainError,
+    RegisterChild,
+    age_on,
+    erase_personal_data,
+    evolve,
+    register_child,
+)
 
 TODAY = date(2023, 1, 10)
 
@@ -18,6 +25,7 @@ def command(**change: object) -> RegisterChild:
         "child_id": uuid.UUID(int=1),
         "county_code": "450325",
         "category": "left_behind",
+        "gender": "female",
         "risk_level": "high",
         "birth_date": date(2014, 1, 11),
         "today": TODAY,
@@ -57,3 +65,11 @@ def test_a_child_is_registered_only_once() -> None:
     with pytest.raises(DomainError) as refused:
         register_child(state, command())
     assert refused.value.code == "already_registered"
+
+
+def test_erasure_is_decided_once() -> None:
+    state = evolve(None, register_child(None, command())[0])
+    (erased,) = erase_personal_data(state)
+    assert erase_personal_data(evolve(state, erased)) == []
+    with pytest.raises(DomainError):
+        erase_personal_data(None)
