@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import LargeBinary, Uuid, delete, insert, select, text
+from sqlalchemy import LargeBinary, Uuid, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -65,10 +65,12 @@ async def destroy_key(conn: AsyncConnection, person_id: uuid.UUID) -> bool:
 
 
 async def scrub(conn: AsyncConnection) -> None:
-    """Leave no copy of a deleted key in the files: SQLite zeroes freed pages (secure_delete), and the
-    write-ahead log, which still holds the old page, is copied back and truncated."""
+    """Leave no copy of a deleted key in the files: SQLite zeroes freed cells (secure_delete) and the write-ahead
+    log, which still holds the old page, is copied back and truncated; PostgreSQL vacuums the dead row away.
+    Both must run outside a transaction, so they go to the driver directly."""
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert driver is not None
     if conn.dialect.name == "sqlite":
-        await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    else:  # PostgreSQL keeps dead rows until vacuumed; VACUUM cannot run inside a transaction
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(text("VACUUM person_keys"))
+        await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    else:
+        await driver.execute("VACUUM person_keys")

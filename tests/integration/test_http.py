@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -36,9 +35,11 @@ def clock() -> SettableClock:
 
 
 @pytest.fixture
-async def registry(nats_server: NatsServer, tmp_path: Path, clock: SettableClock) -> AsyncIterator[httpx.AsyncClient]:
+async def registry(
+    nats_server: NatsServer, database_url: str, clock: SettableClock
+) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'registry.db'}",
+        database_url=database_url,
         nats_url=nats_server.url,
         jwt_secret=SECRET,
         max_body_bytes=64 * 1024,
@@ -189,3 +190,19 @@ async def test_a_child_who_turns_eighteen_still_reads(registry: httpx.AsyncClien
     assert read.status_code == 200, read.text
     assert read.json()["age_band"] == "18+"
     assert (await registry.get("/children", params={"county_code": XINGAN}, headers=auth("admin"))).status_code == 200
+
+
+async def test_erasing_personal_data_keeps_the_record_and_cannot_be_undone(registry: httpx.AsyncClient) -> None:
+    created = (await registry.post("/children", json=CHILD, headers=auth("admin"))).json()
+    path = f"/children/{created['id']}"
+    outsider = auth("coordinator", [LINGSHAN])
+    assert_error(await registry.delete(f"{path}/personal-data", headers=outsider), 403, "forbidden")
+    assert (await registry.get(path, headers=auth("admin"))).json()["name"] == CHILD["name"]
+    assert (await registry.delete(f"{path}/personal-data", headers=auth("coordinator", [XINGAN]))).status_code == 204
+    read = (await registry.get(path, headers=auth("admin"))).json()
+    assert read["personal_data_erased"] is True
+    assert read["name"] is None
+    assert read["county_code"] == XINGAN
+    assert await count(registry) == 1
+    missing = "00000000-0000-4000-8000-000000000000"
+    assert_error(await registry.delete(f"/children/{missing}/personal-data", headers=auth("admin")), 404, "not_found")
