@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import nats
@@ -30,14 +30,24 @@ log = structlog.get_logger("runtime")
 
 
 @dataclass(frozen=True)
+class Timer:
+    """Work the clock drives, not a request (an expiry, an overdue visit): `tick` runs every `every` seconds."""
+
+    name: str
+    every: float
+    tick: Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True)
 class ServiceSpec:
-    """What makes a service itself: its name, view tables, HTTP routes and projections."""
+    """What makes a service itself: its name, view tables, HTTP routes, projections and timers."""
 
     name: str
     default_port: int
     views: MetaData
     routers: Sequence[APIRouter]
     projections: Callable[[Runtime], Sequence[Projection]] = field(default=lambda _: ())
+    timers: Callable[[Runtime], Sequence[Timer]] = field(default=lambda _: ())
 
     @property
     def stream(self) -> str:
@@ -55,6 +65,7 @@ class Runtime:
         self.consumers: list[ProjectionConsumer] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._boot: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     @property
     def js(self) -> JetStreamContext:
@@ -66,6 +77,16 @@ class Runtime:
         """Create tables, then connect to NATS in the background: the HTTP side answers (not ready) meanwhile."""
         await self.db.create(Plumbing.metadata, self.spec.views)
         self._boot = asyncio.create_task(self._connect_and_run())
+        self._tasks += [asyncio.create_task(self._every(timer)) for timer in self.spec.timers(self)]
+
+    async def _every(self, timer: Timer) -> None:
+        while not self._stopping.is_set():
+            try:
+                await timer.tick()
+            except Exception as error:
+                log.warning("timer.failed", timer=timer.name, error=repr(error))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timer.every)
 
     async def _connect_and_run(self) -> None:
         while self.nc is None:
@@ -147,6 +168,7 @@ class Runtime:
 
     async def stop(self, grace: float = 3.0) -> None:
         """Stop taking work, let in-flight batches finish or roll back, drain NATS, close the database."""
+        self._stopping.set()
         if self._boot is not None and not self._boot.done():
             self._boot.cancel()
         for worker in [self.relay, *self.consumers]:

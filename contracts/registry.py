@@ -6,7 +6,7 @@ from uuid import UUID
 from pydantic import Field
 
 from contracts.catalogue import Event, upcaster
-from contracts.vocabulary import AgeBand, Category, CountyCode, Flag, Language, Need, RiskLevel, age_band
+from contracts.vocabulary import AgeBand, Category, CountyCode, Flag, Guardianship, Language, Need, RiskLevel, age_band
 
 
 class ChildRegisteredV1(Event):
@@ -36,6 +36,7 @@ class ChildRegistered(Event):
     needs: list[Need] = []
     languages: list[Language] = []
     flags: list[Flag] = []
+    guardianship: Guardianship | None = None  # absent from the first v2 events
 
 
 @upcaster(ChildRegisteredV1.type_name, ChildRegistered.type_name)

@@ -7,6 +7,7 @@ from pydantic import StringConstraints
 Category = Literal["orphan", "de_facto_unsupported", "left_behind", "in_difficulty"]
 RiskLevel = Literal["low", "medium", "high"]
 Gender = Literal["female", "male"]
+Guardianship = Literal["parents", "grandparents", "relative", "institution", "temporary_state"]
 Need = Literal["tutoring", "psychological", "companionship", "material", "safety", "family_calls"]
 AgeBand = Literal["0-2", "3-5", "6-8", "9-11", "12-14", "15-17"]
 CountyCode = Annotated[str, StringConstraints(pattern=r"^[1-8][0-9]{5}$")]

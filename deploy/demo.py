@@ -27,6 +27,12 @@ SURNAMES = "黄韦陆莫蒙覃梁廖李张王刘陈杨赵周吴徐孙马"
 GIVEN = "小明华丽芳军伟敏静磊洋艳勇杰娟涛超秀兰霞平刚桂英宇欣怡"
 CATEGORIES = ["left_behind"] * 6 + ["de_facto_unsupported"] * 2 + ["orphan", "in_difficulty"]
 RISKS = ["low"] * 5 + ["medium"] * 3 + ["high"] * 2
+GUARDIANSHIP = {
+    "left_behind": ["grandparents", "grandparents", "relative", "parents"],
+    "de_facto_unsupported": ["grandparents", "relative", "temporary_state"],
+    "orphan": ["relative", "institution", "temporary_state"],
+    "in_difficulty": ["parents", "grandparents", "relative"],
+}
 NEEDS = ["tutoring", "psychological", "companionship", "material", "safety", "family_calls"]
 
 
@@ -34,6 +40,7 @@ def child(county_code: str, index: int, today: date) -> dict[str, Any]:
     """The `index`-th demo child of a county: the same every time."""
     rng = random.Random(f"{county_code}:{index}")  # noqa: S311 (demo data, not security)
     category = rng.choice(CATEGORIES)
+    guardianship = rng.choice(GUARDIANSHIP[category])
     languages = ["zh"] + ([LANGUAGES[county_code]] if county_code in LANGUAGES and rng.random() < 0.6 else [])
     return {
         "name": rng.choice(SURNAMES) + rng.choice(GIVEN) + rng.choice(GIVEN),
@@ -44,6 +51,9 @@ def child(county_code: str, index: int, today: date) -> dict[str, Any]:
         "township": f"第{rng.randint(1, 9)}镇",
         "village": f"第{rng.randint(1, 30)}村",
         "risk_level": "high" if category == "de_facto_unsupported" and rng.random() < 0.5 else rng.choice(RISKS),
+        "guardianship": guardianship,
+        "guardian_name": None if guardianship == "temporary_state" else rng.choice(SURNAMES) + rng.choice(GIVEN) * 2,
+        "guardian_phone": None if guardianship == "temporary_state" else f"139{rng.randint(0, 99_999_999):08d}",
         "needs": sorted(rng.sample(NEEDS, rng.randint(1, 3))),
         "languages": languages,
     }

@@ -7,7 +7,7 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Response
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.engine import Row
 
@@ -17,17 +17,28 @@ from backbone.errors import ApiError
 from backbone.fields import Text
 from backbone.paging import Page, Paging, fetch_page
 from backbone.runtime import Runtime
-from contracts.vocabulary import Category, CountyCode, Flag, Gender, Language, Need, RiskLevel, age_band
+from contracts.vocabulary import (
+    Category,
+    CountyCode,
+    Flag,
+    Gender,
+    Guardianship,
+    Language,
+    Need,
+    RiskLevel,
+    age_band,
+)
 from services.registry import audit, domain, handlers, vault
 from services.registry.audit import AuditEntry
 from services.registry.counties import county
+from services.registry.fields import IdNumber, Phone, birth_date_of
 from services.registry.records import ChildRecord
 
 router = APIRouter(tags=["children"])
 Coordinator = Annotated[Principal, Depends(require("coordinator"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
 Purpose = Annotated[str | None, Header(alias="X-Purpose", max_length=200, description="why the record is read")]
-PERSONAL = ("name", "birth_date", "township", "village")
+PERSONAL = ("name", "id_number", "birth_date", "township", "village", "guardian_name", "guardian_phone")
 
 
 def _known_county(code: str) -> str:
@@ -40,9 +51,12 @@ KnownCounty = Annotated[CountyCode, AfterValidator(_known_county)]
 
 
 class ChildIn(BaseModel):
+    """A child as a coordinator registers it (and as each row of a CSV import is read)."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: Text
+    id_number: IdNumber | None = None
     birth_date: date
     gender: Gender
     category: Category
@@ -50,14 +64,26 @@ class ChildIn(BaseModel):
     township: Text
     village: Text
     risk_level: RiskLevel
+    guardianship: Guardianship
+    guardian_name: Text | None = None
+    guardian_phone: Phone | None = None
     needs: list[Need] = Field(default=[], max_length=6)
     languages: list[Language] = Field(default=["zh"], max_length=10)
     flags: list[Flag] = Field(default=[], max_length=2)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ChildIn:
+        if self.id_number and birth_date_of(self.id_number) != self.birth_date:
+            raise ValueError("the birth date differs from the one in the ID number")
+        if self.guardianship != "temporary_state" and not (self.guardian_name and self.guardian_phone):
+            raise ValueError("a guardian's name and phone are needed unless the state is the temporary guardian")
+        return self
 
 
 class ChildOut(BaseModel):
     id: uuid.UUID
     name: str | None
+    id_number: str | None
     birth_date: date | None
     gender: Gender
     category: Category
@@ -65,6 +91,9 @@ class ChildOut(BaseModel):
     township: str | None
     village: str | None
     risk_level: RiskLevel
+    guardianship: Guardianship | None
+    guardian_name: str | None
+    guardian_phone: str | None
     needs: list[Need]
     languages: list[str]
     flags: list[Flag]
@@ -101,9 +130,13 @@ async def _out(runtime: Runtime, record: Row[Any]) -> ChildOut:
         languages=record.languages,
         flags=record.flags,
         name=personal.get("name"),
+        id_number=personal.get("id_number"),
         birth_date=birth_date,
         township=personal.get("township"),
         village=personal.get("village"),
+        guardianship=record.guardianship,
+        guardian_name=personal.get("guardian_name"),
+        guardian_phone=personal.get("guardian_phone"),
         age_band=_band(birth_date, runtime.clock.now().date(), record.age_band),
         personal_data_erased=record.erased_at is not None,
     )
@@ -118,13 +151,14 @@ async def register_child(body: ChildIn, runtime: RuntimeDep, principal: Coordina
         category=body.category,
         gender=body.gender,
         risk_level=body.risk_level,
+        guardianship=body.guardianship,
         birth_date=body.birth_date,
         today=runtime.clock.now().date(),
         needs=tuple(body.needs),
         languages=tuple(body.languages),
         flags=tuple(body.flags),
     )
-    personal = {field: str(getattr(body, field)) for field in PERSONAL}
+    personal = {field: str(value) for field in PERSONAL if (value := getattr(body, field)) is not None}
     try:
         await handlers.register_child(runtime, command, personal)
     except domain.DomainError as error:

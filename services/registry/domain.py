@@ -7,7 +7,7 @@ from datetime import date
 from uuid import UUID
 
 from contracts.registry import ChildPersonalDataErased, ChildRegistered
-from contracts.vocabulary import Category, Flag, Gender, Language, Need, RiskLevel, age_band
+from contracts.vocabulary import Category, Flag, Gender, Guardianship, Language, Need, RiskLevel, age_band
 
 
 class DomainError(ValueError):
@@ -33,6 +33,7 @@ class RegisterChild:
     category: Category
     gender: Gender
     risk_level: RiskLevel
+    guardianship: Guardianship
     birth_date: date
     today: date
     needs: tuple[Need, ...] = ()
@@ -62,6 +63,7 @@ def register_child(state: Child | None, command: RegisterChild) -> list[ChildReg
             needs=sorted(set(command.needs)),
             languages=sorted(set(command.languages)),
             flags=sorted(set(command.flags)),
+            guardianship=command.guardianship,
         )
     ]
 

@@ -39,6 +39,7 @@ async def register_child(runtime: Runtime, command: domain.RegisterChild, person
                 county_code=command.county_code,
                 category=command.category,
                 risk_level=command.risk_level,
+                guardianship=command.guardianship,
                 age_band=registered.age_band,
                 needs=registered.needs,
                 languages=registered.languages,

@@ -25,11 +25,12 @@ class ChildRecord(Records):
     category: Mapped[str] = mapped_column(String(32))
     county_code: Mapped[str] = mapped_column(String(6))
     risk_level: Mapped[str] = mapped_column(String(8))
+    guardianship: Mapped[str] = mapped_column(String(16))
     age_band: Mapped[str] = mapped_column(String(8))
     needs: Mapped[list[Any]] = mapped_column(JSON)
     languages: Mapped[list[Any]] = mapped_column(JSON)
     flags: Mapped[list[Any]] = mapped_column(JSON)
     registered_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    # name, birth date, township, village: encrypted with the child's own key
+    # name, ID number, birth date, township, village, guardian's name and phone: encrypted with the child's key
     sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

@@ -29,6 +29,9 @@ CHILD = {
     "township": "溶江镇",
     "village": "五甲村",
     "risk_level": "high",
+    "guardianship": "grandparents",
+    "guardian_name": "韦大山",
+    "guardian_phone": "13907730001",
     "needs": ["tutoring", "family_calls"],
     "languages": ["zh", "zhuang"],
 }

@@ -26,6 +26,9 @@ CHILD = {
     "township": "湘漓镇",
     "village": "双河村",
     "risk_level": "medium",
+    "guardianship": "grandparents",
+    "guardian_name": "韦大山",
+    "guardian_phone": "13907730001",
 }
 
 
@@ -71,9 +74,12 @@ async def count(client: httpx.AsyncClient, county: str = XINGAN) -> int:
 
 
 async def test_a_coordinator_registers_and_reads_a_child_of_their_county(registry: httpx.AsyncClient) -> None:
-    created = await registry.post("/children", json=CHILD, headers=auth("coordinator", [XINGAN]))
+    with_id = CHILD | {"id_number": "450325201605201234"}
+    created = await registry.post("/children", json=with_id, headers=auth("coordinator", [XINGAN]))
     assert created.status_code == 201, created.text
     child = created.json()
+    assert child["id_number"] == "450325201605201234"
+    assert child["guardian_phone"] == CHILD["guardian_phone"]
     assert child["age_band"] in {"6-8", "9-11"}
     assert child["languages"] == ["zh"]
     read = await registry.get(f"/children/{child['id']}", headers=auth("coordinator", [XINGAN]))
@@ -118,6 +124,10 @@ async def test_other_counties_and_other_roles_are_refused_with_403(registry: htt
         ({"category": "runaway"}, 422, "invalid", "body.category"),
         ({"county_code": "12345"}, 422, "invalid", "body.county_code"),
         ({"county_code": "450399"}, 422, "invalid", "body.county_code"),  # well-formed, but no such county
+        ({"id_number": "450325201605201235"}, 422, "invalid", "body.id_number"),  # wrong check digit
+        ({"id_number": "45032520160521123X"}, 422, "invalid", "body"),  # another birth date than given
+        ({"guardian_phone": "12345"}, 422, "invalid", "body.guardian_phone"),
+        ({"guardian_name": None}, 422, "invalid", "body"),  # a guardian unless the state is one
         ({"birth_date": "2099-01-01"}, 422, "birth_date_in_future", None),
         ({"birth_date": "1990-01-01"}, 422, "not_a_minor", None),
         ({"gender": "x"}, 422, "invalid", "body.gender"),

@@ -27,6 +27,7 @@ def command(**change: object) -> RegisterChild:
         "category": "left_behind",
         "gender": "female",
         "risk_level": "high",
+        "guardianship": "grandparents",
         "birth_date": date(2014, 1, 11),
         "today": TODAY,
         "needs": ("tutoring", "tutoring"),
