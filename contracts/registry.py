@@ -6,7 +6,19 @@ from uuid import UUID
 from pydantic import Field
 
 from contracts.catalogue import Event, upcaster
-from contracts.vocabulary import AgeBand, Category, CountyCode, Flag, Guardianship, Language, Need, RiskLevel, age_band
+from contracts.vocabulary import (
+    AgeBand,
+    Category,
+    ConsentScope,
+    CountyCode,
+    Flag,
+    Guardianship,
+    Language,
+    LeavingReason,
+    Need,
+    RiskLevel,
+    age_band,
+)
 
 
 class ChildRegisteredV1(Event):
@@ -50,5 +62,54 @@ class ChildPersonalDataErased(Event):
     """The child's personal data was erased (its key destroyed); the child still counts in every figure."""
 
     type_name: ClassVar[str] = "registry.child.personal_data_erased.v1"
+
+    child_id: UUID
+
+
+class ChildRiskChanged(Event):
+    """A coordinator re-assessed the child's risk; the reason stays sealed in the registry."""
+
+    type_name: ClassVar[str] = "registry.child.risk_changed.v1"
+
+    child_id: UUID
+    county_code: CountyCode
+    previous_risk_level: RiskLevel
+    risk_level: RiskLevel
+
+
+class ChildNeedsChanged(Event):
+    type_name: ClassVar[str] = "registry.child.needs_changed.v1"
+
+    child_id: UUID
+    needs: list[Need]
+
+
+class ChildGuardianshipChanged(Event):
+    """Who cares for the child changed (e.g. the county's minor-protection centre took temporary guardianship)."""
+
+    type_name: ClassVar[str] = "registry.child.guardianship_changed.v1"
+
+    child_id: UUID
+    guardianship: Guardianship
+
+
+class ChildLeftProgramme(Event):
+    type_name: ClassVar[str] = "registry.child.left_programme.v1"
+
+    child_id: UUID
+    reason: LeavingReason
+
+
+class GuardianConsentRecorded(Event):
+    """A guardian consented to the processing of a child under 14 (PIPL Art. 31) for these purposes."""
+
+    type_name: ClassVar[str] = "registry.child.consent_recorded.v1"
+
+    child_id: UUID
+    scope: list[ConsentScope]
+
+
+class GuardianConsentWithdrawn(Event):
+    type_name: ClassVar[str] = "registry.child.consent_withdrawn.v1"
 
     child_id: UUID

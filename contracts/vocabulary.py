@@ -8,6 +8,10 @@ Category = Literal["orphan", "de_facto_unsupported", "left_behind", "in_difficul
 RiskLevel = Literal["low", "medium", "high"]
 Gender = Literal["female", "male"]
 Guardianship = Literal["parents", "grandparents", "relative", "institution", "temporary_state"]
+LeavingReason = Literal["aged_out", "moved", "family_reunited", "adopted", "deceased", "other"]
+# What a guardian may consent to for a child under 14, beyond the minimum record the law requires.
+ConsentScope = Literal["pairing", "home_visits", "wishes", "aid"]
+CONSENT_AGE = 14
 Need = Literal["tutoring", "psychological", "companionship", "material", "safety", "family_calls"]
 AgeBand = Literal["0-2", "3-5", "6-8", "9-11", "12-14", "15-17"]
 CountyCode = Annotated[str, StringConstraints(pattern=r"^[1-8][0-9]{5}$")]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import Annotated, Any
+from functools import partial
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Response
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from sqlalchemy import select
 from sqlalchemy.engine import Row
 
@@ -18,12 +19,15 @@ from backbone.fields import Text
 from backbone.paging import Page, Paging, fetch_page
 from backbone.runtime import Runtime
 from contracts.vocabulary import (
+    CONSENT_AGE,
     Category,
+    ConsentScope,
     CountyCode,
     Flag,
     Gender,
     Guardianship,
     Language,
+    LeavingReason,
     Need,
     RiskLevel,
     age_band,
@@ -99,6 +103,49 @@ class ChildOut(BaseModel):
     flags: list[Flag]
     age_band: str
     personal_data_erased: bool
+    status: Literal["active", "left"]
+    left_reason: LeavingReason | None
+    consent_scope: list[ConsentScope] | None
+    eligible_for_pairing: bool
+    version: int
+
+
+class ChildChange(BaseModel):
+    """What a coordinator may change; give only what changes. A new risk level needs its reason."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    risk_level: RiskLevel | None = None
+    risk_reason: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
+    needs: list[Need] | None = Field(default=None, max_length=6)
+    guardianship: Guardianship | None = None
+    guardian_name: Text | None = None
+    guardian_phone: Phone | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> ChildChange:
+        if self.risk_level is not None and not self.risk_reason:
+            raise ValueError("a change of risk level needs its reason (risk_reason)")
+        if not self.model_fields_set:
+            raise ValueError("nothing to change")
+        return self
+
+
+class Leaving(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: LeavingReason
+
+
+class ConsentIn(BaseModel):
+    """A guardian's consent for a child under 14 (PIPL Art. 31): who gave it, when, for what."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    given_by: Text
+    relation: Text
+    given_at: date
+    scope: list[ConsentScope] = Field(min_length=1, max_length=4)
 
 
 class AuditOut(BaseModel):
@@ -139,7 +186,19 @@ async def _out(runtime: Runtime, record: Row[Any]) -> ChildOut:
         guardian_phone=personal.get("guardian_phone"),
         age_band=_band(birth_date, runtime.clock.now().date(), record.age_band),
         personal_data_erased=record.erased_at is not None,
+        status=record.status,
+        left_reason=record.left_reason,
+        consent_scope=record.consent_scope,
+        eligible_for_pairing=_eligible(record, birth_date, runtime.clock.now().date()),
+        version=record.version,
     )
+
+
+def _eligible(record: Row[Any], birth_date: date | None, today: date) -> bool:
+    """Active, personal data kept, and either 14 or older or with a guardian's consent to pairing."""
+    if record.status != "active" or birth_date is None:
+        return False
+    return domain.age_on(birth_date, today) >= CONSENT_AGE or "pairing" in (record.consent_scope or [])
 
 
 @router.post("/children", status_code=201, response_model=ChildOut)
@@ -208,6 +267,82 @@ async def list_children(
     await audit.record(runtime, principal, "list", [(row.id, row.county_code) for row in page.items], purpose)
     items = [await _out(runtime, row) for row in page.items]
     return Page[ChildOut](items=items, total=page.total, limit=page.limit, offset=page.offset)
+
+
+IfMatch = Annotated[int | None, Header(alias="If-Match", description="the version you read; 409 if it moved on")]
+
+
+async def _change(
+    runtime: Runtime,
+    principal: Principal,
+    child_id: uuid.UUID,
+    decisions: list[handlers.Decision],
+    purpose: str | None,
+    **options: Any,
+) -> ChildOut:
+    await _scoped(runtime, principal, child_id, "change", purpose)
+    try:
+        await handlers.change_child(runtime, child_id, decisions, **options)
+    except domain.DomainError as error:
+        raise ApiError(
+            409 if error.code in ("left_programme", "no_consent") else 422, error.code, str(error)
+        ) from error
+    return await _out(runtime, await _record(runtime, child_id))
+
+
+@router.patch("/children/{child_id}", response_model=ChildOut)
+async def change_child(
+    child_id: uuid.UUID,
+    body: ChildChange,
+    runtime: RuntimeDep,
+    principal: Coordinator,
+    if_match: IfMatch = None,
+    purpose: Purpose = None,
+) -> ChildOut:
+    decisions: list[handlers.Decision] = []
+    if body.risk_level is not None:
+        decisions.append(partial(domain.change_risk, risk_level=body.risk_level))
+    if body.needs is not None:
+        decisions.append(partial(domain.change_needs, needs=tuple(body.needs)))
+    guardian = {k: v for k, v in (("guardian_name", body.guardian_name), ("guardian_phone", body.guardian_phone)) if v}
+    if body.guardianship is not None or guardian:
+        record = await _record(runtime, child_id)
+        kind = body.guardianship or record.guardianship
+        decisions.append(partial(domain.change_guardianship, guardianship=kind, guardian_changed=bool(guardian)))
+    note = {"risk_reason": body.risk_reason} if body.risk_reason else None
+    return await _change(
+        runtime,
+        principal,
+        child_id,
+        decisions,
+        purpose,
+        expected_version=if_match,
+        note=note,
+        personal=guardian or None,
+    )
+
+
+@router.post("/children/{child_id}/leave", response_model=ChildOut)
+async def leave_programme(
+    child_id: uuid.UUID, body: Leaving, runtime: RuntimeDep, principal: Coordinator, purpose: Purpose = None
+) -> ChildOut:
+    return await _change(runtime, principal, child_id, [partial(domain.leave_programme, reason=body.reason)], purpose)
+
+
+@router.post("/children/{child_id}/consent", response_model=ChildOut)
+async def record_consent(
+    child_id: uuid.UUID, body: ConsentIn, runtime: RuntimeDep, principal: Coordinator, purpose: Purpose = None
+) -> ChildOut:
+    decision = partial(domain.record_consent, scope=tuple(body.scope))
+    note = {"given_by": body.given_by, "relation": body.relation, "given_at": body.given_at.isoformat()}
+    return await _change(runtime, principal, child_id, [decision], purpose, note=note)
+
+
+@router.delete("/children/{child_id}/consent", response_model=ChildOut)
+async def withdraw_consent(
+    child_id: uuid.UUID, runtime: RuntimeDep, principal: Coordinator, purpose: Purpose = None
+) -> ChildOut:
+    return await _change(runtime, principal, child_id, [domain.withdraw_consent], purpose)
 
 
 @router.delete("/children/{child_id}/personal-data", status_code=204)

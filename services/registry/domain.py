@@ -6,8 +6,28 @@ from dataclasses import dataclass, replace
 from datetime import date
 from uuid import UUID
 
-from contracts.registry import ChildPersonalDataErased, ChildRegistered
-from contracts.vocabulary import Category, Flag, Gender, Guardianship, Language, Need, RiskLevel, age_band
+from contracts.registry import (
+    ChildGuardianshipChanged,
+    ChildLeftProgramme,
+    ChildNeedsChanged,
+    ChildPersonalDataErased,
+    ChildRegistered,
+    ChildRiskChanged,
+    GuardianConsentRecorded,
+    GuardianConsentWithdrawn,
+)
+from contracts.vocabulary import (
+    Category,
+    ConsentScope,
+    Flag,
+    Gender,
+    Guardianship,
+    Language,
+    LeavingReason,
+    Need,
+    RiskLevel,
+    age_band,
+)
 
 
 class DomainError(ValueError):
@@ -23,6 +43,10 @@ class Child:
     child_id: UUID
     county_code: str
     risk_level: RiskLevel
+    guardianship: Guardianship | None = None
+    needs: tuple[Need, ...] = ()
+    left: bool = False
+    consent: tuple[ConsentScope, ...] | None = None
     erased: bool = False
 
 
@@ -68,6 +92,64 @@ def register_child(state: Child | None, command: RegisterChild) -> list[ChildReg
     ]
 
 
+def _active(state: Child | None) -> Child:
+    if state is None:
+        raise DomainError("not_found", "no such child")
+    if state.left:
+        raise DomainError("left_programme", "the child has left the programme")
+    return state
+
+
+def change_risk(state: Child | None, risk_level: RiskLevel) -> list[ChildRiskChanged]:
+    child = _active(state)
+    if risk_level == child.risk_level:
+        return []
+    return [
+        ChildRiskChanged(
+            child_id=child.child_id,
+            county_code=child.county_code,
+            previous_risk_level=child.risk_level,
+            risk_level=risk_level,
+        )
+    ]
+
+
+def change_needs(state: Child | None, needs: tuple[Need, ...]) -> list[ChildNeedsChanged]:
+    child = _active(state)
+    wanted = sorted(set(needs))
+    return [] if wanted == sorted(child.needs) else [ChildNeedsChanged(child_id=child.child_id, needs=wanted)]
+
+
+def change_guardianship(
+    state: Child | None, guardianship: Guardianship, *, guardian_changed: bool
+) -> list[ChildGuardianshipChanged]:
+    """A new guardian with the same kind of guardianship (another relative) is a change too."""
+    child = _active(state)
+    if guardianship == child.guardianship and not guardian_changed:
+        return []
+    return [ChildGuardianshipChanged(child_id=child.child_id, guardianship=guardianship)]
+
+
+def leave_programme(state: Child | None, reason: LeavingReason) -> list[ChildLeftProgramme]:
+    child = _active(state)
+    return [ChildLeftProgramme(child_id=child.child_id, reason=reason)]
+
+
+def record_consent(state: Child | None, scope: tuple[ConsentScope, ...]) -> list[GuardianConsentRecorded]:
+    child = _active(state)
+    if not scope:
+        raise DomainError("empty_consent", "a consent names at least one purpose")
+    return [GuardianConsentRecorded(child_id=child.child_id, scope=sorted(set(scope)))]
+
+
+def withdraw_consent(state: Child | None) -> list[GuardianConsentWithdrawn]:
+    if state is None:
+        raise DomainError("not_found", "no such child")
+    if state.consent is None:
+        raise DomainError("no_consent", "there is no consent to withdraw")
+    return [GuardianConsentWithdrawn(child_id=state.child_id)]
+
+
 def erase_personal_data(state: Child | None) -> list[ChildPersonalDataErased]:
     """Erasure is final and idempotent: a second request decides nothing new."""
     if state is None:
@@ -77,7 +159,22 @@ def erase_personal_data(state: Child | None) -> list[ChildPersonalDataErased]:
 
 def evolve(state: Child | None, event: object) -> Child | None:
     if isinstance(event, ChildRegistered):
-        return Child(event.child_id, event.county_code, event.risk_level)
-    if isinstance(event, ChildPersonalDataErased) and state is not None:
-        return replace(state, erased=True)
+        return Child(event.child_id, event.county_code, event.risk_level, event.guardianship, tuple(event.needs))
+    if state is None:
+        return None
+    match event:
+        case ChildRiskChanged(risk_level=risk_level):
+            return replace(state, risk_level=risk_level)
+        case ChildNeedsChanged(needs=needs):
+            return replace(state, needs=tuple(needs))
+        case ChildGuardianshipChanged(guardianship=guardianship):
+            return replace(state, guardianship=guardianship)
+        case ChildLeftProgramme():
+            return replace(state, left=True)
+        case GuardianConsentRecorded(scope=scope):
+            return replace(state, consent=tuple(scope))
+        case GuardianConsentWithdrawn():
+            return replace(state, consent=None)
+        case ChildPersonalDataErased():
+            return replace(state, erased=True)
     return state

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backbone.runtime import Runtime
-from backbone.store import Append
+from backbone.store import Append, ConcurrencyConflict
+from contracts import Event
+from contracts.registry import (
+    ChildGuardianshipChanged,
+    ChildLeftProgramme,
+    ChildNeedsChanged,
+    ChildRiskChanged,
+    GuardianConsentRecorded,
+    GuardianConsentWithdrawn,
+)
 from services.registry import domain, vault
 from services.registry.records import ChildRecord
+
+Decision = Callable[[domain.Child | None], Sequence[Event]]
 
 
 async def _child(runtime: Runtime, conn: AsyncConnection, child_id: uuid.UUID) -> tuple[domain.Child | None, int]:
@@ -23,7 +35,7 @@ async def _child(runtime: Runtime, conn: AsyncConnection, child_id: uuid.UUID) -
 
 
 async def register_child(runtime: Runtime, command: domain.RegisterChild, personal: dict[str, Any]) -> None:
-    """`personal` (name, birth date, places) is sealed with the child's new key, in the event and the record."""
+    """`personal` (name, ID number, birth date, places, guardian) is sealed with the child's new key."""
     now = runtime.clock.now()
     async with runtime.transaction() as conn:
         state, version = await _child(runtime, conn, command.child_id)
@@ -50,6 +62,68 @@ async def register_child(runtime: Runtime, command: domain.RegisterChild, person
         )
 
 
+async def change_child(
+    runtime: Runtime,
+    child_id: uuid.UUID,
+    decisions: Sequence[Decision],
+    *,
+    expected_version: int | None = None,
+    note: dict[str, Any] | None = None,
+    personal: dict[str, Any] | None = None,
+) -> bool:
+    """Decide one or several changes against the same version, and append them together.
+
+    `note` is the change's own personal part (a reason, who consented), sealed into its first event;
+    `personal` updates the child's current personal fields. Returns whether anything changed.
+    """
+    async with runtime.transaction() as conn:
+        state, version = await _child(runtime, conn, child_id)
+        if expected_version is not None and expected_version != version:
+            raise ConcurrencyConflict(str(child_id), expected_version, version)
+        events: list[Event] = []
+        for decide in decisions:
+            new = decide(state)
+            for event in new:
+                state = domain.evolve(state, event)
+            events += new
+        if not events:
+            return False
+        changes: dict[str, Any] = {"version": version + len(events)}
+        for event in events:
+            changes |= _record_change(event)
+        sealed: list[bytes | None] = [None] * len(events)
+        if note or personal:
+            key = await vault.key_of(conn, child_id)
+            if key is None:
+                raise domain.DomainError("personal_data_erased", "the child's personal data was erased")
+            if note:
+                sealed[0] = vault.seal(key, child_id, note)
+            if personal:
+                record = (await conn.execute(select(ChildRecord.sealed).where(ChildRecord.id == child_id))).one()
+                current = vault.unseal(key, child_id, record.sealed) or {}
+                changes["sealed"] = vault.seal(key, child_id, current | personal)
+        await runtime.append(conn, Append(str(child_id), version, events, sealed=sealed))
+        await conn.execute(update(ChildRecord).where(ChildRecord.id == child_id).values(**changes))
+    return True
+
+
+def _record_change(event: Event) -> dict[str, Any]:
+    match event:
+        case ChildRiskChanged(risk_level=risk_level):
+            return {"risk_level": risk_level}
+        case ChildNeedsChanged(needs=needs):
+            return {"needs": needs}
+        case ChildGuardianshipChanged(guardianship=guardianship):
+            return {"guardianship": guardianship}
+        case ChildLeftProgramme(reason=reason):
+            return {"status": "left", "left_reason": reason}
+        case GuardianConsentRecorded(scope=scope):
+            return {"consent_scope": scope}
+        case GuardianConsentWithdrawn():
+            return {"consent_scope": None}
+    return {}
+
+
 async def erase_personal_data(runtime: Runtime, child_id: uuid.UUID) -> bool:
     """Destroy the child's key: every sealed copy becomes unreadable. True if this call erased anything."""
     async with runtime.transaction() as conn:
@@ -59,7 +133,9 @@ async def erase_personal_data(runtime: Runtime, child_id: uuid.UUID) -> bool:
             return False
         await vault.destroy_key(conn, child_id)
         await conn.execute(
-            update(ChildRecord).where(ChildRecord.id == child_id).values(sealed=None, erased_at=runtime.clock.now())
+            update(ChildRecord)
+            .where(ChildRecord.id == child_id)
+            .values(sealed=None, erased_at=runtime.clock.now(), version=version + 1)
         )
         await runtime.append(conn, Append(str(child_id), version, events))
     async with runtime.db.engine.connect() as conn:

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Index, LargeBinary, MetaData, String, Uuid
+from sqlalchemy import JSON, Index, Integer, LargeBinary, MetaData, String, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from backbone.database import UtcDateTime
@@ -31,6 +31,10 @@ class ChildRecord(Records):
     languages: Mapped[list[Any]] = mapped_column(JSON)
     flags: Mapped[list[Any]] = mapped_column(JSON)
     registered_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(8), default="active")
+    left_reason: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    consent_scope: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     # name, ID number, birth date, township, village, guardian's name and phone: encrypted with the child's key
     sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

@@ -216,3 +216,75 @@ async def test_erasing_personal_data_keeps_the_record_and_cannot_be_undone(regis
     assert await count(registry) == 1
     missing = "00000000-0000-4000-8000-000000000000"
     assert_error(await registry.delete(f"/children/{missing}/personal-data", headers=auth("admin")), 404, "not_found")
+
+
+async def test_a_childs_risk_needs_and_guardianship_change_with_history_and_optimistic_concurrency(
+    registry: httpx.AsyncClient,
+) -> None:
+    child = (await registry.post("/children", json=CHILD, headers=auth("admin"))).json()
+    path, coordinator = f"/children/{child['id']}", auth("coordinator", [XINGAN])
+    assert child["version"] == 1
+    assert_error(await registry.patch(path, json={"risk_level": "high"}, headers=coordinator), 422, "invalid")
+    assert_error(await registry.patch(path, json={}, headers=coordinator), 422, "invalid")
+    changed = await registry.patch(
+        path,
+        json={"risk_level": "high", "risk_reason": "grandmother hospitalised", "needs": ["safety", "companionship"]},
+        headers=coordinator | {"If-Match": "1"},
+    )
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["risk_level"], changed.json()["needs"], changed.json()["version"]) == (
+        "high",
+        ["companionship", "safety"],
+        3,
+    )
+    stale = await registry.patch(path, json={"needs": ["tutoring"]}, headers=coordinator | {"If-Match": "1"})
+    assert_error(stale, 409, "conflict")
+    state_care = await registry.patch(path, json={"guardianship": "temporary_state"}, headers=coordinator)
+    assert state_care.json()["guardianship"] == "temporary_state"
+    new_guardian = await registry.patch(path, json={"guardian_phone": "13977730002"}, headers=coordinator)
+    assert new_guardian.json()["guardian_phone"] == "13977730002"
+    assert new_guardian.json()["name"] == CHILD["name"]  # the other personal fields are kept
+    assert new_guardian.json()["version"] == 5
+
+
+async def test_leaving_the_programme_ends_changes_and_pairing(registry: httpx.AsyncClient) -> None:
+    older = CHILD | {"birth_date": "2010-03-01"}  # over 14: no guardian consent needed for pairing
+    child = (await registry.post("/children", json=older, headers=auth("admin"))).json()
+    assert child["eligible_for_pairing"] is True
+    path = f"/children/{child['id']}"
+    left = await registry.post(f"{path}/leave", json={"reason": "family_reunited"}, headers=auth("admin"))
+    assert (left.json()["status"], left.json()["left_reason"], left.json()["eligible_for_pairing"]) == (
+        "left",
+        "family_reunited",
+        False,
+    )
+    assert_error(
+        await registry.post(f"{path}/leave", json={"reason": "moved"}, headers=auth("admin")), 409, "left_programme"
+    )
+    assert_error(await registry.patch(path, json={"needs": []}, headers=auth("admin")), 409, "left_programme")
+    assert_error(await registry.post(f"{path}/leave", json={"reason": "bored"}, headers=auth("admin")), 422, "invalid")
+
+
+async def test_a_child_under_fourteen_is_paired_only_with_a_guardians_consent(registry: httpx.AsyncClient) -> None:
+    child = (await registry.post("/children", json=CHILD, headers=auth("admin"))).json()  # born 2016
+    path, coordinator = f"/children/{child['id']}", auth("coordinator", [XINGAN])
+    assert (child["eligible_for_pairing"], child["consent_scope"]) == (False, None)
+    consent = {
+        "given_by": "韦大山",
+        "relation": "grandfather",
+        "given_at": "2023-01-12",
+        "scope": ["pairing", "wishes"],
+    }
+    given = await registry.post(f"{path}/consent", json=consent, headers=coordinator)
+    assert given.status_code == 200, given.text
+    assert (given.json()["eligible_for_pairing"], given.json()["consent_scope"]) == (True, ["pairing", "wishes"])
+    narrow = await registry.post(f"{path}/consent", json=consent | {"scope": ["wishes"]}, headers=coordinator)
+    assert narrow.json()["eligible_for_pairing"] is False
+    withdrawn = await registry.delete(f"{path}/consent", headers=coordinator)
+    assert (withdrawn.json()["consent_scope"], withdrawn.json()["eligible_for_pairing"]) == (None, False)
+    assert_error(await registry.delete(f"{path}/consent", headers=coordinator), 409, "no_consent")
+    assert_error(
+        await registry.post(f"{path}/consent", json=consent | {"scope": []}, headers=coordinator), 422, "invalid"
+    )
+    outsider = auth("coordinator", [LINGSHAN])
+    assert_error(await registry.post(f"{path}/consent", json=consent, headers=outsider), 403, "forbidden")
