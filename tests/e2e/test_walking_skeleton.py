@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 import uuid
+from datetime import datetime, timedelta
 
 import httpx
 import jsonschema
@@ -129,3 +130,53 @@ def test_each_service_stops_within_five_seconds_and_answers_its_basics(system: S
         assert "events_appended_total" in httpx.get(f"{service.url}/metrics").text or name != "registry"
     for service in system.services.values():
         assert service.stop() < 5.0
+
+
+async def test_a_risk_change_replans_the_visit_and_leaving_removes_the_child_without_notes_on_the_bus(
+    system: System, wire: list[Msg]
+) -> None:
+    coordinator = auth("coordinator", [XINGAN])
+    async with httpx.AsyncClient(timeout=10) as http:
+        child = (await http.post(f"{system.url('registry')}/children", json=CHILD, headers=coordinator)).json()
+        path = f"{system.url('registry')}/children/{child['id']}"
+
+        async def row() -> dict[str, object] | None:
+            page = await http.get(
+                f"{system.url('matching')}/views/engagement", params={"county_code": XINGAN}, headers=coordinator
+            )
+            return next((r for r in page.json()["items"] if r["child_id"] == child["id"]), None)
+
+        async def due_in(days: int) -> bool:
+            found = await row()
+            return found is not None and found["risk_level"] == ("high" if days == 7 else "low")
+
+        await wait_until(lambda: due_in(7), within=5, what="the child, high risk")
+        first = await row()
+        reason = "母亲外出务工，祖母住院"
+        changed = await http.patch(path, json={"risk_level": "low", "risk_reason": reason}, headers=coordinator)
+        assert changed.status_code == 200, changed.text
+        await wait_until(lambda: due_in(30), within=5, what="the re-planned visit")
+        replanned = await row()
+        assert first is not None
+        assert replanned is not None
+        gap = datetime.fromisoformat(str(replanned["next_due_at"])) - datetime.fromisoformat(str(first["next_due_at"]))
+        assert gap == timedelta(days=23)  # due 30 days after registration instead of 7
+
+        consent = {"given_by": "韦同意人", "relation": "grandmother", "given_at": "2023-01-12", "scope": ["pairing"]}
+        assert (await http.post(f"{path}/consent", json=consent, headers=coordinator)).status_code == 200
+        assert (await http.post(f"{path}/leave", json={"reason": "moved"}, headers=coordinator)).status_code == 200
+
+        async def gone() -> bool:
+            return await row() is None
+
+        await wait_until(gone, within=5, what="the child to leave the engagement view")
+    await wait_until(lambda: _subjects(wire, 5), within=5, what="the child's events on the wire")
+    types = [json.loads(m.data)["type"] for m in wire if m.subject.startswith("registry.")]
+    assert types == [
+        "registry.child.registered.v2",
+        "registry.child.risk_changed.v1",
+        "registry.child.consent_recorded.v1",
+        "registry.child.left_programme.v1",
+    ]
+    for text in (reason, "韦同意人", CHILD["guardian_name"], CHILD["guardian_phone"]):
+        assert not any(str(text).encode() in m.data for m in wire), f"{text} on the bus"
