@@ -35,7 +35,7 @@ class Timer:
 
     name: str
     every: float
-    tick: Callable[[], Awaitable[None]]
+    tick: Callable[[], Awaitable[object]]
 
 
 @dataclass(frozen=True)

@@ -91,7 +91,7 @@ class ConcurrencyConflict(Exception):
 class Append:
     """New events for one stream, to be written only if the stream is still at `expected_version`.
 
-    `sealed`, if given, holds each event's encrypted personal part (or None), in the order of `events`.
+    `sealed`, if given, holds the encrypted personal part of the first events, in order (None: that event has none).
     """
 
     stream_id: str
@@ -156,7 +156,7 @@ class EventStore:
                 "correlation_id": causes.correlation_id,
                 "causation_id": causes.causation_id,
                 "traceparent": causes.traceparent,
-                "sealed": append.sealed[offset - 1] if append.sealed else None,
+                "sealed": append.sealed[offset - 1] if offset <= len(append.sealed) else None,
             }
             for append in appends
             for offset, event in enumerate(append.events, start=1)

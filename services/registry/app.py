@@ -1,15 +1,27 @@
 """The registry service, wired: `create_app()` for uvicorn and tests."""
 
+from functools import partial
+
 from fastapi import FastAPI
 
 from backbone.app import create_app as create_service_app
 from backbone.clock import Clock
-from backbone.runtime import ServiceSpec
+from backbone.runtime import ServiceSpec, Timer
 from backbone.settings import Settings
 from services.registry.api import router
 from services.registry.records import Records
+from services.registry.volunteer_api import router as volunteer_router
+from services.registry.volunteer_handlers import reassess_due
 
-SPEC = ServiceSpec(name="registry", default_port=8001, views=Records.metadata, routers=[router])
+SPEC = ServiceSpec(
+    name="registry",
+    default_port=8001,
+    views=Records.metadata,
+    routers=[router, volunteer_router],
+    timers=lambda runtime: [
+        Timer("volunteer-eligibility", runtime.settings.timer_seconds, partial(reassess_due, runtime))
+    ],
+)
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:

@@ -91,7 +91,7 @@ async def change_child(
         changes: dict[str, Any] = {"version": version + len(events)}
         for event in events:
             changes |= _record_change(event)
-        sealed: list[bytes | None] = [None] * len(events)
+        sealed: list[bytes | None] = [None]
         if note or personal:
             key = await vault.key_of(conn, child_id)
             if key is None:

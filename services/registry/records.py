@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Index, Integer, LargeBinary, MetaData, String, Uuid
+from sqlalchemy import JSON, Boolean, Float, Index, Integer, LargeBinary, MetaData, String, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from backbone.database import UtcDateTime
@@ -36,5 +36,33 @@ class ChildRecord(Records):
     left_reason: Mapped[str | None] = mapped_column(String(16), nullable=True)
     consent_scope: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     # name, ID number, birth date, township, village, guardian's name and phone: encrypted with the child's key
+    sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class VolunteerRecord(Records):
+    __tablename__ = "volunteers"
+    __table_args__ = (
+        Index("ix_volunteers_county", "county_code", "registered_at"),
+        Index("ix_volunteers_eligibility_due", "eligibility_changes_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    county_code: Mapped[str] = mapped_column(String(6))
+    capacity: Mapped[int] = mapped_column(Integer)
+    skills: Mapped[list[Any]] = mapped_column(JSON)
+    languages: Mapped[list[Any]] = mapped_column(JSON)
+    availability: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    registered_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    screenings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # the latest result per step
+    trainings: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    eligible: Mapped[bool] = mapped_column(Boolean, default=False)
+    ineligible_reasons: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # when a pass or a training next expires: the timer looks at volunteers whose moment has come
+    eligibility_changes_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    service_hours: Mapped[float] = mapped_column(Float, default=0.0)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    # name, phone, township: encrypted with the volunteer's own key
     sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

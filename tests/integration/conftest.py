@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
+import httpx
 import pytest
+from fastapi import FastAPI
 
+from backbone.clock import SettableClock
 from backbone.database import Database
+from backbone.natsserver import NatsServer
+from backbone.settings import Settings
 from backbone.store import Plumbing
+from services.registry.app import create_app
+from tests.helpers import SECRET, wait_until
 
 
 @pytest.fixture
@@ -16,3 +24,31 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     await database.create(Plumbing.metadata)
     yield database
     await database.dispose()
+
+
+@pytest.fixture
+def clock() -> SettableClock:
+    return SettableClock(datetime.now(UTC))
+
+
+@pytest.fixture
+async def registry(
+    nats_server: NatsServer, database_url: str, clock: SettableClock
+) -> AsyncIterator[httpx.AsyncClient]:
+    settings = Settings(
+        database_url=database_url,
+        nats_url=nats_server.url,
+        jwt_secret=SECRET,
+        max_body_bytes=64 * 1024,
+        timer_seconds=0.2,
+    )
+    app: FastAPI = create_app(settings, clock)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://registry") as client:
+            await wait_until(lambda: _ready(client), what="the registry to be ready")
+            yield client
+
+
+async def _ready(client: httpx.AsyncClient) -> bool:
+    return (await client.get("/ready")).status_code == 200

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from backbone.auth import mint
 from backbone.clock import SettableClock
 from backbone.natsserver import NatsServer
 from backbone.settings import Settings
-from services.registry.app import create_app
 from tests.helpers import SECRET, auth, wait_until
 
 XINGAN, LINGSHAN = "450325", "450721"
@@ -30,29 +27,6 @@ CHILD = {
     "guardian_name": "韦大山",
     "guardian_phone": "13907730001",
 }
-
-
-@pytest.fixture
-def clock() -> SettableClock:
-    return SettableClock(datetime.now(UTC))
-
-
-@pytest.fixture
-async def registry(
-    nats_server: NatsServer, database_url: str, clock: SettableClock
-) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings(
-        database_url=database_url,
-        nats_url=nats_server.url,
-        jwt_secret=SECRET,
-        max_body_bytes=64 * 1024,
-    )
-    app: FastAPI = create_app(settings, clock)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://registry") as client:
-            await wait_until(lambda: _ready(client), what="the registry to be ready")
-            yield client
 
 
 async def _ready(client: httpx.AsyncClient) -> bool:

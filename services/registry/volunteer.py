@@ -1,0 +1,106 @@
+"""The volunteer aggregate: vetting steps and trainings that expire, and the eligibility they add up to.
+
+Pure: the current time comes in with each decision. A volunteer is eligible while every screening step's latest
+result is a pass that has not expired and at least one training is current.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time
+from uuid import UUID
+
+from contracts import Event
+from contracts.volunteers import (
+    SCREENING_STEPS,
+    ScreeningStep,
+    VolunteerEligibilityChanged,
+    VolunteerRegistered,
+    VolunteerScreeningRecorded,
+    VolunteerTrainingRecorded,
+)
+from services.registry.domain import DomainError
+
+
+@dataclass(frozen=True)
+class Volunteer:
+    volunteer_id: UUID
+    county_code: str
+    screenings: dict[ScreeningStep, VolunteerScreeningRecorded] = field(default_factory=dict)
+    trainings: tuple[VolunteerTrainingRecorded, ...] = ()
+    eligible: bool = False
+    reasons: tuple[str, ...] = ()
+
+
+def _expired(expires_at: date | None, now: datetime) -> bool:
+    return expires_at is not None and expires_at <= now.date()
+
+
+def assess(volunteer: Volunteer, now: datetime) -> tuple[bool, tuple[str, ...]]:
+    """Eligible or not at `now`, with every reason why not."""
+    reasons: list[str] = []
+    for step in SCREENING_STEPS:
+        latest = volunteer.screenings.get(step)
+        if latest is None:
+            reasons.append(f"{step}: not done")
+        elif latest.result == "failed":
+            reasons.append(f"{step}: failed")
+        elif _expired(latest.expires_at, now):
+            reasons.append(f"{step}: expired on {latest.expires_at}")
+    if not any(not _expired(t.expires_at, now) for t in volunteer.trainings):
+        reasons.append("training: none current")
+    return not reasons, tuple(reasons)
+
+
+def next_change(volunteer: Volunteer, now: datetime) -> datetime | None:
+    """When eligibility could next change by the clock alone (a pass or a training expiring)."""
+    dates = [s.expires_at for s in volunteer.screenings.values() if s.expires_at and s.expires_at > now.date()]
+    dates += [t.expires_at for t in volunteer.trainings if t.expires_at and t.expires_at > now.date()]
+    return datetime.combine(min(dates), time(), UTC) if dates else None
+
+
+def reassess(volunteer: Volunteer, now: datetime) -> list[VolunteerEligibilityChanged]:
+    eligible, reasons = assess(volunteer, now)
+    if (eligible, reasons) == (volunteer.eligible, volunteer.reasons):
+        return []
+    return [
+        VolunteerEligibilityChanged(
+            volunteer_id=volunteer.volunteer_id, eligible=eligible, reasons=list(reasons), as_of=now
+        )
+    ]
+
+
+def register(state: Volunteer | None, registered: VolunteerRegistered, now: datetime) -> list[Event]:
+    if state is not None:
+        raise DomainError("already_registered", "the volunteer is already registered")
+    return [registered, *reassess(Volunteer(registered.volunteer_id, registered.county_code), now)]
+
+
+def record(
+    state: Volunteer | None, event: VolunteerScreeningRecorded | VolunteerTrainingRecorded, now: datetime
+) -> list[Event]:
+    if state is None:
+        raise DomainError("not_found", "no such volunteer")
+    done = event.checked_at if isinstance(event, VolunteerScreeningRecorded) else event.completed_at
+    if done > now.date():
+        raise DomainError("in_future", "a check or training cannot be recorded before it happened")
+    if event.expires_at is not None and event.expires_at <= done:
+        raise DomainError("expires_before_done", "the expiry date must come after the date it was done")
+    return [event, *reassess(_with(state, event), now)]
+
+
+def evolve(state: Volunteer | None, event: Event) -> Volunteer | None:
+    if isinstance(event, VolunteerRegistered):
+        return Volunteer(event.volunteer_id, event.county_code)
+    return None if state is None else _with(state, event)
+
+
+def _with(state: Volunteer, event: Event) -> Volunteer:
+    match event:
+        case VolunteerScreeningRecorded():
+            return replace(state, screenings={**state.screenings, event.step: event})
+        case VolunteerTrainingRecorded():
+            return replace(state, trainings=(*state.trainings, event))
+        case VolunteerEligibilityChanged():
+            return replace(state, eligible=event.eligible, reasons=tuple(event.reasons))
+    return state

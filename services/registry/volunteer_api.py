@@ -1,0 +1,221 @@
+"""HTTP routes for volunteers: registration, vetting, trainings, service hours, and who may see what."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from functools import partial
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.engine import Row
+
+from backbone.auth import Principal
+from backbone.deps import PrincipalDep, RuntimeDep, require, require_county
+from backbone.errors import ApiError
+from backbone.fields import Text
+from backbone.paging import Page, Paging, fetch_page
+from backbone.runtime import Runtime
+from contracts.vocabulary import Language, Need
+from contracts.volunteers import (
+    ScreeningStep,
+    VolunteerKind,
+    VolunteerRegistered,
+    VolunteerScreeningRecorded,
+    VolunteerServiceRecorded,
+    VolunteerTrainingRecorded,
+)
+from services.registry import vault, volunteer_handlers
+from services.registry import volunteer as domain
+from services.registry.api import KnownCounty
+from services.registry.domain import DomainError
+from services.registry.fields import Phone
+from services.registry.records import VolunteerRecord
+
+router = APIRouter(tags=["volunteers"])
+Coordinator = Annotated[Principal, Depends(require("coordinator"))]
+
+
+class VolunteerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: Text
+    phone: Phone
+    kind: VolunteerKind
+    county_code: KnownCounty
+    township: Text
+    capacity: int = Field(default=1, ge=1, le=20, description="children at once")
+    skills: list[Need] = Field(default=[], max_length=6)
+    languages: list[Language] = Field(default=["zh"], max_length=10)
+    availability: Annotated[str, Field(max_length=200)] | None = None
+
+
+class ScreeningIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    step: ScreeningStep
+    result: Literal["passed", "failed"]
+    checked_at: date
+    expires_at: date | None = None
+
+
+class TrainingIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    course: Text
+    completed_at: date
+    expires_at: date | None = None
+
+
+class ServiceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    served_on: date
+    hours: float = Field(gt=0, le=24)
+    campaign_id: uuid.UUID | None = None
+
+
+class VolunteerOut(BaseModel):
+    id: uuid.UUID
+    name: str | None
+    phone: str | None
+    township: str | None
+    kind: VolunteerKind
+    county_code: str
+    capacity: int
+    skills: list[str]
+    languages: list[str]
+    availability: str | None
+    screenings: dict[str, Any]
+    trainings: list[Any]
+    eligible: bool
+    reasons: list[str]
+    service_hours: float
+    version: int
+
+
+async def _out(runtime: Runtime, row: Row[Any]) -> VolunteerOut:
+    async with runtime.db.read() as conn:
+        key = await vault.key_of(conn, row.id)
+    personal = vault.unseal(key, row.id, row.sealed) or {}
+    return VolunteerOut(
+        **{
+            f: row._mapping[f] for f in ("id", "kind", "county_code", "capacity", "skills", "languages", "availability")
+        },
+        **{f: personal.get(f) for f in ("name", "phone", "township")},
+        screenings=row.screenings,
+        trainings=row.trainings,
+        eligible=row.eligible,
+        reasons=row.ineligible_reasons,
+        service_hours=row.service_hours,
+        version=row.version,
+    )
+
+
+async def _row(runtime: Runtime, volunteer_id: uuid.UUID) -> Row[Any]:
+    async with runtime.db.read() as conn:
+        row = (await conn.execute(select(VolunteerRecord).where(VolunteerRecord.id == volunteer_id))).first()
+    if row is None:
+        raise ApiError(404, "not_found", f"no volunteer {volunteer_id}")
+    return row
+
+
+async def _scoped(runtime: Runtime, principal: Principal, volunteer_id: uuid.UUID) -> Row[Any]:
+    row = await _row(runtime, volunteer_id)
+    require_county(principal, row.county_code)
+    return row
+
+
+@router.post("/volunteers", status_code=201, response_model=VolunteerOut)
+async def register_volunteer(body: VolunteerIn, runtime: RuntimeDep, principal: Coordinator) -> VolunteerOut:
+    require_county(principal, body.county_code)
+    registered = VolunteerRegistered(
+        volunteer_id=uuid.uuid4(),
+        kind=body.kind,
+        county_code=body.county_code,
+        skills=sorted(set(body.skills)),
+        languages=sorted(set(body.languages)),
+        capacity=body.capacity,
+    )
+    personal = {"name": body.name, "phone": body.phone, "township": body.township}
+    await volunteer_handlers.register(runtime, registered, {"availability": body.availability}, personal)
+    return await _out(runtime, await _row(runtime, registered.volunteer_id))
+
+
+@router.get("/volunteers/{volunteer_id}", response_model=VolunteerOut)
+async def read_volunteer(volunteer_id: uuid.UUID, runtime: RuntimeDep, principal: PrincipalDep) -> VolunteerOut:
+    if principal.role == "volunteer" and principal.sub == str(volunteer_id):
+        return await _out(runtime, await _row(runtime, volunteer_id))  # volunteers see themselves
+    if principal.role not in ("admin", "coordinator"):
+        raise ApiError(403, "forbidden", "volunteers see only their own record")
+    return await _out(runtime, await _scoped(runtime, principal, volunteer_id))
+
+
+@router.get("/volunteers", response_model=Page[VolunteerOut])
+async def list_volunteers(
+    runtime: RuntimeDep,
+    principal: Coordinator,
+    county_code: KnownCounty,
+    paging: Paging,
+    eligible: Annotated[bool | None, Query()] = None,
+) -> Page[VolunteerOut]:
+    require_county(principal, county_code)
+    query = select(VolunteerRecord).where(VolunteerRecord.county_code == county_code)
+    if eligible is not None:
+        query = query.where(VolunteerRecord.eligible.is_(eligible))
+    query = query.order_by(VolunteerRecord.registered_at, VolunteerRecord.id)
+    async with runtime.db.read() as conn:
+        page = await fetch_page(conn, query, paging, lambda row: row)
+    items = [await _out(runtime, row) for row in page.items]
+    return Page[VolunteerOut](items=items, total=page.total, limit=page.limit, offset=page.offset)
+
+
+async def _record(
+    runtime: Runtime,
+    principal: Principal,
+    volunteer_id: uuid.UUID,
+    event: VolunteerScreeningRecorded | VolunteerTrainingRecorded | VolunteerServiceRecorded,
+) -> VolunteerOut:
+    await _scoped(runtime, principal, volunteer_id)
+    try:
+        if isinstance(event, VolunteerServiceRecorded):
+            await volunteer_handlers.change(runtime, volunteer_id, lambda state, _: [event] if state else [])
+        else:
+            await volunteer_handlers.change(runtime, volunteer_id, partial(_vetting, event))
+    except DomainError as error:
+        raise ApiError(422, error.code, str(error)) from error
+    return await _out(runtime, await _row(runtime, volunteer_id))
+
+
+def _vetting(
+    event: VolunteerScreeningRecorded | VolunteerTrainingRecorded, state: domain.Volunteer | None, now: Any
+) -> list[Any]:
+    return domain.record(state, event, now)
+
+
+@router.post("/volunteers/{volunteer_id}/screenings", response_model=VolunteerOut)
+async def record_screening(
+    volunteer_id: uuid.UUID, body: ScreeningIn, runtime: RuntimeDep, principal: Coordinator
+) -> VolunteerOut:
+    event = VolunteerScreeningRecorded(volunteer_id=volunteer_id, **body.model_dump())
+    return await _record(runtime, principal, volunteer_id, event)
+
+
+@router.post("/volunteers/{volunteer_id}/trainings", response_model=VolunteerOut)
+async def record_training(
+    volunteer_id: uuid.UUID, body: TrainingIn, runtime: RuntimeDep, principal: Coordinator
+) -> VolunteerOut:
+    event = VolunteerTrainingRecorded(volunteer_id=volunteer_id, **body.model_dump())
+    return await _record(runtime, principal, volunteer_id, event)
+
+
+@router.post("/volunteers/{volunteer_id}/service-hours", response_model=VolunteerOut)
+async def record_service(
+    volunteer_id: uuid.UUID, body: ServiceIn, runtime: RuntimeDep, principal: Coordinator
+) -> VolunteerOut:
+    if body.served_on > runtime.clock.now().date():
+        raise ApiError(422, "in_future", "service cannot be recorded before it happened")
+    event = VolunteerServiceRecorded(volunteer_id=volunteer_id, **body.model_dump())
+    return await _record(runtime, principal, volunteer_id, event)
