@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, Index, Integer, LargeBinary, MetaData, String, Uuid
+from sqlalchemy import JSON, Boolean, Date, Float, Index, Integer, LargeBinary, MetaData, String, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from backbone.database import UtcDateTime
@@ -66,3 +66,24 @@ class VolunteerRecord(Records):
     # name, phone, township: encrypted with the volunteer's own key
     sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class DonorRecord(Records):
+    __tablename__ = "donors"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    registered_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # name, contact person, phone
+
+
+class CampaignRecord(Records):
+    __tablename__ = "campaigns"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    starts_on: Mapped[date] = mapped_column(Date)
+    ends_on: Mapped[date] = mapped_column(Date)
+    counties: Mapped[list[Any]] = mapped_column(JSON)
+    goals: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
