@@ -38,7 +38,7 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None, clock: Clock
     app.state.runtime = runtime
     app.state.settings = settings
     errors.install(app)
-    http.install(app, spec.name, settings.max_body_bytes)
+    http.install(app, spec.name, settings.max_body_bytes, settings.max_upload_bytes)
     app.include_router(http.operational_routes(spec.name))
     for router in spec.routers:
         app.include_router(router)

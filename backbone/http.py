@@ -23,16 +23,18 @@ TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 class BodyLimit:
     """Refuse a request body over `limit` bytes with 413, whether it declares its length or streams."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app: ASGIApp, limit: int, upload_limit: int) -> None:
+        self.app, self.default, self.upload_limit = app, limit, upload_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        # bulk imports (…/import) carry files of thousands of rows; everything else is one record
+        limit = self.upload_limit if scope["path"].endswith("/import") else self.default
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._refuse(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(scope, receive, send, limit)
             return
         seen, refused = 0, False
 
@@ -40,9 +42,9 @@ class BodyLimit:
             nonlocal seen, refused
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.limit and not refused:
+            if seen > limit and not refused:
                 refused = True
-                await self._refuse(scope, receive, send)
+                await self._refuse(scope, receive, send, limit)
                 return {"type": "http.disconnect"}  # the app stops reading; what it answers is dropped
             return message
 
@@ -52,13 +54,13 @@ class BodyLimit:
 
         await self.app(scope, counted, guarded)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = error_response(413, "payload_too_large", f"the request body is over {self.limit} bytes")
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        response = error_response(413, "payload_too_large", f"the request body is over {limit} bytes")
         await response(scope, receive, send)
 
 
-def install(app: FastAPI, service: str, max_body_bytes: int) -> None:
-    app.add_middleware(BodyLimit, limit=max_body_bytes)
+def install(app: FastAPI, service: str, max_body_bytes: int, max_upload_bytes: int) -> None:
+    app.add_middleware(BodyLimit, limit=max_body_bytes, upload_limit=max_upload_bytes)
 
     @app.middleware("http")
     async def _observe(request: Request, call_next: Any) -> Response:

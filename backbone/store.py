@@ -136,6 +136,8 @@ class EventStore:
     async def append(self, conn: AsyncConnection, *appends: Append) -> list[uuid.UUID]:
         """Append in the caller's transaction; raise ConcurrencyConflict if any stream moved on."""
         for append in appends:
+            if append.expected_version == 0:
+                continue  # a new stream: the unique (stream, version) key refuses it if it exists after all
             actual, last_tx_id = await self._head(conn, append.stream_id)
             if actual != append.expected_version:
                 raise ConcurrencyConflict(append.stream_id, append.expected_version, actual)

@@ -8,7 +8,7 @@ from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Response
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from sqlalchemy import select
 from sqlalchemy.engine import Row
 
@@ -26,7 +26,6 @@ from contracts.vocabulary import (
     Flag,
     Gender,
     Guardianship,
-    Language,
     LeavingReason,
     Need,
     RiskLevel,
@@ -34,54 +33,14 @@ from contracts.vocabulary import (
 )
 from services.registry import audit, domain, handlers, vault
 from services.registry.audit import AuditEntry
-from services.registry.counties import county
-from services.registry.fields import IdNumber, Phone, birth_date_of
+from services.registry.fields import Phone
+from services.registry.models import PERSONAL, ChildIn
 from services.registry.records import ChildRecord
 
 router = APIRouter(tags=["children"])
 Coordinator = Annotated[Principal, Depends(require("coordinator"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
 Purpose = Annotated[str | None, Header(alias="X-Purpose", max_length=200, description="why the record is read")]
-PERSONAL = ("name", "id_number", "birth_date", "township", "village", "guardian_name", "guardian_phone")
-
-
-def _known_county(code: str) -> str:
-    if county(code) is None:
-        raise ValueError(f"{code} is not a county code of Guangxi (GB/T 2260)")
-    return code
-
-
-KnownCounty = Annotated[CountyCode, AfterValidator(_known_county)]
-
-
-class ChildIn(BaseModel):
-    """A child as a coordinator registers it (and as each row of a CSV import is read)."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    name: Text
-    id_number: IdNumber | None = None
-    birth_date: date
-    gender: Gender
-    category: Category
-    county_code: KnownCounty
-    township: Text
-    village: Text
-    risk_level: RiskLevel
-    guardianship: Guardianship
-    guardian_name: Text | None = None
-    guardian_phone: Phone | None = None
-    needs: list[Need] = Field(default=[], max_length=6)
-    languages: list[Language] = Field(default=["zh"], max_length=10)
-    flags: list[Flag] = Field(default=[], max_length=2)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> ChildIn:
-        if self.id_number and birth_date_of(self.id_number) != self.birth_date:
-            raise ValueError("the birth date differs from the one in the ID number")
-        if self.guardianship != "temporary_state" and not (self.guardian_name and self.guardian_phone):
-            raise ValueError("a guardian's name and phone are needed unless the state is the temporary guardian")
-        return self
 
 
 class ChildOut(BaseModel):

@@ -10,6 +10,7 @@ from backbone.runtime import ServiceSpec, Timer
 from backbone.settings import Settings
 from services.registry.api import router
 from services.registry.campaign_api import router as campaign_router
+from services.registry.import_api import router as import_router
 from services.registry.records import Records
 from services.registry.volunteer_api import router as volunteer_router
 from services.registry.volunteer_handlers import reassess_due
@@ -18,7 +19,7 @@ SPEC = ServiceSpec(
     name="registry",
     default_port=8001,
     views=Records.metadata,
-    routers=[router, volunteer_router, campaign_router],
+    routers=[import_router, router, volunteer_router, campaign_router],
     timers=lambda runtime: [
         Timer("volunteer-eligibility", runtime.settings.timer_seconds, partial(reassess_due, runtime))
     ],

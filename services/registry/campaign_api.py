@@ -18,8 +18,8 @@ from backbone.paging import Page, Paging, fetch_page
 from backbone.store import Append
 from contracts.campaigns import AidKind, CampaignCreated, DonorKind, DonorRegistered
 from services.registry import vault
-from services.registry.api import KnownCounty
 from services.registry.fields import Phone
+from services.registry.models import KnownCounty
 from services.registry.records import CampaignRecord, DonorRecord
 
 router = APIRouter(tags=["donors and campaigns"])

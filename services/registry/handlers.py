@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backbone.runtime import Runtime
@@ -21,7 +22,7 @@ from contracts.registry import (
     GuardianConsentWithdrawn,
 )
 from services.registry import domain, vault
-from services.registry.records import ChildRecord
+from services.registry.records import ChildRecord, ImportFingerprint
 
 Decision = Callable[[domain.Child | None], Sequence[Event]]
 
@@ -34,32 +35,67 @@ async def _child(runtime: Runtime, conn: AsyncConnection, child_id: uuid.UUID) -
     return state, len(history)
 
 
+@dataclass(frozen=True)
+class Registration:
+    command: domain.RegisterChild
+    personal: dict[str, Any]
+    fingerprint: str | None = None  # set by imports: the same child imported again is skipped
+
+
 async def register_child(runtime: Runtime, command: domain.RegisterChild, personal: dict[str, Any]) -> None:
     """`personal` (name, ID number, birth date, places, guardian) is sealed with the child's new key."""
+    await register_children(runtime, [Registration(command, personal)])
+
+
+async def register_children(runtime: Runtime, registrations: Sequence[Registration]) -> set[str]:
+    """Register many children in one transaction; returns the fingerprints that were already imported."""
     now = runtime.clock.now()
     async with runtime.transaction() as conn:
-        state, version = await _child(runtime, conn, command.child_id)
-        events = domain.register_child(state, command)
-        key = await vault.create_key(conn, command.child_id, now)
-        sealed = vault.seal(key, command.child_id, personal)
-        await runtime.append(conn, Append(str(command.child_id), version, events, sealed=[sealed]))
-        (registered,) = events
-        await conn.execute(
-            insert(ChildRecord).values(
-                id=command.child_id,
-                gender=command.gender,
-                county_code=command.county_code,
-                category=command.category,
-                risk_level=command.risk_level,
-                guardianship=command.guardianship,
-                age_band=registered.age_band,
-                needs=registered.needs,
-                languages=registered.languages,
-                flags=registered.flags,
-                registered_at=now,
-                sealed=sealed,
+        wanted = [r.fingerprint for r in registrations if r.fingerprint]
+        known: set[str] = set()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            found = await conn.execute(
+                select(ImportFingerprint.fingerprint).where(ImportFingerprint.fingerprint.in_(chunk))
             )
-        )
+            known |= set(found.scalars())
+        appends, keys, records, fingerprints = [], [], [], []
+        for registration in registrations:
+            if registration.fingerprint in known:
+                continue
+            command = registration.command
+            (registered,) = domain.register_child(None, command)  # a new id: nothing to load
+            key = vault.new_key()
+            sealed = vault.seal(key, command.child_id, registration.personal)
+            keys.append({"person_id": command.child_id, "key": key, "created_at": now})
+            appends.append(Append(str(command.child_id), 0, [registered], sealed=[sealed]))
+            records.append(
+                {
+                    "id": command.child_id,
+                    "gender": command.gender,
+                    "county_code": command.county_code,
+                    "category": command.category,
+                    "risk_level": command.risk_level,
+                    "guardianship": command.guardianship,
+                    "age_band": registered.age_band,
+                    "needs": registered.needs,
+                    "languages": registered.languages,
+                    "flags": registered.flags,
+                    "registered_at": now,
+                    "sealed": sealed,
+                    "version": 1,
+                    "status": "active",
+                }
+            )
+            if registration.fingerprint:
+                fingerprints.append({"fingerprint": registration.fingerprint, "child_id": command.child_id})
+        if appends:
+            await conn.execute(insert(vault.PersonKey), keys)
+            await runtime.append(conn, *appends)
+            await conn.execute(insert(ChildRecord), records)
+        if fingerprints:
+            await conn.execute(insert(ImportFingerprint), fingerprints)
+    return known
 
 
 async def change_child(
@@ -132,6 +168,7 @@ async def erase_personal_data(runtime: Runtime, child_id: uuid.UUID) -> bool:
         if not events:
             return False
         await vault.destroy_key(conn, child_id)
+        await conn.execute(delete(ImportFingerprint).where(ImportFingerprint.child_id == child_id))
         await conn.execute(
             update(ChildRecord)
             .where(ChildRecord.id == child_id)

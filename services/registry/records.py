@@ -87,3 +87,13 @@ class CampaignRecord(Records):
     counties: Mapped[list[Any]] = mapped_column(JSON)
     goals: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ImportFingerprint(Records):
+    """A keyed hash of an imported child's identifying fields, so a retried import adds nobody twice.
+    Erasing the child deletes it: it is derived from personal data."""
+
+    __tablename__ = "import_fingerprints"
+
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    child_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)

@@ -31,8 +31,12 @@ class PersonKey(Records):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+def new_key() -> bytes:
+    return AESGCM.generate_key(bit_length=256)
+
+
 async def create_key(conn: AsyncConnection, person_id: uuid.UUID, now: datetime) -> bytes:
-    key = AESGCM.generate_key(bit_length=256)
+    key = new_key()
     await conn.execute(insert(PersonKey).values(person_id=person_id, key=key, created_at=now))
     return key
 

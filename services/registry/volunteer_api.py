@@ -29,9 +29,9 @@ from contracts.volunteers import (
 )
 from services.registry import vault, volunteer_handlers
 from services.registry import volunteer as domain
-from services.registry.api import KnownCounty
 from services.registry.domain import DomainError
 from services.registry.fields import Phone
+from services.registry.models import KnownCounty
 from services.registry.records import VolunteerRecord
 
 router = APIRouter(tags=["volunteers"])
