@@ -135,16 +135,19 @@ class EventStore:
 
     async def append(self, conn: AsyncConnection, *appends: Append) -> list[uuid.UUID]:
         """Append in the caller's transaction; raise ConcurrencyConflict if any stream moved on."""
+        heads = await self._heads(conn, [append.stream_id for append in appends])
+        current_tx_id = None
         for append in appends:
-            if append.expected_version == 0:
-                continue  # a new stream: the unique (stream, version) key refuses it if it exists after all
-            actual, last_tx_id = await self._head(conn, append.stream_id)
+            actual, last_tx_id = heads.get(append.stream_id, (0, 0))
             if actual != append.expected_version:
                 raise ConcurrencyConflict(append.stream_id, append.expected_version, actual)
-            if self.postgres and last_tx_id > await conn.scalar(text("SELECT pg_current_xact_id()::text::bigint")):
-                # This transaction began writing before the one that wrote the stream's last event; the relay
-                # orders by transaction, so it would publish our later version first. Retrying fixes it.
-                raise ConcurrencyConflict(append.stream_id, append.expected_version)
+            if self.postgres and actual:
+                if current_tx_id is None:
+                    current_tx_id = await conn.scalar(text("SELECT pg_current_xact_id()::text::bigint"))
+                if last_tx_id > current_tx_id:
+                    # This transaction began writing before the one that wrote the stream's last event; the relay
+                    # orders by transaction, so it would publish our later version first. Retrying fixes it.
+                    raise ConcurrencyConflict(append.stream_id, append.expected_version)
         causes = context.current()
         now = self.clock.now()
         rows: list[dict[str, Any]] = [
@@ -173,15 +176,19 @@ class EventStore:
         return [row["event_id"] for row in rows]
 
     async def version(self, conn: AsyncConnection, stream_id: str) -> int:
-        return (await self._head(conn, stream_id))[0]
+        return (await self._heads(conn, [stream_id])).get(stream_id, (0, 0))[0]
 
-    async def _head(self, conn: AsyncConnection, stream_id: str) -> tuple[int, int]:
-        """The stream's version and the id of the transaction that wrote its last event."""
-        query = select(func.max(EventRecord.version), func.max(EventRecord.tx_id)).where(
-            EventRecord.stream_id == stream_id
-        )
-        version, tx_id = (await conn.execute(query)).one()
-        return int(version or 0), int(tx_id or 0)
+    async def _heads(self, conn: AsyncConnection, stream_ids: list[str]) -> dict[str, tuple[int, int]]:
+        """Each existing stream's version and the id of the transaction that wrote its last event."""
+        heads: dict[str, tuple[int, int]] = {}
+        for start in range(0, len(stream_ids), 500):  # a bulk import appends to thousands of new streams
+            query = (
+                select(EventRecord.stream_id, func.max(EventRecord.version), func.max(EventRecord.tx_id))
+                .where(EventRecord.stream_id.in_(stream_ids[start : start + 500]))
+                .group_by(EventRecord.stream_id)
+            )
+            heads |= {stream: (int(version), int(tx_id)) for stream, version, tx_id in await conn.execute(query)}
+        return heads
 
     async def load(self, conn: AsyncConnection, stream_id: str) -> list[RecordedEvent]:
         result = await conn.execute(
