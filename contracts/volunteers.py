@@ -68,3 +68,11 @@ class VolunteerServiceRecorded(Event):
     served_on: date
     hours: float = Field(gt=0, le=24)
     campaign_id: UUID | None = None
+
+
+class VolunteerPersonalDataErased(Event):
+    """The volunteer's personal data was erased (its key destroyed); the service hours still count."""
+
+    type_name: ClassVar[str] = "registry.volunteer.personal_data_erased.v1"
+
+    volunteer_id: UUID

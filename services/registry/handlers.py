@@ -22,6 +22,7 @@ from contracts.registry import (
     GuardianConsentWithdrawn,
 )
 from services.registry import domain, vault
+from services.registry.fingerprints import already_imported
 from services.registry.records import ChildRecord, ImportFingerprint
 
 Decision = Callable[[domain.Child | None], Sequence[Event]]
@@ -51,14 +52,7 @@ async def register_children(runtime: Runtime, registrations: Sequence[Registrati
     """Register many children in one transaction; returns the fingerprints that were already imported."""
     now = runtime.clock.now()
     async with runtime.transaction() as conn:
-        wanted = [r.fingerprint for r in registrations if r.fingerprint]
-        known: set[str] = set()
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            found = await conn.execute(
-                select(ImportFingerprint.fingerprint).where(ImportFingerprint.fingerprint.in_(chunk))
-            )
-            known |= set(found.scalars())
+        known = await already_imported(conn, [r.fingerprint for r in registrations if r.fingerprint])
         appends, keys, records, fingerprints = [], [], [], []
         for registration in registrations:
             if registration.fingerprint in known:
@@ -88,7 +82,7 @@ async def register_children(runtime: Runtime, registrations: Sequence[Registrati
                 }
             )
             if registration.fingerprint:
-                fingerprints.append({"fingerprint": registration.fingerprint, "child_id": command.child_id})
+                fingerprints.append({"fingerprint": registration.fingerprint, "person_id": command.child_id})
         if appends:
             await conn.execute(insert(vault.PersonKey), keys)
             await runtime.append(conn, *appends)
@@ -168,7 +162,7 @@ async def erase_personal_data(runtime: Runtime, child_id: uuid.UUID) -> bool:
         if not events:
             return False
         await vault.destroy_key(conn, child_id)
-        await conn.execute(delete(ImportFingerprint).where(ImportFingerprint.child_id == child_id))
+        await conn.execute(delete(ImportFingerprint).where(ImportFingerprint.person_id == child_id))
         await conn.execute(
             update(ChildRecord)
             .where(ChildRecord.id == child_id)

@@ -90,10 +90,9 @@ class CampaignRecord(Records):
 
 
 class ImportFingerprint(Records):
-    """A keyed hash of an imported child's identifying fields, so a retried import adds nobody twice.
-    Erasing the child deletes it: it is derived from personal data."""
+    """A keyed hash of an imported person's identifying fields (see `fingerprints`)."""
 
     __tablename__ = "import_fingerprints"
 
     fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
-    child_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    person_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)

@@ -15,6 +15,7 @@ from contracts.volunteers import (
     SCREENING_STEPS,
     ScreeningStep,
     VolunteerEligibilityChanged,
+    VolunteerPersonalDataErased,
     VolunteerRegistered,
     VolunteerScreeningRecorded,
     VolunteerTrainingRecorded,
@@ -30,6 +31,7 @@ class Volunteer:
     trainings: tuple[VolunteerTrainingRecorded, ...] = ()
     eligible: bool = False
     reasons: tuple[str, ...] = ()
+    erased: bool = False
 
 
 def _expired(expires_at: date | None, now: datetime) -> bool:
@@ -38,6 +40,8 @@ def _expired(expires_at: date | None, now: datetime) -> bool:
 
 def assess(volunteer: Volunteer, now: datetime) -> tuple[bool, tuple[str, ...]]:
     """Eligible or not at `now`, with every reason why not."""
+    if volunteer.erased:
+        return False, ("personal data erased",)
     reasons: list[str] = []
     for step in SCREENING_STEPS:
         latest = volunteer.screenings.get(step)
@@ -89,6 +93,15 @@ def record(
     return [event, *reassess(_with(state, event), now)]
 
 
+def erase(state: Volunteer | None, now: datetime) -> list[Event]:
+    """Erasing ends the vetting too: nobody can be paired with a volunteer the programme no longer knows."""
+    if state is None:
+        raise DomainError("not_found", "no such volunteer")
+    if state.erased:
+        return []
+    return [VolunteerPersonalDataErased(volunteer_id=state.volunteer_id), *reassess(replace(state, erased=True), now)]
+
+
 def evolve(state: Volunteer | None, event: Event) -> Volunteer | None:
     if isinstance(event, VolunteerRegistered):
         return Volunteer(event.volunteer_id, event.county_code)
@@ -103,4 +116,6 @@ def _with(state: Volunteer, event: Event) -> Volunteer:
             return replace(state, trainings=(*state.trainings, event))
         case VolunteerEligibilityChanged():
             return replace(state, eligible=event.eligible, reasons=tuple(event.reasons))
+        case VolunteerPersonalDataErased():
+            return replace(state, erased=True)
     return state

@@ -7,7 +7,7 @@ from datetime import date
 from functools import partial
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.engine import Row
@@ -128,11 +128,11 @@ async def _scoped(runtime: Runtime, principal: Principal, volunteer_id: uuid.UUI
     return row
 
 
-@router.post("/volunteers", status_code=201, response_model=VolunteerOut)
-async def register_volunteer(body: VolunteerIn, runtime: RuntimeDep, principal: Coordinator) -> VolunteerOut:
-    require_county(principal, body.county_code)
+def registration(
+    body: VolunteerIn, volunteer_id: uuid.UUID, fingerprint: str | None = None
+) -> volunteer_handlers.VolunteerRegistration:
     registered = VolunteerRegistered(
-        volunteer_id=uuid.uuid4(),
+        volunteer_id=volunteer_id,
         kind=body.kind,
         county_code=body.county_code,
         skills=sorted(set(body.skills)),
@@ -140,8 +140,15 @@ async def register_volunteer(body: VolunteerIn, runtime: RuntimeDep, principal: 
         capacity=body.capacity,
     )
     personal = {"name": body.name, "phone": body.phone, "township": body.township}
-    await volunteer_handlers.register(runtime, registered, {"availability": body.availability}, personal)
-    return await _out(runtime, await _row(runtime, registered.volunteer_id))
+    return volunteer_handlers.VolunteerRegistration(registered, body.availability, personal, fingerprint)
+
+
+@router.post("/volunteers", status_code=201, response_model=VolunteerOut)
+async def register_volunteer(body: VolunteerIn, runtime: RuntimeDep, principal: Coordinator) -> VolunteerOut:
+    require_county(principal, body.county_code)
+    new = registration(body, uuid.uuid4())
+    await volunteer_handlers.register(runtime, new)
+    return await _out(runtime, await _row(runtime, new.registered.volunteer_id))
 
 
 @router.get("/volunteers/{volunteer_id}", response_model=VolunteerOut)
@@ -219,3 +226,10 @@ async def record_service(
         raise ApiError(422, "in_future", "service cannot be recorded before it happened")
     event = VolunteerServiceRecorded(volunteer_id=volunteer_id, **body.model_dump())
     return await _record(runtime, principal, volunteer_id, event)
+
+
+@router.delete("/volunteers/{volunteer_id}/personal-data", status_code=204)
+async def erase_personal_data(volunteer_id: uuid.UUID, runtime: RuntimeDep, principal: Coordinator) -> Response:
+    await _scoped(runtime, principal, volunteer_id)
+    await volunteer_handlers.erase(runtime, volunteer_id)
+    return Response(status_code=204)

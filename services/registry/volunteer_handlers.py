@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backbone.runtime import Runtime
@@ -22,7 +23,8 @@ from contracts.volunteers import (
 )
 from services.registry import vault
 from services.registry import volunteer as domain
-from services.registry.records import VolunteerRecord
+from services.registry.fingerprints import already_imported
+from services.registry.records import ImportFingerprint, VolunteerRecord
 
 Decision = Callable[[domain.Volunteer | None, datetime], list[Event]]
 
@@ -37,34 +39,73 @@ async def _load(
     return state, len(history)
 
 
-async def register(
-    runtime: Runtime, registered: VolunteerRegistered, record: dict[str, Any], personal: dict[str, Any]
-) -> None:
+@dataclass(frozen=True)
+class VolunteerRegistration:
+    registered: VolunteerRegistered
+    availability: str | None
+    personal: dict[str, Any]  # name, phone, township: sealed with the volunteer's new key
+    fingerprint: str | None = None  # set by imports: the same volunteer imported again is skipped
+
+
+async def register(runtime: Runtime, registration: VolunteerRegistration) -> None:
+    await register_volunteers(runtime, [registration])
+
+
+async def register_volunteers(runtime: Runtime, registrations: Sequence[VolunteerRegistration]) -> set[str]:
+    """Register many volunteers in one transaction; returns the fingerprints that were already imported."""
     now = runtime.clock.now()
     async with runtime.transaction() as conn:
-        state, version = await _load(runtime, conn, registered.volunteer_id)
-        events = domain.register(state, registered, now)
-        key = await vault.create_key(conn, registered.volunteer_id, now)
-        sealed = vault.seal(key, registered.volunteer_id, personal)
-        await runtime.append(conn, Append(str(registered.volunteer_id), version, events, sealed=[sealed]))
-        await conn.execute(
-            insert(VolunteerRecord).values(
-                id=registered.volunteer_id,
-                kind=registered.kind,
-                county_code=registered.county_code,
-                capacity=registered.capacity,
-                skills=registered.skills,
-                languages=registered.languages,
-                registered_at=now,
-                sealed=sealed,
-                version=version + len(events),
-                **record,
-                **_changes(events, domain.Volunteer(registered.volunteer_id, registered.county_code), now),
+        known = await already_imported(conn, [r.fingerprint for r in registrations if r.fingerprint])
+        appends, keys, records, fingerprints = [], [], [], []
+        for registration in registrations:
+            if registration.fingerprint in known:
+                continue
+            registered = registration.registered
+            events = domain.register(None, registered, now)  # a new id: nothing to load
+            key = vault.new_key()
+            sealed = vault.seal(key, registered.volunteer_id, registration.personal)
+            keys.append({"person_id": registered.volunteer_id, "key": key, "created_at": now})
+            appends.append(Append(str(registered.volunteer_id), 0, events, sealed=[sealed]))
+            fresh = domain.Volunteer(registered.volunteer_id, registered.county_code)
+            records.append(
+                {
+                    "id": registered.volunteer_id,
+                    "kind": registered.kind,
+                    "county_code": registered.county_code,
+                    "capacity": registered.capacity,
+                    "skills": registered.skills,
+                    "languages": registered.languages,
+                    "availability": registration.availability,
+                    "registered_at": now,
+                    "sealed": sealed,
+                    "version": len(events),
+                    "screenings": {},
+                    "trainings": [],
+                    "eligible": False,
+                    "ineligible_reasons": [],
+                    "eligibility_changes_at": None,
+                    "service_hours": 0.0,
+                    **_changes(events, fresh, now),
+                }
             )
-        )
+            if registration.fingerprint:
+                fingerprints.append({"fingerprint": registration.fingerprint, "person_id": registered.volunteer_id})
+        if appends:
+            await conn.execute(insert(vault.PersonKey), keys)
+            await runtime.append(conn, *appends)
+            await conn.execute(insert(VolunteerRecord), records)
+        if fingerprints:
+            await conn.execute(insert(ImportFingerprint), fingerprints)
+    return known
 
 
-async def change(runtime: Runtime, volunteer_id: uuid.UUID, decide: Decision) -> None:
+async def change(
+    runtime: Runtime,
+    volunteer_id: uuid.UUID,
+    decide: Decision,
+    also: Callable[[AsyncConnection], Awaitable[None]] | None = None,
+) -> None:
+    """Decide, append and update the record in one transaction (with `also`, when a change needs more)."""
     now = runtime.clock.now()
     async with runtime.transaction() as conn:
         state, version = await _load(runtime, conn, volunteer_id)
@@ -85,6 +126,8 @@ async def change(runtime: Runtime, volunteer_id: uuid.UUID, decide: Decision) ->
             .where(VolunteerRecord.id == volunteer_id)
             .values(version=version + len(events), **values)
         )
+        if also is not None:
+            await also(conn)
 
 
 def _changes(events: list[Event], state: domain.Volunteer | None, now: datetime, current: Any = None) -> dict[str, Any]:
@@ -130,3 +173,20 @@ async def reassess_due(runtime: Runtime) -> int:
 
 def _reassess(state: domain.Volunteer | None, now: datetime) -> list[Event]:
     return list(domain.reassess(state, now)) if state else []
+
+
+async def erase(runtime: Runtime, volunteer_id: uuid.UUID) -> None:
+    """Destroy the volunteer's key: every sealed copy becomes unreadable; they can no longer be paired."""
+
+    async def forget(conn: AsyncConnection) -> None:
+        await vault.destroy_key(conn, volunteer_id)
+        await conn.execute(delete(ImportFingerprint).where(ImportFingerprint.person_id == volunteer_id))
+        await conn.execute(
+            update(VolunteerRecord)
+            .where(VolunteerRecord.id == volunteer_id)
+            .values(sealed=None, erased_at=runtime.clock.now())
+        )
+
+    await change(runtime, volunteer_id, domain.erase, also=forget)
+    async with runtime.db.engine.connect() as conn:
+        await vault.scrub(conn)

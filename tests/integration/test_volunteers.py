@@ -10,6 +10,8 @@ from nats.aio.client import Client as NATS
 
 from backbone.clock import SettableClock
 from tests.helpers import auth, read_stream, wait_until
+from tests.unit.test_volunteer_import import chinese as chinese_volunteers
+from tests.unit.test_volunteer_import import volunteer as volunteer_row
 
 XINGAN, LINGSHAN = "450325", "450721"
 VOLUNTEER = {
@@ -133,3 +135,37 @@ def _token_for(volunteer_id: str) -> str:
     from tests.helpers import token
 
     return token("volunteer", sub=volunteer_id)
+
+
+async def test_volunteers_import_from_csv_once_with_bad_rows_reported(registry: httpx.AsyncClient) -> None:
+    rows = [
+        volunteer_row(name="黄一", phone="13907730001", kind="爱心家长"),
+        volunteer_row(name="黄二", phone="13907730002", kind="社工"),
+        volunteer_row(name="黄三", phone="110"),  # a bad phone
+        volunteer_row(name="黄四", phone="13907730004", county_code=LINGSHAN),  # outside the coordinator's county
+    ]
+    raw = chinese_volunteers(*rows)
+    coordinator = auth("coordinator", [XINGAN]) | {"Content-Type": "text/csv"}
+    first = (await registry.post("/volunteers/import", content=raw, headers=coordinator)).json()
+    assert (first["imported"], first["already_imported"]) == (2, 0)
+    assert [r["line"] for r in first["rejected"]] == [4, 5]
+    again = (await registry.post("/volunteers/import", content=raw, headers=coordinator)).json()
+    assert (again["imported"], again["already_imported"]) == (0, 2)
+    listed = await registry.get("/volunteers", params={"county_code": XINGAN}, headers=coordinator)
+    assert sorted(v["kind"] for v in listed.json()["items"]) == ["caring_parent", "social_worker"]
+    assert all("黄三" not in error for r in first["rejected"] for error in r["errors"])
+
+
+async def test_erasing_a_volunteer_leaves_the_hours_and_ends_eligibility(
+    registry: httpx.AsyncClient, clock: SettableClock
+) -> None:
+    volunteer = await vetted(registry, clock)
+    path, coordinator = f"/volunteers/{volunteer['id']}", auth("coordinator", [XINGAN])
+    await registry.post(
+        f"{path}/service-hours", json={"served_on": str(clock.now().date()), "hours": 2}, headers=coordinator
+    )
+    assert (await registry.delete(f"{path}/personal-data", headers=coordinator)).status_code == 204
+    read = (await registry.get(path, headers=coordinator)).json()
+    assert (read["name"], read["phone"], read["eligible"], read["service_hours"]) == (None, None, False, 2.0)
+    assert read["reasons"] == ["personal data erased"]
+    assert (await registry.delete(f"{path}/personal-data", headers=coordinator)).status_code == 204
