@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import date
 from functools import partial
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.engine import Row
 
 from backbone.auth import Principal
+from backbone.csvexport import csv_response
 from backbone.deps import RuntimeDep, require, require_county
 from backbone.errors import ApiError
 from backbone.fields import Text
@@ -40,6 +42,7 @@ from services.registry.records import ChildRecord
 router = APIRouter(tags=["children"])
 Coordinator = Annotated[Principal, Depends(require("coordinator"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
+EXPORT_LIMIT = 100_000
 Purpose = Annotated[str | None, Header(alias="X-Purpose", max_length=200, description="why the record is read")]
 
 
@@ -204,28 +207,58 @@ async def _scoped(
     return record
 
 
+@dataclass(frozen=True)
+class ChildFilter:
+    county_code: CountyCode
+    category: Annotated[Category | None, Query()] = None
+    risk_level: Annotated[RiskLevel | None, Query()] = None
+    status: Annotated[Literal["active", "left"] | None, Query()] = None
+
+    def query(self) -> Select[Any]:
+        query = select(ChildRecord).where(ChildRecord.county_code == self.county_code)
+        for column, value in (
+            (ChildRecord.category, self.category),
+            (ChildRecord.risk_level, self.risk_level),
+            (ChildRecord.status, self.status),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        return query.order_by(ChildRecord.registered_at, ChildRecord.id)
+
+
+Filter = Annotated[ChildFilter, Depends()]
+
+
+@router.get("/children", response_model=Page[ChildOut])
+async def list_children(
+    runtime: RuntimeDep, principal: Coordinator, where: Filter, paging: Paging, purpose: Purpose = None
+) -> Page[ChildOut]:
+    require_county(principal, where.county_code)
+    async with runtime.db.read() as conn:
+        page = await fetch_page(conn, where.query(), paging, lambda row: row)
+    await audit.record(runtime, principal, "list", [(row.id, row.county_code) for row in page.items], purpose)
+    items = [await _out(runtime, row) for row in page.items]
+    return Page[ChildOut](items=items, total=page.total, limit=page.limit, offset=page.offset)
+
+
+@router.get("/children/export", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+async def export_children(
+    runtime: RuntimeDep, principal: Coordinator, where: Filter, purpose: Purpose = None
+) -> Response:
+    """Every child the filter selects, as CSV (personal fields included, so every row is audit-logged)."""
+    require_county(principal, where.county_code)
+    async with runtime.db.read() as conn:
+        rows = (await conn.execute(where.query().limit(EXPORT_LIMIT))).all()
+    await audit.record(runtime, principal, "export", [(row.id, row.county_code) for row in rows], purpose)
+    children = [await _out(runtime, row) for row in rows]
+    return csv_response(children, list(ChildOut.model_fields), f"children-{where.county_code}.csv")
+
+
 @router.get("/children/{child_id}", response_model=ChildOut)
 async def read_child(
     child_id: uuid.UUID, runtime: RuntimeDep, principal: Coordinator, purpose: Purpose = None
 ) -> ChildOut:
     return await _out(runtime, await _scoped(runtime, principal, child_id, "read", purpose))
-
-
-@router.get("/children", response_model=Page[ChildOut])
-async def list_children(
-    runtime: RuntimeDep, principal: Coordinator, county_code: CountyCode, paging: Paging, purpose: Purpose = None
-) -> Page[ChildOut]:
-    require_county(principal, county_code)
-    query = (
-        select(ChildRecord)
-        .where(ChildRecord.county_code == county_code)
-        .order_by(ChildRecord.registered_at, ChildRecord.id)
-    )
-    async with runtime.db.read() as conn:
-        page = await fetch_page(conn, query, paging, lambda row: row)
-    await audit.record(runtime, principal, "list", [(row.id, row.county_code) for row in page.items], purpose)
-    items = [await _out(runtime, row) for row in page.items]
-    return Page[ChildOut](items=items, total=page.total, limit=page.limit, offset=page.offset)
 
 
 IfMatch = Annotated[int | None, Header(alias="If-Match", description="the version you read; 409 if it moved on")]

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import date
 from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.engine import Row
 
 from backbone.auth import Principal
+from backbone.csvexport import csv_response
 from backbone.deps import PrincipalDep, RuntimeDep, require, require_county
 from backbone.errors import ApiError
 from backbone.fields import Text
@@ -151,6 +153,45 @@ async def register_volunteer(body: VolunteerIn, runtime: RuntimeDep, principal: 
     return await _out(runtime, await _row(runtime, new.registered.volunteer_id))
 
 
+@dataclass(frozen=True)
+class VolunteerFilter:
+    county_code: KnownCounty
+    eligible: Annotated[bool | None, Query()] = None
+    kind: Annotated[VolunteerKind | None, Query()] = None
+
+    def query(self) -> Select[Any]:
+        query = select(VolunteerRecord).where(VolunteerRecord.county_code == self.county_code)
+        if self.eligible is not None:
+            query = query.where(VolunteerRecord.eligible.is_(self.eligible))
+        if self.kind is not None:
+            query = query.where(VolunteerRecord.kind == self.kind)
+        return query.order_by(VolunteerRecord.registered_at, VolunteerRecord.id)
+
+
+Filter = Annotated[VolunteerFilter, Depends()]
+
+
+@router.get("/volunteers", response_model=Page[VolunteerOut])
+async def list_volunteers(
+    runtime: RuntimeDep, principal: Coordinator, where: Filter, paging: Paging
+) -> Page[VolunteerOut]:
+    require_county(principal, where.county_code)
+    async with runtime.db.read() as conn:
+        page = await fetch_page(conn, where.query(), paging, lambda row: row)
+    items = [await _out(runtime, row) for row in page.items]
+    return Page[VolunteerOut](items=items, total=page.total, limit=page.limit, offset=page.offset)
+
+
+@router.get("/volunteers/export", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+async def export_volunteers(runtime: RuntimeDep, principal: Coordinator, where: Filter) -> Response:
+    require_county(principal, where.county_code)
+    async with runtime.db.read() as conn:
+        rows = (await conn.execute(where.query().limit(100_000))).all()
+    volunteers = [await _out(runtime, row) for row in rows]
+    fields = [f for f in VolunteerOut.model_fields if f not in ("screenings", "trainings")]
+    return csv_response(volunteers, fields, f"volunteers-{where.county_code}.csv")
+
+
 @router.get("/volunteers/{volunteer_id}", response_model=VolunteerOut)
 async def read_volunteer(volunteer_id: uuid.UUID, runtime: RuntimeDep, principal: PrincipalDep) -> VolunteerOut:
     if principal.role == "volunteer" and principal.sub == str(volunteer_id):
@@ -158,25 +199,6 @@ async def read_volunteer(volunteer_id: uuid.UUID, runtime: RuntimeDep, principal
     if principal.role not in ("admin", "coordinator"):
         raise ApiError(403, "forbidden", "volunteers see only their own record")
     return await _out(runtime, await _scoped(runtime, principal, volunteer_id))
-
-
-@router.get("/volunteers", response_model=Page[VolunteerOut])
-async def list_volunteers(
-    runtime: RuntimeDep,
-    principal: Coordinator,
-    county_code: KnownCounty,
-    paging: Paging,
-    eligible: Annotated[bool | None, Query()] = None,
-) -> Page[VolunteerOut]:
-    require_county(principal, county_code)
-    query = select(VolunteerRecord).where(VolunteerRecord.county_code == county_code)
-    if eligible is not None:
-        query = query.where(VolunteerRecord.eligible.is_(eligible))
-    query = query.order_by(VolunteerRecord.registered_at, VolunteerRecord.id)
-    async with runtime.db.read() as conn:
-        page = await fetch_page(conn, query, paging, lambda row: row)
-    items = [await _out(runtime, row) for row in page.items]
-    return Page[VolunteerOut](items=items, total=page.total, limit=page.limit, offset=page.offset)
 
 
 async def _record(

@@ -262,3 +262,34 @@ async def test_a_child_under_fourteen_is_paired_only_with_a_guardians_consent(re
     )
     outsider = auth("coordinator", [LINGSHAN])
     assert_error(await registry.post(f"{path}/consent", json=consent, headers=outsider), 403, "forbidden")
+
+
+async def test_lists_filter_by_category_risk_and_status_and_export_as_csv(registry: httpx.AsyncClient) -> None:
+    for change in ({}, {"risk_level": "high"}, {"category": "orphan", "guardianship": "institution"}):
+        assert (await registry.post("/children", json=CHILD | change, headers=auth("admin"))).status_code == 201
+    coordinator = auth("coordinator", [XINGAN])
+
+    async def ids(**filters: str) -> int:
+        page = await registry.get("/children", params={"county_code": XINGAN, **filters}, headers=coordinator)
+        return int(page.json()["total"])
+
+    assert (await ids(), await ids(risk_level="high"), await ids(category="orphan"), await ids(status="left")) == (
+        3,
+        1,
+        1,
+        0,
+    )
+    exported = await registry.get(
+        "/children/export", params={"county_code": XINGAN, "risk_level": "medium"}, headers=coordinator
+    )
+    assert exported.status_code == 200
+    assert exported.headers["content-type"].startswith("text/csv")
+    lines = exported.content.decode("utf-8-sig").splitlines()
+    assert lines[0].startswith("id,name,id_number,birth_date")
+    assert len(lines) == 3
+    assert all(CHILD["name"] in line for line in lines[1:])
+    log = (await registry.get("/audit", params={"actor": "coordinator"}, headers=auth("admin"))).json()["items"]
+    assert sum(1 for entry in log if entry["action"] == "export") == 2
+    assert (
+        await registry.get("/children/export", params={"county_code": XINGAN}, headers=auth("donor"))
+    ).status_code == 403

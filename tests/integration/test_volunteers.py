@@ -169,3 +169,18 @@ async def test_erasing_a_volunteer_leaves_the_hours_and_ends_eligibility(
     assert (read["name"], read["phone"], read["eligible"], read["service_hours"]) == (None, None, False, 2.0)
     assert read["reasons"] == ["personal data erased"]
     assert (await registry.delete(f"{path}/personal-data", headers=coordinator)).status_code == 204
+
+
+async def test_volunteers_filter_by_kind_and_export_as_csv(registry: httpx.AsyncClient) -> None:
+    coordinator = auth("coordinator", [XINGAN])
+    for kind in ("caring_parent", "child_director"):
+        created = await registry.post("/volunteers", json=VOLUNTEER | {"kind": kind}, headers=coordinator)
+        assert created.status_code == 201
+    directors = await registry.get(
+        "/volunteers", params={"county_code": XINGAN, "kind": "child_director"}, headers=coordinator
+    )
+    assert [v["kind"] for v in directors.json()["items"]] == ["child_director"]
+    exported = await registry.get("/volunteers/export", params={"county_code": XINGAN}, headers=coordinator)
+    lines = exported.content.decode("utf-8-sig").splitlines()
+    assert lines[0].startswith("id,name,phone,township,kind")
+    assert len(lines) == 3
