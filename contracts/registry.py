@@ -113,3 +113,13 @@ class GuardianConsentWithdrawn(Event):
     type_name: ClassVar[str] = "registry.child.consent_withdrawn.v1"
 
     child_id: UUID
+
+
+class ChildPairingEligibilityChanged(Event):
+    """Whether the child may be proposed a volunteer now, and if not, why; matching takes this as it is."""
+
+    type_name: ClassVar[str] = "registry.child.pairing_eligibility_changed.v1"
+
+    child_id: UUID
+    eligible: bool
+    reasons: list[str] = []

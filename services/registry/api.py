@@ -21,7 +21,6 @@ from backbone.fields import Text
 from backbone.paging import Page, Paging, fetch_page
 from backbone.runtime import Runtime
 from contracts.vocabulary import (
-    CONSENT_AGE,
     Category,
     ConsentScope,
     CountyCode,
@@ -69,6 +68,7 @@ class ChildOut(BaseModel):
     left_reason: LeavingReason | None
     consent_scope: list[ConsentScope] | None
     eligible_for_pairing: bool
+    ineligible_reasons: list[str]
     version: int
 
 
@@ -151,16 +151,10 @@ async def _out(runtime: Runtime, record: Row[Any]) -> ChildOut:
         status=record.status,
         left_reason=record.left_reason,
         consent_scope=record.consent_scope,
-        eligible_for_pairing=_eligible(record, birth_date, runtime.clock.now().date()),
+        eligible_for_pairing=record.eligible_for_pairing,
+        ineligible_reasons=record.ineligible_reasons,
         version=record.version,
     )
-
-
-def _eligible(record: Row[Any], birth_date: date | None, today: date) -> bool:
-    """Active, personal data kept, and either 14 or older or with a guardian's consent to pairing."""
-    if record.status != "active" or birth_date is None:
-        return False
-    return domain.age_on(birth_date, today) >= CONSENT_AGE or "pairing" in (record.consent_scope or [])
 
 
 @router.post("/children", status_code=201, response_model=ChildOut)
@@ -213,6 +207,7 @@ class ChildFilter:
     category: Annotated[Category | None, Query()] = None
     risk_level: Annotated[RiskLevel | None, Query()] = None
     status: Annotated[Literal["active", "left"] | None, Query()] = None
+    eligible_for_pairing: Annotated[bool | None, Query()] = None
 
     def query(self) -> Select[Any]:
         query = select(ChildRecord).where(ChildRecord.county_code == self.county_code)
@@ -220,6 +215,7 @@ class ChildFilter:
             (ChildRecord.category, self.category),
             (ChildRecord.risk_level, self.risk_level),
             (ChildRecord.status, self.status),
+            (ChildRecord.eligible_for_pairing, self.eligible_for_pairing),
         ):
             if value is not None:
                 query = query.where(column == value)
@@ -310,7 +306,7 @@ async def change_child(
         purpose,
         expected_version=if_match,
         note=note,
-        personal=guardian or None,
+        updates=guardian or None,
     )
 
 

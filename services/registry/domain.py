@@ -10,6 +10,7 @@ from contracts.registry import (
     ChildGuardianshipChanged,
     ChildLeftProgramme,
     ChildNeedsChanged,
+    ChildPairingEligibilityChanged,
     ChildPersonalDataErased,
     ChildRegistered,
     ChildRiskChanged,
@@ -17,6 +18,7 @@ from contracts.registry import (
     GuardianConsentWithdrawn,
 )
 from contracts.vocabulary import (
+    CONSENT_AGE,
     Category,
     ConsentScope,
     Flag,
@@ -48,6 +50,8 @@ class Child:
     left: bool = False
     consent: tuple[ConsentScope, ...] | None = None
     erased: bool = False
+    eligible: bool = False
+    reasons: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -150,6 +154,27 @@ def withdraw_consent(state: Child | None) -> list[GuardianConsentWithdrawn]:
     return [GuardianConsentWithdrawn(child_id=state.child_id)]
 
 
+def assess(child: Child, under_consent_age: bool) -> tuple[bool, tuple[str, ...]]:
+    """May the child be proposed a volunteer? Under 14, only with a guardian's consent to pairing."""
+    reasons = []
+    if child.left:
+        reasons.append("left the programme")
+    if child.erased:
+        reasons.append("personal data erased")
+    if under_consent_age and not child.erased and "pairing" not in (child.consent or ()):
+        reasons.append(f"under {CONSENT_AGE}: no guardian consent to pairing")
+    return not reasons, tuple(reasons)
+
+
+def reassess(state: Child | None, under_consent_age: bool) -> list[ChildPairingEligibilityChanged]:
+    if state is None:
+        return []
+    eligible, reasons = assess(state, under_consent_age)
+    if (eligible, reasons) == (state.eligible, state.reasons):
+        return []
+    return [ChildPairingEligibilityChanged(child_id=state.child_id, eligible=eligible, reasons=list(reasons))]
+
+
 def erase_personal_data(state: Child | None) -> list[ChildPersonalDataErased]:
     """Erasure is final and idempotent: a second request decides nothing new."""
     if state is None:
@@ -177,4 +202,6 @@ def evolve(state: Child | None, event: object) -> Child | None:
             return replace(state, consent=None)
         case ChildPersonalDataErased():
             return replace(state, erased=True)
+        case ChildPairingEligibilityChanged(eligible=eligible, reasons=reasons):
+            return replace(state, eligible=eligible, reasons=tuple(reasons))
     return state

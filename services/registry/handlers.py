@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
@@ -21,6 +22,7 @@ from contracts.registry import (
     GuardianConsentRecorded,
     GuardianConsentWithdrawn,
 )
+from contracts.vocabulary import CONSENT_AGE
 from services.registry import domain, vault
 from services.registry.fingerprints import already_imported
 from services.registry.records import ChildRecord, ImportFingerprint
@@ -59,10 +61,15 @@ async def register_children(runtime: Runtime, registrations: Sequence[Registrati
                 continue
             command = registration.command
             (registered,) = domain.register_child(None, command)  # a new id: nothing to load
+            young = domain.age_on(command.birth_date, command.today) < CONSENT_AGE
+            state = domain.evolve(None, registered)
+            events: list[Event] = [registered, *domain.reassess(state, young)]
+            for event in events[1:]:
+                state = domain.evolve(state, event)
             key = vault.new_key()
             sealed = vault.seal(key, command.child_id, registration.personal)
             keys.append({"person_id": command.child_id, "key": key, "created_at": now})
-            appends.append(Append(str(command.child_id), 0, [registered], sealed=[sealed]))
+            appends.append(Append(str(command.child_id), 0, events, sealed=[sealed]))
             records.append(
                 {
                     "id": command.child_id,
@@ -77,8 +84,9 @@ async def register_children(runtime: Runtime, registrations: Sequence[Registrati
                     "flags": registered.flags,
                     "registered_at": now,
                     "sealed": sealed,
-                    "version": 1,
+                    "version": len(events),
                     "status": "active",
+                    **_eligibility(state, young),
                 }
             )
             if registration.fingerprint:
@@ -99,12 +107,13 @@ async def change_child(
     *,
     expected_version: int | None = None,
     note: dict[str, Any] | None = None,
-    personal: dict[str, Any] | None = None,
+    updates: dict[str, Any] | None = None,
 ) -> bool:
     """Decide one or several changes against the same version, and append them together.
 
     `note` is the change's own personal part (a reason, who consented), sealed into its first event;
-    `personal` updates the child's current personal fields. Returns whether anything changed.
+    `updates` changes the child's current personal fields. Eligibility for pairing is re-assessed every time.
+    Returns whether anything changed.
     """
     async with runtime.transaction() as conn:
         state, version = await _child(runtime, conn, child_id)
@@ -116,25 +125,43 @@ async def change_child(
             for event in new:
                 state = domain.evolve(state, event)
             events += new
+        key = await vault.key_of(conn, child_id)
+        current = (await conn.execute(select(ChildRecord.sealed).where(ChildRecord.id == child_id))).one()
+        personal = vault.unseal(key, child_id, current.sealed) or {}
+        young = "birth_date" in personal and (
+            domain.age_on(date.fromisoformat(personal["birth_date"]), runtime.clock.now().date()) < CONSENT_AGE
+        )
+        for event in domain.reassess(state, young):
+            state = domain.evolve(state, event)
+            events.append(event)
         if not events:
             return False
         changes: dict[str, Any] = {"version": version + len(events)}
         for event in events:
             changes |= _record_change(event)
+        changes |= _eligibility(state, young)
         sealed: list[bytes | None] = [None]
-        if note or personal:
-            key = await vault.key_of(conn, child_id)
+        if note or updates:
             if key is None:
                 raise domain.DomainError("personal_data_erased", "the child's personal data was erased")
             if note:
                 sealed[0] = vault.seal(key, child_id, note)
-            if personal:
-                record = (await conn.execute(select(ChildRecord.sealed).where(ChildRecord.id == child_id))).one()
-                current = vault.unseal(key, child_id, record.sealed) or {}
-                changes["sealed"] = vault.seal(key, child_id, current | personal)
+            if updates:
+                changes["sealed"] = vault.seal(key, child_id, personal | updates)
         await runtime.append(conn, Append(str(child_id), version, events, sealed=sealed))
         await conn.execute(update(ChildRecord).where(ChildRecord.id == child_id).values(**changes))
     return True
+
+
+def _eligibility(state: domain.Child | None, young: bool) -> dict[str, Any]:
+    """The record's eligibility columns, from the state after the events."""
+    if state is None:
+        return {}
+    return {
+        "eligible_for_pairing": state.eligible,
+        "ineligible_reasons": list(state.reasons),
+        "awaiting_consent_age": young and not state.left and not state.erased,
+    }
 
 
 def _record_change(event: Event) -> dict[str, Any]:
@@ -158,17 +185,42 @@ async def erase_personal_data(runtime: Runtime, child_id: uuid.UUID) -> bool:
     """Destroy the child's key: every sealed copy becomes unreadable. True if this call erased anything."""
     async with runtime.transaction() as conn:
         state, version = await _child(runtime, conn, child_id)
-        events = domain.erase_personal_data(state)
+        events: list[Event] = list(domain.erase_personal_data(state))
         if not events:
             return False
+        for event in events:
+            state = domain.evolve(state, event)
+        events += domain.reassess(state, under_consent_age=False)
         await vault.destroy_key(conn, child_id)
         await conn.execute(delete(ImportFingerprint).where(ImportFingerprint.person_id == child_id))
         await conn.execute(
             update(ChildRecord)
             .where(ChildRecord.id == child_id)
-            .values(sealed=None, erased_at=runtime.clock.now(), version=version + 1)
+            .values(
+                sealed=None, erased_at=runtime.clock.now(), version=version + len(events), **_eligibility(state, False)
+            )
         )
         await runtime.append(conn, Append(str(child_id), version, events))
     async with runtime.db.engine.connect() as conn:
         await vault.scrub(conn)
     return True
+
+
+async def children_reaching_consent_age(runtime: Runtime) -> int:
+    """The timer's work: a child who turned 14 needs no guardian's consent to be paired any more."""
+    today = runtime.clock.now().date()
+    async with runtime.db.read() as conn:
+        waiting = (
+            await conn.execute(
+                select(ChildRecord.id, ChildRecord.sealed).where(ChildRecord.awaiting_consent_age.is_(True))
+            )
+        ).all()
+        keys = await vault.keys_of(conn, [row.id for row in waiting])
+    due = []
+    for row in waiting:
+        personal = vault.unseal(keys.get(row.id), row.id, row.sealed) or {}
+        if "birth_date" in personal and domain.age_on(date.fromisoformat(personal["birth_date"]), today) >= CONSENT_AGE:
+            due.append(row.id)
+    for child_id in due:
+        await change_child(runtime, child_id, [])
+    return len(due)

@@ -46,6 +46,15 @@ async def key_of(conn: AsyncConnection, person_id: uuid.UUID) -> bytes | None:
     return bytes(found) if found is not None else None
 
 
+async def keys_of(conn: AsyncConnection, person_ids: list[uuid.UUID]) -> dict[uuid.UUID, bytes]:
+    found: dict[uuid.UUID, bytes] = {}
+    for start in range(0, len(person_ids), 500):
+        chunk = person_ids[start : start + 500]
+        rows = await conn.execute(select(PersonKey.person_id, PersonKey.key).where(PersonKey.person_id.in_(chunk)))
+        found |= {person_id: bytes(key) for person_id, key in rows}
+    return found
+
+
 def seal(key: bytes, person_id: uuid.UUID, fields: dict[str, Any]) -> bytes:
     """Encrypt `fields`, bound to the person (a sealed blob moved to another person does not open)."""
     nonce = os.urandom(NONCE_BYTES)

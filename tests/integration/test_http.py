@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -197,28 +197,28 @@ async def test_a_childs_risk_needs_and_guardianship_change_with_history_and_opti
 ) -> None:
     child = (await registry.post("/children", json=CHILD, headers=auth("admin"))).json()
     path, coordinator = f"/children/{child['id']}", auth("coordinator", [XINGAN])
-    assert child["version"] == 1
+    assert child["version"] == 2  # registered, and whether it may be paired (not yet: under 14, no consent)
     assert_error(await registry.patch(path, json={"risk_level": "high"}, headers=coordinator), 422, "invalid")
     assert_error(await registry.patch(path, json={}, headers=coordinator), 422, "invalid")
     changed = await registry.patch(
         path,
         json={"risk_level": "high", "risk_reason": "grandmother hospitalised", "needs": ["safety", "companionship"]},
-        headers=coordinator | {"If-Match": "1"},
+        headers=coordinator | {"If-Match": "2"},
     )
     assert changed.status_code == 200, changed.text
     assert (changed.json()["risk_level"], changed.json()["needs"], changed.json()["version"]) == (
         "high",
         ["companionship", "safety"],
-        3,
+        4,
     )
-    stale = await registry.patch(path, json={"needs": ["tutoring"]}, headers=coordinator | {"If-Match": "1"})
+    stale = await registry.patch(path, json={"needs": ["tutoring"]}, headers=coordinator | {"If-Match": "2"})
     assert_error(stale, 409, "conflict")
     state_care = await registry.patch(path, json={"guardianship": "temporary_state"}, headers=coordinator)
     assert state_care.json()["guardianship"] == "temporary_state"
     new_guardian = await registry.patch(path, json={"guardian_phone": "13977730002"}, headers=coordinator)
     assert new_guardian.json()["guardian_phone"] == "13977730002"
     assert new_guardian.json()["name"] == CHILD["name"]  # the other personal fields are kept
-    assert new_guardian.json()["version"] == 5
+    assert new_guardian.json()["version"] == 6
 
 
 async def test_leaving_the_programme_ends_changes_and_pairing(registry: httpx.AsyncClient) -> None:
@@ -293,3 +293,26 @@ async def test_lists_filter_by_category_risk_and_status_and_export_as_csv(regist
     assert (
         await registry.get("/children/export", params={"county_code": XINGAN}, headers=auth("donor"))
     ).status_code == 403
+
+
+async def test_a_child_turning_fourteen_becomes_eligible_by_the_clock_alone(
+    registry: httpx.AsyncClient, clock: SettableClock
+) -> None:
+    clock.set(datetime(2023, 1, 10, tzinfo=UTC))
+    thirteen = CHILD | {"birth_date": "2009-03-01"}
+    child = (await registry.post("/children", json=thirteen, headers=auth("admin"))).json()
+    assert (child["eligible_for_pairing"], child["ineligible_reasons"]) == (
+        False,
+        ["under 14: no guardian consent to pairing"],
+    )
+    waiting = await registry.get(
+        "/children", params={"county_code": XINGAN, "eligible_for_pairing": False}, headers=auth("admin")
+    )
+    assert waiting.json()["total"] == 1
+    clock.set(datetime(2023, 3, 2, tzinfo=UTC))  # the day after the 14th birthday; only the timer runs
+
+    async def eligible() -> bool:
+        read = await registry.get(f"/children/{child['id']}", headers=auth("admin"))
+        return bool(read.json()["eligible_for_pairing"])
+
+    await wait_until(eligible, within=10, what="the timer to notice the 14th birthday")
