@@ -57,7 +57,12 @@ async def test_erasure_leaves_no_key_or_plaintext_yet_the_child_still_counts(
     async with database.read() as conn:
         history = await EventStore(postgres=False).load(conn, str(child_id))
         assert await vault.key_of(conn, child_id) is None
-    assert [e.type for e in history] == ["registry.child.registered.v2", "registry.child.personal_data_erased.v1"]
+    assert [e.type for e in history] == [
+        "registry.child.registered.v2",
+        "registry.child.pairing_eligibility_changed.v1",
+        "registry.child.personal_data_erased.v1",
+        "registry.child.pairing_eligibility_changed.v1",  # now for want of personal data
+    ]
     assert history[0].event().child_id == child_id  # type: ignore[attr-defined]
     assert vault.unseal(None, child_id, history[0].sealed) is None
     await database.dispose()

@@ -105,7 +105,7 @@ async def test_every_message_on_the_wire_is_a_valid_cloudevent_without_personal_
         for person in people:
             answer = await http.post(f"{system.url('registry')}/children", json=person, headers=auth("admin"))
             assert answer.status_code == 201, answer.text
-    await wait_until(lambda: _subjects(wire, 12), within=10, what="six registrations and six notices")
+    await wait_until(lambda: _subjects(wire, 18), within=10, what="six registrations, their eligibility, six notices")
     exported = schemas()
     for msg in wire:
         raw = json.loads(msg.data)
@@ -170,13 +170,16 @@ async def test_a_risk_change_replans_the_visit_and_leaving_removes_the_child_wit
             return await row() is None
 
         await wait_until(gone, within=5, what="the child to leave the engagement view")
-    await wait_until(lambda: _subjects(wire, 5), within=5, what="the child's events on the wire")
+    await wait_until(lambda: _subjects(wire, 8), within=5, what="the child's events on the wire")
     types = [json.loads(m.data)["type"] for m in wire if m.subject.startswith("registry.")]
     assert types == [
         "registry.child.registered.v2",
+        "registry.child.pairing_eligibility_changed.v1",  # not yet: under 14 without consent
         "registry.child.risk_changed.v1",
         "registry.child.consent_recorded.v1",
+        "registry.child.pairing_eligibility_changed.v1",  # consent to pairing given
         "registry.child.left_programme.v1",
+        "registry.child.pairing_eligibility_changed.v1",  # left
     ]
     for text in (reason, "韦同意人", CHILD["guardian_name"], CHILD["guardian_phone"]):
         assert not any(str(text).encode() in m.data for m in wire), f"{text} on the bus"
