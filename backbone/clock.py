@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo
+
+# The programme's calendar: a check "expiring on 1 May" expires at midnight in China, not in UTC.
+PROGRAMME_TIMEZONE = ZoneInfo("Asia/Shanghai")
+
+
+def local_date(moment: datetime) -> date:
+    """The calendar day `moment` falls on where the programme runs."""
+    return moment.astimezone(PROGRAMME_TIMEZONE).date()
 
 
 class Clock(Protocol):

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 
 import nats
 import structlog
@@ -15,7 +16,7 @@ from nats.js import JetStreamContext
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from backbone.clock import Clock, SystemClock
+from backbone.clock import Clock, SystemClock, local_date
 from backbone.consumer import ProjectionConsumer
 from backbone.database import Database
 from backbone.metrics import EVENTS_APPENDED
@@ -66,6 +67,10 @@ class Runtime:
         self._tasks: list[asyncio.Task[None]] = []
         self._boot: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+
+    def today(self) -> date:
+        """Today on the programme's calendar (China), by the runtime's clock."""
+        return local_date(self.clock.now())
 
     @property
     def js(self) -> JetStreamContext:

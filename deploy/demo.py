@@ -59,8 +59,39 @@ def child(county_code: str, index: int, today: date) -> dict[str, Any]:
     }
 
 
+def volunteer(county_code: str, index: int) -> dict[str, Any]:
+    """The `index`-th demo volunteer of a county: mostly caring parents (爱心家长), some child directors."""
+    rng = random.Random(f"volunteer:{county_code}:{index}")  # noqa: S311 (demo data, not security)
+    return {
+        "name": rng.choice(SURNAMES) + rng.choice(GIVEN) + rng.choice(GIVEN),
+        "phone": f"138{rng.randint(0, 99_999_999):08d}",
+        "kind": "child_director" if index % 5 == 0 else "caring_parent",
+        "county_code": county_code,
+        "township": f"第{rng.randint(1, 9)}镇",
+        "capacity": rng.randint(1, 3),
+        "skills": sorted(rng.sample(NEEDS, rng.randint(1, 3))),
+        "languages": ["zh"] + ([LANGUAGES[county_code]] if county_code in LANGUAGES else []),
+    }
+
+
+def vet(client: httpx.Client, volunteer_id: str, today: date, index: int) -> None:
+    """Every step passed and a training done; the record query of one in seven lapses within the month."""
+    path = f"/volunteers/{volunteer_id}"
+    for step in ("application", "interview", "record_check", "references"):
+        days = 20 if step == "record_check" and index % 7 == 3 else 365
+        screening = {
+            "step": step,
+            "result": "passed",
+            "checked_at": str(today),
+            "expires_at": str(today + timedelta(days)),
+        }
+        client.post(f"{path}/screenings", json=screening).raise_for_status()
+    training = {"course": "儿童保护与防疫", "completed_at": str(today), "expires_at": str(today + timedelta(365))}
+    client.post(f"{path}/trainings", json=training).raise_for_status()
+
+
 def load(registry_url: str, admin_token: str, today: date | None = None) -> int:
-    """Register the demo children each county is still missing; returns how many were added."""
+    """Register the demo children and volunteers each county is still missing; returns how many were added."""
     today = today or date.today()
     headers = {"Authorization": f"Bearer {admin_token}"}
     added = 0
@@ -71,5 +102,12 @@ def load(registry_url: str, admin_token: str, today: date | None = None) -> int:
                 answer = client.post("/children", json=child(county_code, index, today))
                 if answer.status_code != 201:
                     raise RuntimeError(f"demo child refused ({answer.status_code}): {answer.text}")
+                added += 1
+            have = client.get("/volunteers", params={"county_code": county_code, "limit": 1}).raise_for_status()
+            for index in range(have.json()["total"], size // 2):
+                answer = client.post("/volunteers", json=volunteer(county_code, index))
+                if answer.status_code != 201:
+                    raise RuntimeError(f"demo volunteer refused ({answer.status_code}): {answer.text}")
+                vet(client, answer.json()["id"], today, index)
                 added += 1
     return added

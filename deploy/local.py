@@ -80,7 +80,7 @@ def main() -> int:
         print(f"\nNATS          {nats_url}  (JetStream store: {data / 'nats'})")
         for name, url in urls.items():
             print(f"{name:<13} {url}   docs: {url}/docs")
-        print(f"demo data     {created} children added this time; logs in {data}/*.log")
+        print(f"demo data     {created} children and volunteers added this time; logs in {data}/*.log")
         print("\nDev bearer tokens (7 days), e.g.  curl -H 'Authorization: Bearer <token>' ...")
         for role, token in tokens.items():
             print(f"  {role:<12} {token}")

@@ -146,7 +146,7 @@ async def _out(runtime: Runtime, record: Row[Any]) -> ChildOut:
         guardianship=record.guardianship,
         guardian_name=personal.get("guardian_name"),
         guardian_phone=personal.get("guardian_phone"),
-        age_band=_band(birth_date, runtime.clock.now().date(), record.age_band),
+        age_band=_band(birth_date, runtime.today(), record.age_band),
         personal_data_erased=record.erased_at is not None,
         status=record.status,
         left_reason=record.left_reason,
@@ -168,7 +168,7 @@ async def register_child(body: ChildIn, runtime: RuntimeDep, principal: Coordina
         risk_level=body.risk_level,
         guardianship=body.guardianship,
         birth_date=body.birth_date,
-        today=runtime.clock.now().date(),
+        today=runtime.today(),
         needs=tuple(body.needs),
         languages=tuple(body.languages),
         flags=tuple(body.flags),
@@ -252,12 +252,26 @@ async def export_children(
 
 @router.get("/children/{child_id}", response_model=ChildOut)
 async def read_child(
-    child_id: uuid.UUID, runtime: RuntimeDep, principal: Coordinator, purpose: Purpose = None
+    child_id: uuid.UUID, runtime: RuntimeDep, principal: Coordinator, response: Response, purpose: Purpose = None
 ) -> ChildOut:
-    return await _out(runtime, await _scoped(runtime, principal, child_id, "read", purpose))
+    child = await _out(runtime, await _scoped(runtime, principal, child_id, "read", purpose))
+    response.headers["ETag"] = f'"{child.version}"'
+    return child
 
 
-IfMatch = Annotated[int | None, Header(alias="If-Match", description="the version you read; 409 if it moved on")]
+IfMatch = Annotated[
+    str | None, Header(alias="If-Match", max_length=40, description='the version you read (its ETag, e.g. "3")')
+]
+
+
+def _version(if_match: str | None) -> int | None:
+    """`If-Match: "3"` (or W/"3", or 3) as the version the caller read; 409 later if it moved on."""
+    if if_match is None:
+        return None
+    value = if_match.strip().removeprefix("W/").strip('"')
+    if not value.isdigit():
+        raise ApiError(422, "invalid", 'If-Match takes the ETag of a read, e.g. "3"')
+    return int(value)
 
 
 async def _change(
@@ -294,8 +308,13 @@ async def change_child(
         decisions.append(partial(domain.change_needs, needs=tuple(body.needs)))
     guardian = {k: v for k, v in (("guardian_name", body.guardian_name), ("guardian_phone", body.guardian_phone)) if v}
     if body.guardianship is not None or guardian:
-        record = await _record(runtime, child_id)
-        kind = body.guardianship or record.guardianship
+        current = await _out(runtime, await _record(runtime, child_id))
+        kind = body.guardianship or current.guardianship or "temporary_state"
+        has_guardian = (guardian.get("guardian_name") or current.guardian_name) and (
+            guardian.get("guardian_phone") or current.guardian_phone
+        )
+        if kind != "temporary_state" and not has_guardian:
+            raise ApiError(422, "guardian_needed", "a guardian's name and phone are needed unless the state is one")
         decisions.append(partial(domain.change_guardianship, guardianship=kind, guardian_changed=bool(guardian)))
     note = {"risk_reason": body.risk_reason} if body.risk_reason else None
     return await _change(
@@ -304,7 +323,7 @@ async def change_child(
         child_id,
         decisions,
         purpose,
-        expected_version=if_match,
+        expected_version=_version(if_match),
         note=note,
         updates=guardian or None,
     )

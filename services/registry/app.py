@@ -10,7 +10,7 @@ from backbone.runtime import ServiceSpec, Timer
 from backbone.settings import Settings
 from services.registry.api import router
 from services.registry.campaign_api import router as campaign_router
-from services.registry.handlers import children_reaching_consent_age
+from services.registry.handlers import children_with_birthdays
 from services.registry.import_api import router as import_router
 from services.registry.records import Records
 from services.registry.volunteer_api import router as volunteer_router
@@ -23,7 +23,7 @@ SPEC = ServiceSpec(
     routers=[import_router, router, volunteer_router, campaign_router],
     timers=lambda runtime: [
         Timer("volunteer-eligibility", runtime.settings.timer_seconds, partial(reassess_due, runtime)),
-        Timer("children-consent-age", runtime.settings.timer_seconds, partial(children_reaching_consent_age, runtime)),
+        Timer("children-consent-age", runtime.settings.timer_seconds, partial(children_with_birthdays, runtime)),
     ],
 )
 

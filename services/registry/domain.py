@@ -31,6 +31,8 @@ from contracts.vocabulary import (
     age_band,
 )
 
+ADULT_AGE = 18
+
 
 class DomainError(ValueError):
     """A command the programme's rules refuse; `code` is what the API reports."""
@@ -154,22 +156,25 @@ def withdraw_consent(state: Child | None) -> list[GuardianConsentWithdrawn]:
     return [GuardianConsentWithdrawn(child_id=state.child_id)]
 
 
-def assess(child: Child, under_consent_age: bool) -> tuple[bool, tuple[str, ...]]:
-    """May the child be proposed a volunteer? Under 14, only with a guardian's consent to pairing."""
+def assess(child: Child, age: int | None) -> tuple[bool, tuple[str, ...]]:
+    """May the child be proposed a volunteer? Under 14 only with a guardian's consent to pairing; not from 18.
+    `age` is None once the birth date is erased."""
     reasons = []
     if child.left:
         reasons.append("left the programme")
     if child.erased:
         reasons.append("personal data erased")
-    if under_consent_age and not child.erased and "pairing" not in (child.consent or ()):
+    if age is not None and age < CONSENT_AGE and "pairing" not in (child.consent or ()):
         reasons.append(f"under {CONSENT_AGE}: no guardian consent to pairing")
+    if age is not None and age >= ADULT_AGE:
+        reasons.append(f"aged {ADULT_AGE} or over")
     return not reasons, tuple(reasons)
 
 
-def reassess(state: Child | None, under_consent_age: bool) -> list[ChildPairingEligibilityChanged]:
+def reassess(state: Child | None, age: int | None) -> list[ChildPairingEligibilityChanged]:
     if state is None:
         return []
-    eligible, reasons = assess(state, under_consent_age)
+    eligible, reasons = assess(state, age)
     if (eligible, reasons) == (state.eligible, state.reasons):
         return []
     return [ChildPairingEligibilityChanged(child_id=state.child_id, eligible=eligible, reasons=list(reasons))]

@@ -61,9 +61,9 @@ async def register_children(runtime: Runtime, registrations: Sequence[Registrati
                 continue
             command = registration.command
             (registered,) = domain.register_child(None, command)  # a new id: nothing to load
-            young = domain.age_on(command.birth_date, command.today) < CONSENT_AGE
+            age = domain.age_on(command.birth_date, command.today)
             state = domain.evolve(None, registered)
-            events: list[Event] = [registered, *domain.reassess(state, young)]
+            events: list[Event] = [registered, *domain.reassess(state, age)]
             for event in events[1:]:
                 state = domain.evolve(state, event)
             key = vault.new_key()
@@ -86,7 +86,7 @@ async def register_children(runtime: Runtime, registrations: Sequence[Registrati
                     "sealed": sealed,
                     "version": len(events),
                     "status": "active",
-                    **_eligibility(state, young),
+                    **_eligibility(state, age),
                 }
             )
             if registration.fingerprint:
@@ -128,18 +128,17 @@ async def change_child(
         key = await vault.key_of(conn, child_id)
         current = (await conn.execute(select(ChildRecord.sealed).where(ChildRecord.id == child_id))).one()
         personal = vault.unseal(key, child_id, current.sealed) or {}
-        young = "birth_date" in personal and (
-            domain.age_on(date.fromisoformat(personal["birth_date"]), runtime.clock.now().date()) < CONSENT_AGE
-        )
-        for event in domain.reassess(state, young):
+        age = _age(personal, runtime.today())
+        for event in domain.reassess(state, age):
             state = domain.evolve(state, event)
             events.append(event)
-        if not events:
+        if not events:  # nothing to append, but which birthdays to watch for may have changed
+            await conn.execute(update(ChildRecord).where(ChildRecord.id == child_id).values(**_eligibility(state, age)))
             return False
         changes: dict[str, Any] = {"version": version + len(events)}
         for event in events:
             changes |= _record_change(event)
-        changes |= _eligibility(state, young)
+        changes |= _eligibility(state, age)
         sealed: list[bytes | None] = [None]
         if note or updates:
             if key is None:
@@ -153,14 +152,19 @@ async def change_child(
     return True
 
 
-def _eligibility(state: domain.Child | None, young: bool) -> dict[str, Any]:
+def _age(personal: dict[str, Any], today: date) -> int | None:
+    return domain.age_on(date.fromisoformat(personal["birth_date"]), today) if "birth_date" in personal else None
+
+
+def _eligibility(state: domain.Child | None, age: int | None) -> dict[str, Any]:
     """The record's eligibility columns, from the state after the events."""
     if state is None:
         return {}
     return {
         "eligible_for_pairing": state.eligible,
         "ineligible_reasons": list(state.reasons),
-        "awaiting_consent_age": young and not state.left and not state.erased,
+        # the 14th and 18th birthdays change eligibility: the timer watches children before their 18th
+        "watch_birthdays": age is not None and age < domain.ADULT_AGE and not state.left and not state.erased,
     }
 
 
@@ -190,7 +194,7 @@ async def erase_personal_data(runtime: Runtime, child_id: uuid.UUID) -> bool:
             return False
         for event in events:
             state = domain.evolve(state, event)
-        events += domain.reassess(state, under_consent_age=False)
+        events += domain.reassess(state, age=None)
         await vault.destroy_key(conn, child_id)
         await conn.execute(delete(ImportFingerprint).where(ImportFingerprint.person_id == child_id))
         await conn.execute(
@@ -206,20 +210,23 @@ async def erase_personal_data(runtime: Runtime, child_id: uuid.UUID) -> bool:
     return True
 
 
-async def children_reaching_consent_age(runtime: Runtime) -> int:
-    """The timer's work: a child who turned 14 needs no guardian's consent to be paired any more."""
-    today = runtime.clock.now().date()
+async def children_with_birthdays(runtime: Runtime) -> int:
+    """The timer's work: at 14 a child needs no guardian's consent to be paired; at 18 the programme ends."""
+    today = runtime.today()
     async with runtime.db.read() as conn:
         waiting = (
             await conn.execute(
-                select(ChildRecord.id, ChildRecord.sealed).where(ChildRecord.awaiting_consent_age.is_(True))
+                select(ChildRecord.id, ChildRecord.sealed, ChildRecord.eligible_for_pairing).where(
+                    ChildRecord.watch_birthdays.is_(True)
+                )
             )
         ).all()
         keys = await vault.keys_of(conn, [row.id for row in waiting])
     due = []
     for row in waiting:
         personal = vault.unseal(keys.get(row.id), row.id, row.sealed) or {}
-        if "birth_date" in personal and domain.age_on(date.fromisoformat(personal["birth_date"]), today) >= CONSENT_AGE:
+        age = _age(personal, today)
+        if age is not None and (age >= domain.ADULT_AGE or (age >= CONSENT_AGE and not row.eligible_for_pairing)):
             due.append(row.id)
     for child_id in due:
         await change_child(runtime, child_id, [])

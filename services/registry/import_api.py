@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError
 
 from backbone.auth import Principal
 from backbone.deps import RuntimeDep, require
 from backbone.errors import ApiError
+from backbone.runtime import Runtime
 from services.registry import domain, handlers, volunteer_handlers
 from services.registry.fingerprints import fingerprint
 from services.registry.importing import ImportRefused, parse_children, parse_volunteers
@@ -48,10 +51,11 @@ async def import_children(
         parsed = parse_children(await request.body())
     except ImportRefused as error:
         raise ApiError(422, "import_refused", str(error)) from error
-    today = runtime.clock.now().date()
+    today = runtime.today()
     secret = runtime.settings.jwt_secret.get_secret_value().encode()
     rejected = [RejectedRow(line=r.line, errors=r.errors) for r in parsed.rejected]
     registrations = []
+    first_seen: dict[str, int] = {}
     for line, child in parsed.accepted:
         if not principal.may_act_in(child.county_code):
             rejected.append(RejectedRow(line=line, errors=[f"county_code: not scoped to county {child.county_code}"]))
@@ -62,12 +66,17 @@ async def import_children(
         except domain.DomainError as error:
             rejected.append(RejectedRow(line=line, errors=[f"{error.code}: {error}"]))
             continue
+        who = _fingerprint(secret, child)
+        if who in first_seen:  # without an ID number, only name, birth date and guardian tell children apart
+            rejected.append(RejectedRow(line=line, errors=[f"the same child as on line {first_seen[who]}"]))
+            continue
+        first_seen[who] = line
         personal = {field: str(value) for field in PERSONAL if (value := getattr(child, field)) is not None}
-        registrations.append(handlers.Registration(command, personal, _fingerprint(secret, child)))
+        registrations.append(handlers.Registration(command, personal, who))
     rejected.sort(key=lambda row: row.line)
     if rejected and all_or_nothing:
         return ImportOut(imported=0, already_imported=0, rejected=rejected)
-    known = await handlers.register_children(runtime, registrations)
+    known = await _once(handlers.register_children, runtime, registrations)
     return ImportOut(imported=len(registrations) - len(known), already_imported=len(known), rejected=rejected)
 
 
@@ -102,8 +111,18 @@ async def import_volunteers(
     rejected.sort(key=lambda row: row.line)
     if rejected and all_or_nothing:
         return ImportOut(imported=0, already_imported=0, rejected=rejected)
-    known = await volunteer_handlers.register_volunteers(runtime, registrations)
+    known = await _once(volunteer_handlers.register_volunteers, runtime, registrations)
     return ImportOut(imported=len(registrations) - len(known), already_imported=len(known), rejected=rejected)
+
+
+async def _once(
+    register: Callable[[Runtime, list[Any]], Awaitable[set[str]]], runtime: Runtime, rows: list[Any]
+) -> set[str]:
+    """Register, and if the same file's retry committed the same people meanwhile, once more: it skips them."""
+    try:
+        return await register(runtime, rows)
+    except IntegrityError:
+        return await register(runtime, rows)
 
 
 def _command(child: ChildIn, today: date) -> domain.RegisterChild:

@@ -37,8 +37,8 @@ class ChildRecord(Records):
     consent_scope: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     eligible_for_pairing: Mapped[bool] = mapped_column(Boolean, default=False)
     ineligible_reasons: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    # under 14 without consent to pairing: the timer looks at these for a 14th birthday
-    awaiting_consent_age: Mapped[bool] = mapped_column(Boolean, default=False)
+    # active minors: the timer looks at these for a 14th or 18th birthday
+    watch_birthdays: Mapped[bool] = mapped_column(Boolean, default=False)
     # name, ID number, birth date, township, village, guardian's name and phone: encrypted with the child's key
     sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

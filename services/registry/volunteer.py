@@ -7,9 +7,10 @@ result is a pass that has not expired and at least one training is current.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime, time
 from uuid import UUID
 
+from backbone.clock import PROGRAMME_TIMEZONE, local_date
 from contracts import Event
 from contracts.volunteers import (
     SCREENING_STEPS,
@@ -35,7 +36,7 @@ class Volunteer:
 
 
 def _expired(expires_at: date | None, now: datetime) -> bool:
-    return expires_at is not None and expires_at <= now.date()
+    return expires_at is not None and expires_at <= local_date(now)
 
 
 def assess(volunteer: Volunteer, now: datetime) -> tuple[bool, tuple[str, ...]]:
@@ -58,9 +59,9 @@ def assess(volunteer: Volunteer, now: datetime) -> tuple[bool, tuple[str, ...]]:
 
 def next_change(volunteer: Volunteer, now: datetime) -> datetime | None:
     """When eligibility could next change by the clock alone (a pass or a training expiring)."""
-    dates = [s.expires_at for s in volunteer.screenings.values() if s.expires_at and s.expires_at > now.date()]
-    dates += [t.expires_at for t in volunteer.trainings if t.expires_at and t.expires_at > now.date()]
-    return datetime.combine(min(dates), time(), UTC) if dates else None
+    dates = [s.expires_at for s in volunteer.screenings.values() if s.expires_at and s.expires_at > local_date(now)]
+    dates += [t.expires_at for t in volunteer.trainings if t.expires_at and t.expires_at > local_date(now)]
+    return datetime.combine(min(dates), time(), PROGRAMME_TIMEZONE) if dates else None
 
 
 def reassess(volunteer: Volunteer, now: datetime) -> list[VolunteerEligibilityChanged]:
@@ -86,7 +87,7 @@ def record(
     if state is None:
         raise DomainError("not_found", "no such volunteer")
     done = event.checked_at if isinstance(event, VolunteerScreeningRecorded) else event.completed_at
-    if done > now.date():
+    if done > local_date(now):
         raise DomainError("in_future", "a check or training cannot be recorded before it happened")
     if event.expires_at is not None and event.expires_at <= done:
         raise DomainError("expires_before_done", "the expiry date must come after the date it was done")

@@ -244,7 +244,7 @@ async def record_training(
 async def record_service(
     volunteer_id: uuid.UUID, body: ServiceIn, runtime: RuntimeDep, principal: Coordinator
 ) -> VolunteerOut:
-    if body.served_on > runtime.clock.now().date():
+    if body.served_on > runtime.today():
         raise ApiError(422, "in_future", "service cannot be recorded before it happened")
     event = VolunteerServiceRecorded(volunteer_id=volunteer_id, **body.model_dump())
     return await _record(runtime, principal, volunteer_id, event)

@@ -184,7 +184,7 @@ async def erase(runtime: Runtime, volunteer_id: uuid.UUID) -> None:
         await conn.execute(
             update(VolunteerRecord)
             .where(VolunteerRecord.id == volunteer_id)
-            .values(sealed=None, erased_at=runtime.clock.now())
+            .values(sealed=None, availability=None, erased_at=runtime.clock.now())  # free text: may name someone
         )
 
     await change(runtime, volunteer_id, domain.erase, also=forget)

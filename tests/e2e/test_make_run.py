@@ -53,13 +53,19 @@ def test_make_run_starts_everything_loads_demo_data_once_and_stops_within_five_s
         assert nats_url, output
         if not port_is_free(4222):
             assert not nats_url.group(1).endswith(":4222")  # someone else's NATS there: ours took another port
-        expected = sum(size for _, size in demo.COUNTIES.values())
-        assert f"demo data     {expected} children added" in output
+        expected = sum(size + size // 2 for _, size in demo.COUNTIES.values())  # children, vetted volunteers
+        assert f"demo data     {expected} children and volunteers added" in output
         for _name, port in ports.items():
             assert f"http://127.0.0.1:{port}" in output
             assert httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5).status_code == 200
         for role in ("admin", "coordinator", "volunteer", "donor"):
             assert re.search(rf"^\s+{role}\s+eyJ", output, re.M), f"no {role} token printed"
+        vetted = httpx.get(
+            f"http://127.0.0.1:{ports['registry']}/volunteers",
+            params={"county_code": "450325", "eligible": True, "limit": 1},
+            headers=auth("admin"),
+        )
+        assert vetted.json()["total"] == demo.COUNTIES["450325"][1] // 2
     finally:
         stopped_in = interrupt(runner)
     assert runner.returncode == 0
@@ -68,7 +74,7 @@ def test_make_run_starts_everything_loads_demo_data_once_and_stops_within_five_s
 
     runner, lines = start(tmp_path, ports)  # again: the data is kept and nothing is loaded twice
     try:
-        assert "demo data     0 children added" in "".join(lines)
+        assert "demo data     0 children and volunteers added" in "".join(lines)
         xingan = httpx.get(
             f"http://127.0.0.1:{ports['registry']}/children",
             params={"county_code": "450325", "limit": 1},

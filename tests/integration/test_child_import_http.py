@@ -87,3 +87,16 @@ async def test_rows_outside_the_coordinators_counties_and_broken_files_are_refus
     assert (broken.status_code, broken.json()["error"]["code"]) == (422, "import_refused")
     donor = await registry.post("/children/import", content=raw, headers=auth("donor"))
     assert donor.status_code == 403
+
+
+async def test_the_same_child_twice_in_one_file_without_an_id_number_is_one_child(
+    registry: httpx.AsyncClient, clock: SettableClock
+) -> None:
+    clock.set(CAMPAIGN_DAY)
+    row = generated(5) | {"id_number": ""}
+    answer = await registry.post(
+        "/children/import", content=chinese(row, row), headers=auth("admin") | {"Content-Type": "text/csv"}
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["imported"] == 1
+    assert answer.json()["rejected"] == [{"line": 3, "errors": ["the same child as on line 2"]}]

@@ -211,8 +211,11 @@ async def test_a_childs_risk_needs_and_guardianship_change_with_history_and_opti
         ["companionship", "safety"],
         4,
     )
-    stale = await registry.patch(path, json={"needs": ["tutoring"]}, headers=coordinator | {"If-Match": "2"})
+    stale = await registry.patch(path, json={"needs": ["tutoring"]}, headers=coordinator | {"If-Match": '"2"'})
     assert_error(stale, 409, "conflict")
+    assert (await registry.get(path, headers=coordinator)).headers["ETag"] == '"4"'
+    garbled = await registry.patch(path, json={"needs": ["tutoring"]}, headers=coordinator | {"If-Match": "*x"})
+    assert_error(garbled, 422, "invalid")
     state_care = await registry.patch(path, json={"guardianship": "temporary_state"}, headers=coordinator)
     assert state_care.json()["guardianship"] == "temporary_state"
     new_guardian = await registry.patch(path, json={"guardian_phone": "13977730002"}, headers=coordinator)
@@ -316,3 +319,20 @@ async def test_a_child_turning_fourteen_becomes_eligible_by_the_clock_alone(
         return bool(read.json()["eligible_for_pairing"])
 
     await wait_until(eligible, within=10, what="the timer to notice the 14th birthday")
+    clock.set(datetime(2027, 3, 2, tzinfo=UTC))  # 18: the programme ends for the child
+
+    async def adult() -> bool:
+        read = (await registry.get(f"/children/{child['id']}", headers=auth("admin"))).json()
+        return read["eligible_for_pairing"] is False and read["ineligible_reasons"] == ["aged 18 or over"]
+
+    await wait_until(adult, within=10, what="the timer to notice the 18th birthday")
+
+
+async def test_a_guardian_is_needed_unless_the_state_is_one(registry: httpx.AsyncClient) -> None:
+    in_care = CHILD | {"guardianship": "temporary_state", "guardian_name": None, "guardian_phone": None}
+    child = (await registry.post("/children", json=in_care, headers=auth("admin"))).json()
+    path = f"/children/{child['id']}"
+    back_home = await registry.patch(path, json={"guardianship": "parents"}, headers=auth("admin"))
+    assert_error(back_home, 422, "guardian_needed")
+    with_guardian = {"guardianship": "parents", "guardian_name": "莫父", "guardian_phone": "13907730009"}
+    assert (await registry.patch(path, json=with_guardian, headers=auth("admin"))).status_code == 200

@@ -8,7 +8,7 @@ from datetime import timedelta
 import httpx
 from nats.aio.client import Client as NATS
 
-from backbone.clock import SettableClock
+from backbone.clock import SettableClock, local_date
 from tests.helpers import auth, read_stream, wait_until
 from tests.unit.test_volunteer_import import chinese as chinese_volunteers
 from tests.unit.test_volunteer_import import volunteer as volunteer_row
@@ -100,7 +100,7 @@ async def test_service_hours_add_up_and_vetting_dates_must_make_sense(
 ) -> None:
     coordinator = auth("coordinator", [XINGAN])
     volunteer = (await registry.post("/volunteers", json=VOLUNTEER, headers=coordinator)).json()
-    path, today = f"/volunteers/{volunteer['id']}", clock.now().date()
+    path, today = f"/volunteers/{volunteer['id']}", local_date(clock.now())
     for hours in (3.5, 2.0):
         served = await registry.post(
             f"{path}/service-hours", json={"served_on": str(today), "hours": hours}, headers=coordinator
