@@ -104,6 +104,12 @@ async def test_reads_are_audited_refusals_included_and_donors_see_no_child(syste
         entries = {(e["actor"], e["action"], e["outcome"], e["purpose"]) for e in log}
         assert ("coordinator", "read", "allowed", "home visit planning") in entries
         assert ("coordinator", "read", "denied", "unstated") in entries
+        chinese = await registry.get(
+            f"/children/{child_id}", params={"purpose": "春节家访"}, headers=auth("coordinator", [XINGAN])
+        )
+        assert chinese.status_code == 200
+        log = (await registry.get("/audit", params={"child_id": child_id}, headers=auth("admin"))).json()["items"]
+        assert log[0]["purpose"] == "春节家访"  # newest first
         assert all(e["county_code"] == XINGAN for e in log)
         refused = await registry.get("/audit", headers=auth("coordinator", [XINGAN]))
         assert refused.status_code == 403  # only an admin reads the audit log
