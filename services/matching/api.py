@@ -15,6 +15,7 @@ from backbone.auth import Principal
 from backbone.deps import RuntimeDep, require, require_county
 from backbone.paging import Page, Paging, fetch_page
 from contracts.vocabulary import CountyCode, RiskLevel
+from services.matching.candidates import CandidateChild, CandidateVolunteer
 from services.matching.views import EngagementRow
 
 router = APIRouter(tags=["views"])
@@ -50,3 +51,66 @@ async def engagement(
 
     async with runtime.db.read() as conn:
         return await fetch_page(conn, query.order_by(EngagementRow.next_due_at, EngagementRow.child_id), paging, item)
+
+
+class CandidateChildOut(BaseModel):
+    child_id: uuid.UUID
+    county_code: str
+    risk_level: RiskLevel
+    category: str
+    age_band: str
+    needs: list[str]
+    languages: list[str]
+    flags: list[str]
+    eligible: bool
+
+
+class CandidateVolunteerOut(BaseModel):
+    volunteer_id: uuid.UUID
+    county_code: str
+    kind: str
+    skills: list[str]
+    languages: list[str]
+    capacity: int
+    eligible: bool
+
+
+@router.get("/views/candidates/children", response_model=Page[CandidateChildOut])
+async def candidate_children(
+    runtime: RuntimeDep,
+    principal: Annotated[Principal, Depends(require("coordinator"))],
+    county_code: CountyCode,
+    paging: Paging,
+    eligible: bool | None = None,
+) -> Page[CandidateChildOut]:
+    """Children of a county still in the programme, and whether each may be proposed a volunteer."""
+    require_county(principal, county_code)
+    query = select(CandidateChild).where(CandidateChild.county_code == county_code, CandidateChild.active.is_(True))
+    if eligible is not None:
+        query = query.where(CandidateChild.eligible.is_(eligible))
+    async with runtime.db.read() as conn:
+        return await fetch_page(
+            conn, query.order_by(CandidateChild.child_id), paging, lambda row: CandidateChildOut(**row._mapping)
+        )
+
+
+@router.get("/views/candidates/volunteers", response_model=Page[CandidateVolunteerOut])
+async def candidate_volunteers(
+    runtime: RuntimeDep,
+    principal: Annotated[Principal, Depends(require("coordinator"))],
+    county_code: CountyCode,
+    paging: Paging,
+    eligible: bool | None = None,
+) -> Page[CandidateVolunteerOut]:
+    """Volunteers of a county, and whether each is vetted and trained (as the registry last said)."""
+    require_county(principal, county_code)
+    query = select(CandidateVolunteer).where(CandidateVolunteer.county_code == county_code)
+    if eligible is not None:
+        query = query.where(CandidateVolunteer.eligible.is_(eligible))
+    async with runtime.db.read() as conn:
+        return await fetch_page(
+            conn,
+            query.order_by(CandidateVolunteer.volunteer_id),
+            paging,
+            lambda row: CandidateVolunteerOut(**row._mapping),
+        )

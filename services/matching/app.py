@@ -7,6 +7,7 @@ from backbone.clock import Clock
 from backbone.runtime import ServiceSpec
 from backbone.settings import Settings
 from services.matching.api import router
+from services.matching.candidates import Candidates
 from services.matching.views import Engagement, Views
 
 SPEC = ServiceSpec(
@@ -14,7 +15,7 @@ SPEC = ServiceSpec(
     default_port=8002,
     views=Views.metadata,
     routers=[router],
-    projections=lambda runtime: [Engagement()],
+    projections=lambda runtime: [Engagement(), Candidates()],
 )
 
 

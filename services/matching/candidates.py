@@ -1,0 +1,109 @@
+"""Who could be paired, per county, folded from registry events: children and volunteers with their eligibility.
+
+The matching service never reads the registry's database; eligibility comes as the registry decided it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, Boolean, Index, Integer, String, Table, Uuid, insert, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backbone.projection import Delivered, Projection
+from contracts.registry import (
+    ChildLeftProgramme,
+    ChildNeedsChanged,
+    ChildPairingEligibilityChanged,
+    ChildRegistered,
+    ChildRiskChanged,
+)
+from contracts.volunteers import VolunteerEligibilityChanged, VolunteerRegistered
+from services.matching.views import Views
+
+
+class CandidateChild(Views):
+    __tablename__ = "candidate_children"
+    __table_args__ = (Index("ix_candidate_children_county", "county_code", "eligible"),)
+
+    child_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    county_code: Mapped[str] = mapped_column(String(6))
+    risk_level: Mapped[str] = mapped_column(String(8))
+    category: Mapped[str] = mapped_column(String(32))
+    age_band: Mapped[str] = mapped_column(String(8))
+    needs: Mapped[list[Any]] = mapped_column(JSON)
+    languages: Mapped[list[Any]] = mapped_column(JSON)
+    flags: Mapped[list[Any]] = mapped_column(JSON)
+    eligible: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class CandidateVolunteer(Views):
+    __tablename__ = "candidate_volunteers"
+    __table_args__ = (Index("ix_candidate_volunteers_county", "county_code", "eligible"),)
+
+    volunteer_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    county_code: Mapped[str] = mapped_column(String(6))
+    kind: Mapped[str] = mapped_column(String(32))
+    skills: Mapped[list[Any]] = mapped_column(JSON)
+    languages: Mapped[list[Any]] = mapped_column(JSON)
+    capacity: Mapped[int] = mapped_column(Integer)
+    eligible: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Candidates(Projection):
+    name: ClassVar[str] = "matching-candidates"
+    stream: ClassVar[str] = "REGISTRY"
+    subjects: ClassVar[list[str]] = ["registry.child.>", "registry.volunteer.>"]
+    views: ClassVar[list[Table]] = [CandidateChild.__table__, CandidateVolunteer.__table__]  # type: ignore[list-item]
+
+    async def apply(self, conn: AsyncConnection, events: Sequence[Delivered]) -> None:
+        for delivered in events:
+            match delivered.event:
+                case ChildRegistered() as child:
+                    await conn.execute(
+                        insert(CandidateChild).values(
+                            child_id=child.child_id,
+                            county_code=child.county_code,
+                            risk_level=child.risk_level,
+                            category=child.category,
+                            age_band=child.age_band,
+                            needs=child.needs,
+                            languages=child.languages,
+                            flags=child.flags,
+                            eligible=False,
+                            active=True,
+                        )
+                    )
+                case ChildRiskChanged(child_id=child_id, risk_level=risk_level):
+                    await self._child(conn, child_id, risk_level=risk_level)
+                case ChildNeedsChanged(child_id=child_id, needs=needs):
+                    await self._child(conn, child_id, needs=needs)
+                case ChildLeftProgramme(child_id=child_id):
+                    await self._child(conn, child_id, active=False)
+                case ChildPairingEligibilityChanged(child_id=child_id, eligible=eligible):
+                    await self._child(conn, child_id, eligible=eligible)
+                case VolunteerRegistered() as volunteer:
+                    await conn.execute(
+                        insert(CandidateVolunteer).values(
+                            volunteer_id=volunteer.volunteer_id,
+                            county_code=volunteer.county_code,
+                            kind=volunteer.kind,
+                            skills=volunteer.skills,
+                            languages=volunteer.languages,
+                            capacity=volunteer.capacity,
+                            eligible=False,
+                        )
+                    )
+                case VolunteerEligibilityChanged(volunteer_id=volunteer_id, eligible=eligible):
+                    await conn.execute(
+                        update(CandidateVolunteer)
+                        .where(CandidateVolunteer.volunteer_id == volunteer_id)
+                        .values(eligible=eligible)
+                    )
+
+    async def _child(self, conn: AsyncConnection, child_id: uuid.UUID, **values: Any) -> None:
+        await conn.execute(update(CandidateChild).where(CandidateChild.child_id == child_id).values(**values))
