@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backbone.runtime import Runtime
@@ -24,6 +24,7 @@ from contracts.registry import (
 )
 from contracts.vocabulary import CONSENT_AGE
 from services.registry import domain, vault
+from services.registry.enrolment import Enrolment
 from services.registry.fingerprints import already_imported
 from services.registry.records import ChildRecord, ImportFingerprint
 
@@ -55,7 +56,7 @@ async def register_children(runtime: Runtime, registrations: Sequence[Registrati
     now = runtime.clock.now()
     async with runtime.transaction() as conn:
         known = await already_imported(conn, [r.fingerprint for r in registrations if r.fingerprint])
-        appends, keys, records, fingerprints = [], [], [], []
+        enrolment = Enrolment(now)
         for registration in registrations:
             if registration.fingerprint in known:
                 continue
@@ -66,11 +67,8 @@ async def register_children(runtime: Runtime, registrations: Sequence[Registrati
             events: list[Event] = [registered, *domain.reassess(state, age)]
             for event in events[1:]:
                 state = domain.evolve(state, event)
-            key = vault.new_key()
-            sealed = vault.seal(key, command.child_id, registration.personal)
-            keys.append({"person_id": command.child_id, "key": key, "created_at": now})
-            appends.append(Append(str(command.child_id), 0, events, sealed=[sealed]))
-            records.append(
+            sealed = enrolment.add(command.child_id, events, registration.personal, registration.fingerprint)
+            enrolment.records.append(
                 {
                     "id": command.child_id,
                     "gender": command.gender,
@@ -89,14 +87,7 @@ async def register_children(runtime: Runtime, registrations: Sequence[Registrati
                     **_eligibility(state, age),
                 }
             )
-            if registration.fingerprint:
-                fingerprints.append({"fingerprint": registration.fingerprint, "person_id": command.child_id})
-        if appends:
-            await conn.execute(insert(vault.PersonKey), keys)
-            await runtime.append(conn, *appends)
-            await conn.execute(insert(ChildRecord), records)
-        if fingerprints:
-            await conn.execute(insert(ImportFingerprint), fingerprints)
+        await enrolment.write(runtime, conn, ChildRecord)
     return known
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
@@ -17,9 +17,9 @@ from backbone.errors import ApiError
 from backbone.runtime import Runtime
 from services.registry import domain, handlers, volunteer_handlers
 from services.registry.fingerprints import fingerprint
-from services.registry.importing import ImportRefused, parse_children, parse_volunteers
+from services.registry.importing import ImportRefused, Parsed, parse_children, parse_volunteers
 from services.registry.models import PERSONAL, ChildIn
-from services.registry.volunteer_api import registration
+from services.registry.volunteer_api import VolunteerIn, registration
 
 router = APIRouter(tags=["children"])
 
@@ -35,31 +35,57 @@ class ImportOut(BaseModel):
     rejected: list[RejectedRow]
 
 
-@router.post(
-    "/children/import",
-    response_model=ImportOut,
-    openapi_extra={"requestBody": {"content": {"text/csv": {"schema": {"type": "string", "format": "binary"}}}}},
-)
-async def import_children(
-    request: Request,
-    runtime: RuntimeDep,
-    principal: Annotated[Principal, Depends(require("coordinator"))],
-    all_or_nothing: Annotated[bool, Query(description="import nothing if any row is bad")] = False,
-) -> ImportOut:
-    """CSV in UTF-8 or GB18030 with English or Chinese headers (姓名, 身份证号, …). Retrying adds nobody twice."""
+CSV_BODY = {"requestBody": {"content": {"text/csv": {"schema": {"type": "string", "format": "binary"}}}}}
+Coordinator = Annotated[Principal, Depends(require("coordinator"))]
+AllOrNothing = Annotated[bool, Query(description="import nothing if any row is bad")]
+Row = TypeVar("Row", ChildIn, VolunteerIn)
+
+
+async def _rows(
+    request: Request, principal: Principal, parse: Callable[[bytes], Parsed[Row]]
+) -> tuple[list[tuple[int, Row]], list[RejectedRow]]:
+    """The file's rows in the caller's counties, and every row refused so far (a bad file is a 422)."""
     try:
-        parsed = parse_children(await request.body())
+        parsed = parse(await request.body())
     except ImportRefused as error:
         raise ApiError(422, "import_refused", str(error)) from error
-    today = runtime.today()
-    secret = runtime.settings.jwt_secret.get_secret_value().encode()
     rejected = [RejectedRow(line=r.line, errors=r.errors) for r in parsed.rejected]
+    accepted = []
+    for line, row in parsed.accepted:
+        if principal.may_act_in(row.county_code):
+            accepted.append((line, row))
+        else:
+            rejected.append(RejectedRow(line=line, errors=[f"county_code: not scoped to county {row.county_code}"]))
+    return accepted, rejected
+
+
+async def _finish(
+    runtime: Runtime,
+    register: Callable[[Runtime, list[Any]], Awaitable[set[str]]],
+    registrations: list[Any],
+    rejected: list[RejectedRow],
+    all_or_nothing: bool,
+) -> ImportOut:
+    rejected.sort(key=lambda row: row.line)
+    if rejected and all_or_nothing:
+        return ImportOut(imported=0, already_imported=0, rejected=rejected)
+    try:
+        known = await register(runtime, registrations)
+    except IntegrityError:  # a retry of the same file committed the same people meanwhile: this time it skips them
+        known = await register(runtime, registrations)
+    return ImportOut(imported=len(registrations) - len(known), already_imported=len(known), rejected=rejected)
+
+
+@router.post("/children/import", response_model=ImportOut, openapi_extra=CSV_BODY)
+async def import_children(
+    request: Request, runtime: RuntimeDep, principal: Coordinator, all_or_nothing: AllOrNothing = False
+) -> ImportOut:
+    """CSV in UTF-8 or GB18030 with English or Chinese headers (姓名, 身份证号, …). Retrying adds nobody twice."""
+    accepted, rejected = await _rows(request, principal, parse_children)
+    today, secret = runtime.today(), runtime.settings.jwt_secret.get_secret_value().encode()
     registrations = []
     first_seen: dict[str, int] = {}
-    for line, child in parsed.accepted:
-        if not principal.may_act_in(child.county_code):
-            rejected.append(RejectedRow(line=line, errors=[f"county_code: not scoped to county {child.county_code}"]))
-            continue
+    for line, child in accepted:
         command = _command(child, today)
         try:
             domain.register_child(None, command)
@@ -73,56 +99,23 @@ async def import_children(
         first_seen[who] = line
         personal = {field: str(value) for field in PERSONAL if (value := getattr(child, field)) is not None}
         registrations.append(handlers.Registration(command, personal, who))
-    rejected.sort(key=lambda row: row.line)
-    if rejected and all_or_nothing:
-        return ImportOut(imported=0, already_imported=0, rejected=rejected)
-    known = await _once(handlers.register_children, runtime, registrations)
-    return ImportOut(imported=len(registrations) - len(known), already_imported=len(known), rejected=rejected)
+    return await _finish(runtime, handlers.register_children, registrations, rejected, all_or_nothing)
 
 
-@router.post(
-    "/volunteers/import",
-    response_model=ImportOut,
-    tags=["volunteers"],
-    openapi_extra={"requestBody": {"content": {"text/csv": {"schema": {"type": "string", "format": "binary"}}}}},
-)
+@router.post("/volunteers/import", response_model=ImportOut, tags=["volunteers"], openapi_extra=CSV_BODY)
 async def import_volunteers(
-    request: Request,
-    runtime: RuntimeDep,
-    principal: Annotated[Principal, Depends(require("coordinator"))],
-    all_or_nothing: Annotated[bool, Query(description="import nothing if any row is bad")] = False,
+    request: Request, runtime: RuntimeDep, principal: Coordinator, all_or_nothing: AllOrNothing = False
 ) -> ImportOut:
     """CSV of volunteers (姓名, 电话, 类型, 县区代码, 乡镇, …). Retrying adds nobody twice."""
-    try:
-        parsed = parse_volunteers(await request.body())
-    except ImportRefused as error:
-        raise ApiError(422, "import_refused", str(error)) from error
+    accepted, rejected = await _rows(request, principal, parse_volunteers)
     secret = runtime.settings.jwt_secret.get_secret_value().encode()
-    rejected = [RejectedRow(line=r.line, errors=r.errors) for r in parsed.rejected]
-    registrations = []
-    for line, volunteer in parsed.accepted:
-        if not principal.may_act_in(volunteer.county_code):
-            rejected.append(
-                RejectedRow(line=line, errors=[f"county_code: not scoped to county {volunteer.county_code}"])
-            )
-            continue
-        who = fingerprint(secret, "volunteer", [volunteer.county_code, volunteer.phone])
-        registrations.append(registration(volunteer, uuid.uuid4(), who))
-    rejected.sort(key=lambda row: row.line)
-    if rejected and all_or_nothing:
-        return ImportOut(imported=0, already_imported=0, rejected=rejected)
-    known = await _once(volunteer_handlers.register_volunteers, runtime, registrations)
-    return ImportOut(imported=len(registrations) - len(known), already_imported=len(known), rejected=rejected)
-
-
-async def _once(
-    register: Callable[[Runtime, list[Any]], Awaitable[set[str]]], runtime: Runtime, rows: list[Any]
-) -> set[str]:
-    """Register, and if the same file's retry committed the same people meanwhile, once more: it skips them."""
-    try:
-        return await register(runtime, rows)
-    except IntegrityError:
-        return await register(runtime, rows)
+    registrations = [
+        registration(
+            volunteer, uuid.uuid4(), fingerprint(secret, "volunteer", [volunteer.county_code, volunteer.phone])
+        )
+        for _, volunteer in accepted
+    ]
+    return await _finish(runtime, volunteer_handlers.register_volunteers, registrations, rejected, all_or_nothing)
 
 
 def _command(child: ChildIn, today: date) -> domain.RegisterChild:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backbone.runtime import Runtime
@@ -23,6 +23,7 @@ from contracts.volunteers import (
 )
 from services.registry import vault
 from services.registry import volunteer as domain
+from services.registry.enrolment import Enrolment
 from services.registry.fingerprints import already_imported
 from services.registry.records import ImportFingerprint, VolunteerRecord
 
@@ -56,18 +57,15 @@ async def register_volunteers(runtime: Runtime, registrations: Sequence[Voluntee
     now = runtime.clock.now()
     async with runtime.transaction() as conn:
         known = await already_imported(conn, [r.fingerprint for r in registrations if r.fingerprint])
-        appends, keys, records, fingerprints = [], [], [], []
+        enrolment = Enrolment(now)
         for registration in registrations:
             if registration.fingerprint in known:
                 continue
             registered = registration.registered
             events = domain.register(None, registered, now)  # a new id: nothing to load
-            key = vault.new_key()
-            sealed = vault.seal(key, registered.volunteer_id, registration.personal)
-            keys.append({"person_id": registered.volunteer_id, "key": key, "created_at": now})
-            appends.append(Append(str(registered.volunteer_id), 0, events, sealed=[sealed]))
+            sealed = enrolment.add(registered.volunteer_id, events, registration.personal, registration.fingerprint)
             fresh = domain.Volunteer(registered.volunteer_id, registered.county_code)
-            records.append(
+            enrolment.records.append(
                 {
                     "id": registered.volunteer_id,
                     "kind": registered.kind,
@@ -88,14 +86,7 @@ async def register_volunteers(runtime: Runtime, registrations: Sequence[Voluntee
                     **_changes(events, fresh, now),
                 }
             )
-            if registration.fingerprint:
-                fingerprints.append({"fingerprint": registration.fingerprint, "person_id": registered.volunteer_id})
-        if appends:
-            await conn.execute(insert(vault.PersonKey), keys)
-            await runtime.append(conn, *appends)
-            await conn.execute(insert(VolunteerRecord), records)
-        if fingerprints:
-            await conn.execute(insert(ImportFingerprint), fingerprints)
+        await enrolment.write(runtime, conn, VolunteerRecord)
     return known
 
 

@@ -1,0 +1,46 @@
+"""New people (children, volunteers) written in bulk: their keys, events, records and import fingerprints."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from backbone.runtime import Runtime
+from backbone.store import Append
+from contracts import Event
+from services.registry import vault
+from services.registry.records import ImportFingerprint
+
+
+@dataclass
+class Enrolment:
+    now: datetime
+    keys: list[dict[str, Any]] = field(default_factory=list)
+    appends: list[Append] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    fingerprints: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(
+        self, person_id: uuid.UUID, events: list[Event], personal: dict[str, Any], fingerprint: str | None
+    ) -> bytes:
+        """A new person with a key of their own; returns their personal fields, sealed, for their record."""
+        key = vault.new_key()
+        sealed = vault.seal(key, person_id, personal)
+        self.keys.append({"person_id": person_id, "key": key, "created_at": self.now})
+        self.appends.append(Append(str(person_id), 0, events, sealed=[sealed]))
+        if fingerprint:
+            self.fingerprints.append({"fingerprint": fingerprint, "person_id": person_id})
+        return sealed
+
+    async def write(self, runtime: Runtime, conn: AsyncConnection, table: Any) -> None:
+        if self.appends:
+            await conn.execute(insert(vault.PersonKey), self.keys)
+            await runtime.append(conn, *self.appends)
+            await conn.execute(insert(table), self.records)
+        if self.fingerprints:
+            await conn.execute(insert(ImportFingerprint), self.fingerprints)
