@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import os
 import signal
 import subprocess
@@ -157,3 +159,12 @@ class ServiceProcess:
         self.process.send_signal(signal.SIGTERM)
         self.process.wait(timeout)
         return time.monotonic() - started
+
+
+def to_csv(header: Iterable[str], rows: Iterable[Iterable[str]], encoding: str = "utf-8") -> bytes:
+    """A CSV file as Excel writes one."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue().encode(encoding)

@@ -10,8 +10,8 @@ import httpx
 from nats.aio.client import Client as NATS
 
 from backbone.clock import SettableClock
-from tests.helpers import auth, read_stream, wait_until
-from tests.unit.test_child_import import BAD_KINDS, COUNTIES, FIELDS, LABELS, chinese, generated, to_csv
+from tests.helpers import auth, read_stream, to_csv, wait_until
+from tests.unit.test_child_import import BAD_KINDS, COUNTIES, FIELDS, LABELS, chinese, generated
 
 CAMPAIGN_DAY = datetime(2023, 1, 10, 9, tzinfo=UTC)  # the generated children are all minors on this day
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import date, timedelta
 
 import pytest
 
 from services.registry.importing import ImportRefused, parse_children
+from tests.helpers import to_csv
 
 FIELDS = [
     "name", "id_number", "birth_date", "gender", "category", "county_code", "township", "village", "risk_level",
@@ -54,14 +53,6 @@ def child(**change: str) -> dict[str, str]:
         "flags": "",
     }
     return row | change
-
-
-def to_csv(header: Iterable[str], rows: Iterable[Iterable[str]], encoding: str = "utf-8") -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")  # as Excel writes it
-    writer.writerow(header)
-    writer.writerows(rows)
-    return out.getvalue().encode(encoding)
 
 
 def english(*rows: dict[str, str], encoding: str = "utf-8") -> bytes:

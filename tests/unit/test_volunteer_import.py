@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import pytest
 
 from services.registry.importing import ImportRefused, parse_volunteers
+from tests.helpers import to_csv
 
 FIELDS = ["name", "phone", "kind", "county_code", "township", "capacity", "skills", "languages", "availability"]
 LABELS = dict(
@@ -39,14 +38,6 @@ def volunteer(**change: str) -> dict[str, str]:
         "availability": "周末下午",
     }
     return row | change
-
-
-def to_csv(header: Iterable[str], rows: Iterable[Iterable[str]], encoding: str = "utf-8") -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")  # as Excel writes it
-    writer.writerow(header)
-    writer.writerows(rows)
-    return out.getvalue().encode(encoding)
 
 
 def english(*rows: dict[str, str], encoding: str = "utf-8") -> bytes:
