@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -14,6 +15,7 @@ from backbone.runtime import Runtime
 from backbone.store import Append
 from contracts import Event
 from services.registry import vault
+from services.registry.fingerprints import already_imported
 from services.registry.records import ImportFingerprint
 
 
@@ -44,3 +46,26 @@ class Enrolment:
             await conn.execute(insert(table), self.records)
         if self.fingerprints:
             await conn.execute(insert(ImportFingerprint), self.fingerprints)
+
+
+class Registration(Protocol):
+    @property
+    def fingerprint(self) -> str | None: ...
+
+
+R = TypeVar("R", bound=Registration)
+
+
+async def enrol(
+    runtime: Runtime, table: Any, registrations: Sequence[R], enter: Callable[[Enrolment, R], None]
+) -> set[str]:
+    """Register new people in one transaction, `enter` deciding each one's events and record; returns the
+    fingerprints that were already imported (those people are skipped)."""
+    async with runtime.transaction() as conn:
+        known = await already_imported(conn, [r.fingerprint for r in registrations if r.fingerprint])
+        enrolment = Enrolment(runtime.clock.now())
+        for registration in registrations:
+            if registration.fingerprint not in known:
+                enter(enrolment, registration)
+        await enrolment.write(runtime, conn, table)
+    return known

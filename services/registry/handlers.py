@@ -24,8 +24,7 @@ from contracts.registry import (
 )
 from contracts.vocabulary import CONSENT_AGE
 from services.registry import domain, vault
-from services.registry.enrolment import Enrolment
-from services.registry.fingerprints import already_imported
+from services.registry.enrolment import Enrolment, enrol
 from services.registry.records import ChildRecord, ImportFingerprint
 
 Decision = Callable[[domain.Child | None], Sequence[Event]]
@@ -53,42 +52,37 @@ async def register_child(runtime: Runtime, command: domain.RegisterChild, person
 
 async def register_children(runtime: Runtime, registrations: Sequence[Registration]) -> set[str]:
     """Register many children in one transaction; returns the fingerprints that were already imported."""
-    now = runtime.clock.now()
-    async with runtime.transaction() as conn:
-        known = await already_imported(conn, [r.fingerprint for r in registrations if r.fingerprint])
-        enrolment = Enrolment(now)
-        for registration in registrations:
-            if registration.fingerprint in known:
-                continue
-            command = registration.command
-            (registered,) = domain.register_child(None, command)  # a new id: nothing to load
-            age = domain.age_on(command.birth_date, command.today)
-            state = domain.evolve(None, registered)
-            events: list[Event] = [registered, *domain.reassess(state, age)]
-            for event in events[1:]:
-                state = domain.evolve(state, event)
-            sealed = enrolment.add(command.child_id, events, registration.personal, registration.fingerprint)
-            enrolment.records.append(
-                {
-                    "id": command.child_id,
-                    "gender": command.gender,
-                    "county_code": command.county_code,
-                    "category": command.category,
-                    "risk_level": command.risk_level,
-                    "guardianship": command.guardianship,
-                    "age_band": registered.age_band,
-                    "needs": registered.needs,
-                    "languages": registered.languages,
-                    "flags": registered.flags,
-                    "registered_at": now,
-                    "sealed": sealed,
-                    "version": len(events),
-                    "status": "active",
-                    **_eligibility(state, age),
-                }
-            )
-        await enrolment.write(runtime, conn, ChildRecord)
-    return known
+    return await enrol(runtime, ChildRecord, registrations, _enter_child)
+
+
+def _enter_child(enrolment: Enrolment, registration: Registration) -> None:
+    command = registration.command
+    (registered,) = domain.register_child(None, command)  # a new id: nothing to load
+    age = domain.age_on(command.birth_date, command.today)
+    state = domain.evolve(None, registered)
+    events: list[Event] = [registered, *domain.reassess(state, age)]
+    for event in events[1:]:
+        state = domain.evolve(state, event)
+    sealed = enrolment.add(command.child_id, events, registration.personal, registration.fingerprint)
+    enrolment.records.append(
+        {
+            "id": command.child_id,
+            "gender": command.gender,
+            "county_code": command.county_code,
+            "category": command.category,
+            "risk_level": command.risk_level,
+            "guardianship": command.guardianship,
+            "age_band": registered.age_band,
+            "needs": registered.needs,
+            "languages": registered.languages,
+            "flags": registered.flags,
+            "registered_at": enrolment.now,
+            "sealed": sealed,
+            "version": len(events),
+            "status": "active",
+            **_eligibility(state, age),
+        }
+    )
 
 
 async def change_child(

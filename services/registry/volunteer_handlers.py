@@ -23,8 +23,7 @@ from contracts.volunteers import (
 )
 from services.registry import vault
 from services.registry import volunteer as domain
-from services.registry.enrolment import Enrolment
-from services.registry.fingerprints import already_imported
+from services.registry.enrolment import Enrolment, enrol
 from services.registry.records import ImportFingerprint, VolunteerRecord
 
 Decision = Callable[[domain.Volunteer | None, datetime], list[Event]]
@@ -54,40 +53,35 @@ async def register(runtime: Runtime, registration: VolunteerRegistration) -> Non
 
 async def register_volunteers(runtime: Runtime, registrations: Sequence[VolunteerRegistration]) -> set[str]:
     """Register many volunteers in one transaction; returns the fingerprints that were already imported."""
-    now = runtime.clock.now()
-    async with runtime.transaction() as conn:
-        known = await already_imported(conn, [r.fingerprint for r in registrations if r.fingerprint])
-        enrolment = Enrolment(now)
-        for registration in registrations:
-            if registration.fingerprint in known:
-                continue
-            registered = registration.registered
-            events = domain.register(None, registered, now)  # a new id: nothing to load
-            sealed = enrolment.add(registered.volunteer_id, events, registration.personal, registration.fingerprint)
-            fresh = domain.Volunteer(registered.volunteer_id, registered.county_code)
-            enrolment.records.append(
-                {
-                    "id": registered.volunteer_id,
-                    "kind": registered.kind,
-                    "county_code": registered.county_code,
-                    "capacity": registered.capacity,
-                    "skills": registered.skills,
-                    "languages": registered.languages,
-                    "availability": registration.availability,
-                    "registered_at": now,
-                    "sealed": sealed,
-                    "version": len(events),
-                    "screenings": {},
-                    "trainings": [],
-                    "eligible": False,
-                    "ineligible_reasons": [],
-                    "eligibility_changes_at": None,
-                    "service_hours": 0.0,
-                    **_changes(events, fresh, now),
-                }
-            )
-        await enrolment.write(runtime, conn, VolunteerRecord)
-    return known
+    return await enrol(runtime, VolunteerRecord, registrations, _enter_volunteer)
+
+
+def _enter_volunteer(enrolment: Enrolment, registration: VolunteerRegistration) -> None:
+    registered = registration.registered
+    events = domain.register(None, registered, enrolment.now)  # a new id: nothing to load
+    sealed = enrolment.add(registered.volunteer_id, events, registration.personal, registration.fingerprint)
+    fresh = domain.Volunteer(registered.volunteer_id, registered.county_code)
+    enrolment.records.append(
+        {
+            "id": registered.volunteer_id,
+            "kind": registered.kind,
+            "county_code": registered.county_code,
+            "capacity": registered.capacity,
+            "skills": registered.skills,
+            "languages": registered.languages,
+            "availability": registration.availability,
+            "registered_at": enrolment.now,
+            "sealed": sealed,
+            "version": len(events),
+            "screenings": {},
+            "trainings": [],
+            "eligible": False,
+            "ineligible_reasons": [],
+            "eligibility_changes_at": None,
+            "service_hours": 0.0,
+            **_changes(events, fresh, enrolment.now),
+        }
+    )
 
 
 async def change(
