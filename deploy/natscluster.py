@@ -26,14 +26,17 @@ class ClusterNode(NatsServer):
         cluster = f'    name: "{CLUSTER_NAME}"\n    listen: "127.0.0.1:{self.cluster_port}"\n    routes: [{routes}]\n'
         return f"{super().config()}cluster {{\n{cluster}}}\n"
 
-    def meta_leader(self) -> str | None:
-        """The JetStream meta leader this node knows of, or None (not yet elected, or the node is down)."""
+    def meta_group(self) -> tuple[str | None, frozenset[str]]:
+        """The JetStream meta leader this node knows of (None: not yet elected, or the node is down), and the peers
+        this node sees as current: itself plus, on the leader, every follower that has caught up."""
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.monitor_port}/jsz", timeout=0.5) as answer:
-                leader = json.load(answer).get("meta_cluster", {}).get("leader")
+                meta = json.load(answer).get("meta_cluster", {})
         except OSError:
-            return None
-        return str(leader) if leader else None
+            return None, frozenset()
+        current = {str(peer["name"]) for peer in meta.get("replicas") or [] if peer.get("current")}
+        leader = meta.get("leader")
+        return (str(leader) if leader else None), frozenset({self.name, *current})
 
 
 class NatsCluster:
@@ -59,25 +62,29 @@ class NatsCluster:
         return [node.url for node in self.nodes]
 
     def start(self, timeout: float = 30.0) -> NatsCluster:
-        """Start every node, then wait until the nodes agree on a meta leader (JetStream can create streams)."""
+        """Start every node, then wait until the nodes agree on a meta leader that sees every node current: before
+        that, creating an R3 stream fails with "no suitable peers for placement"."""
         try:
             for node in self.nodes:
                 node.start(timeout)
-            self.wait_for_meta_leader(timeout)
+            self.wait_for_meta_group(timeout)
         except BaseException:
             self.stop()
             raise
         return self
 
-    def wait_for_meta_leader(self, timeout: float = 30.0) -> str:
+    def wait_for_meta_group(self, timeout: float = 30.0) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             running = [node for node in self.nodes if node.process is not None and node.process.poll() is None]
-            leaders = {node.meta_leader() for node in running}
+            groups = {node.name: node.meta_group() for node in running}
+            leaders = {leader for leader, _ in groups.values()}
             if len(leaders) == 1 and None not in leaders:
-                return str(leaders.pop())
+                leader = str(leaders.pop())
+                if leader in groups and groups[leader][1] >= {node.name for node in running}:
+                    return leader
             time.sleep(0.1)
-        raise TimeoutError(f"the NATS cluster elected no JetStream meta leader within {timeout} s")
+        raise TimeoutError(f"the NATS cluster's JetStream meta group did not form within {timeout} s")
 
     def stop(self, timeout: float = 2.0) -> None:
         """SIGTERM every node at once (each flushes its store), then kill any still running after `timeout`."""
