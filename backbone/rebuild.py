@@ -34,7 +34,8 @@ async def rebuild(spec: ServiceSpec, settings: Settings, name: str | None, *, li
     logs.configure(spec.name, fmt=settings.log_format, level="warning")
     tune_gc()
     runtime = Runtime(spec, settings)
-    projections = {p.name: p for p in spec.projections(runtime)}
+    # Only views: a reaction (no rows of its own) replayed from the start would act again on old news.
+    projections = {p.name: p for p in spec.projections(runtime) if p.views}
     if list_only or name not in projections:
         print("projections:", ", ".join(sorted(projections)) or "none", file=sys.stderr)
         return 0 if list_only else 2

@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_upload_bytes: int = Field(default=16_777_216, ge=1024, description="bulk imports (…/import)")
     timer_seconds: float = Field(default=60.0, gt=0, description="how often clock-driven work looks again")
+    proposal_lapse_days: float = Field(default=7.0, gt=0, description="a pairing proposal not confirmed lapses")
 
     @model_validator(mode="after")
     def _refuse_development_secret(self) -> Settings:
@@ -39,6 +40,11 @@ class Settings(BaseSettings):
         if len(self.jwt_secret.get_secret_value()) < 32:
             raise ValueError("JWT_SECRET must be at least 32 characters")
         return self
+
+    @property
+    def secret(self) -> bytes:
+        """The deployment's secret, as keys are derived from it (tokens, import fingerprints, place keys)."""
+        return self.jwt_secret.get_secret_value().encode()
 
     @property
     def nats_servers(self) -> list[str]:

@@ -16,4 +16,4 @@ __all__ = [
 ]
 
 # Importing the context modules registers their events in the catalogue.
-from contracts import campaigns, notifications, registry, volunteers  # noqa: F401
+from contracts import campaigns, matching, notifications, registry, volunteers  # noqa: F401

@@ -16,6 +16,7 @@ from contracts.vocabulary import (
     Language,
     LeavingReason,
     Need,
+    PlaceKey,
     RiskLevel,
     age_band,
 )
@@ -49,6 +50,8 @@ class ChildRegistered(Event):
     languages: list[Language] = []
     flags: list[Flag] = []
     guardianship: Guardianship | None = None  # absent from the first v2 events
+    township_key: PlaceKey | None = None  # absent from the first v2 events, and when the township is unknown
+    village_key: PlaceKey | None = None
 
 
 @upcaster(ChildRegisteredV1.type_name, ChildRegistered.type_name)

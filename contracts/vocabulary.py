@@ -17,6 +17,8 @@ AgeBand = Literal["0-2", "3-5", "6-8", "9-11", "12-14", "15-17"]
 CountyCode = Annotated[str, StringConstraints(pattern=r"^[1-8][0-9]{5}$")]
 Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,12}$")]
 Flag = Literal["drug_involved_family", "cross_border_marriage_family"]
+# A township or village as a keyed token (see the registry's `places`): equal for the same place, revealing none.
+PlaceKey = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")]
 
 AGE_BANDS: tuple[tuple[int, int, AgeBand], ...] = (
     (0, 2, "0-2"),

@@ -7,7 +7,7 @@ from uuid import UUID
 from pydantic import Field
 
 from contracts.catalogue import Event
-from contracts.vocabulary import CountyCode, Language, Need
+from contracts.vocabulary import CountyCode, Language, Need, PlaceKey
 
 VolunteerKind = Literal[
     "caring_parent", "child_director", "social_worker", "association_volunteer", "enterprise_volunteer", "cadre"
@@ -26,6 +26,17 @@ class VolunteerRegistered(Event):
     county_code: CountyCode
     skills: list[Need] = []
     languages: list[Language] = []
+    capacity: int = Field(ge=1, le=20)
+    township_key: PlaceKey | None = None  # absent from the first events
+    village_key: PlaceKey | None = None
+
+
+class VolunteerCapacityChanged(Event):
+    """How many children the volunteer can take on at once, from now on."""
+
+    type_name: ClassVar[str] = "registry.volunteer.capacity_changed.v1"
+
+    volunteer_id: UUID
     capacity: int = Field(ge=1, le=20)
 
 

@@ -26,9 +26,10 @@ from backbone.auth import Role, mint
 from backbone.database import Database
 from backbone.natsserver import free_port
 from backbone.settings import DEVELOPMENT_SECRET
-from contracts import CloudEvent, encode
+from contracts import CloudEvent, Event, encode
 from contracts.cloudevents import CONTENT_TYPE, dataschema
-from contracts.registry import ChildRegistered
+from contracts.registry import ChildPairingEligibilityChanged, ChildRegistered
+from contracts.volunteers import VolunteerEligibilityChanged, VolunteerRegistered
 
 SECRET = DEVELOPMENT_SECRET
 
@@ -168,3 +169,71 @@ def to_csv(header: Iterable[str], rows: Iterable[Iterable[str]], encoding: str =
     writer.writerow(header)
     writer.writerows(rows)
     return out.getvalue().encode(encoding)
+
+
+class RegistryEvents:
+    """Publishes registry events on the real REGISTRY stream, as the registry would (envelopes, per-aggregate
+    sequence), so a service's consumers can be driven without the registry running."""
+
+    def __init__(self, js: JetStreamContext, county: str = "450325") -> None:
+        self.js, self.county = js, county
+        self.versions: dict[str, int] = {}
+
+    async def emit(self, *events: Event) -> None:
+        envelopes = []
+        for event in events:
+            aggregate = event.aggregate_id()
+            self.versions[aggregate] = self.versions.get(aggregate, 0) + 1
+            envelopes.append(
+                CloudEvent(
+                    id=str(uuid.uuid4()),
+                    source="/registry",
+                    type=event.type_name,
+                    subject=aggregate,
+                    time=datetime.now(UTC),
+                    dataschema=dataschema(event.type_name),
+                    data=event.model_dump(mode="json"),
+                    sequence=self.versions[aggregate],
+                    correlationid=str(uuid.uuid4()),
+                )
+            )
+        for envelope, event in zip(envelopes, events, strict=True):
+            await publish(self.js, [envelope], subject=event.subject())
+
+    async def child(
+        self, risk: str = "medium", *, eligible: bool = True, county: str | None = None, **fields: Any
+    ) -> uuid.UUID:
+        child_id = uuid.uuid4()
+        registered = ChildRegistered(
+            child_id=child_id,
+            county_code=county or self.county,
+            category="left_behind",
+            risk_level=risk,
+            age_band="9-11",
+            **fields,
+        )
+        await self.emit(registered, ChildPairingEligibilityChanged(child_id=child_id, eligible=eligible))
+        return child_id
+
+    async def volunteer(
+        self,
+        kind: str = "caring_parent",
+        *,
+        capacity: int = 1,
+        eligible: bool = True,
+        county: str | None = None,
+        **fields: Any,
+    ) -> uuid.UUID:
+        volunteer_id = uuid.uuid4()
+        registered = VolunteerRegistered(
+            volunteer_id=volunteer_id, kind=kind, county_code=county or self.county, capacity=capacity, **fields
+        )
+        await self.emit(registered, volunteer_eligibility(volunteer_id, eligible))
+        return volunteer_id
+
+
+def volunteer_eligibility(volunteer_id: uuid.UUID, eligible: bool) -> VolunteerEligibilityChanged:
+    reasons = [] if eligible else ["training: none current"]
+    return VolunteerEligibilityChanged(
+        volunteer_id=volunteer_id, eligible=eligible, reasons=reasons, as_of=datetime.now(UTC)
+    )

@@ -4,19 +4,30 @@ from fastapi import FastAPI
 
 from backbone.app import create_app as create_service_app
 from backbone.clock import Clock
-from backbone.runtime import ServiceSpec
+from backbone.runtime import Runtime, ServiceSpec, Timer
 from backbone.settings import Settings
-from services.matching.api import router
+from services.matching import api, pairing_api
 from services.matching.candidates import Candidates
+from services.matching.pairings import lapse_due
+from services.matching.reactions import PairingReactions
 from services.matching.views import Engagement, Views
 
 SPEC = ServiceSpec(
     name="matching",
     default_port=8002,
     views=Views.metadata,
-    routers=[router],
-    projections=lambda runtime: [Engagement(), Candidates()],
+    routers=[api.router, pairing_api.router],
+    projections=lambda runtime: [Engagement(), Candidates(), PairingReactions(runtime)],
+    timers=lambda runtime: [lapse_proposals(runtime)],
 )
+
+
+def lapse_proposals(runtime: Runtime) -> Timer:
+    async def tick() -> None:
+        while await lapse_due(runtime) > 0:  # in batches, until none is due
+            pass
+
+    return Timer("lapse-proposals", runtime.settings.timer_seconds, tick)
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:

@@ -21,7 +21,7 @@ from contracts.registry import (
     ChildRegistered,
     ChildRiskChanged,
 )
-from contracts.volunteers import VolunteerEligibilityChanged, VolunteerRegistered
+from contracts.volunteers import VolunteerCapacityChanged, VolunteerEligibilityChanged, VolunteerRegistered
 from services.matching.views import Views
 
 
@@ -37,6 +37,8 @@ class CandidateChild(Views):
     needs: Mapped[list[Any]] = mapped_column(JSON)
     languages: Mapped[list[Any]] = mapped_column(JSON)
     flags: Mapped[list[Any]] = mapped_column(JSON)
+    township_key: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    village_key: Mapped[str | None] = mapped_column(String(16), nullable=True)
     eligible: Mapped[bool] = mapped_column(Boolean, default=False)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
@@ -51,6 +53,8 @@ class CandidateVolunteer(Views):
     skills: Mapped[list[Any]] = mapped_column(JSON)
     languages: Mapped[list[Any]] = mapped_column(JSON)
     capacity: Mapped[int] = mapped_column(Integer)
+    township_key: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    village_key: Mapped[str | None] = mapped_column(String(16), nullable=True)
     eligible: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
@@ -74,6 +78,8 @@ class Candidates(Projection):
                             needs=child.needs,
                             languages=child.languages,
                             flags=child.flags,
+                            township_key=child.township_key,
+                            village_key=child.village_key,
                             eligible=False,
                             active=True,
                         )
@@ -95,15 +101,20 @@ class Candidates(Projection):
                             skills=volunteer.skills,
                             languages=volunteer.languages,
                             capacity=volunteer.capacity,
+                            township_key=volunteer.township_key,
+                            village_key=volunteer.village_key,
                             eligible=False,
                         )
                     )
                 case VolunteerEligibilityChanged(volunteer_id=volunteer_id, eligible=eligible):
-                    await conn.execute(
-                        update(CandidateVolunteer)
-                        .where(CandidateVolunteer.volunteer_id == volunteer_id)
-                        .values(eligible=eligible)
-                    )
+                    await self._volunteer(conn, volunteer_id, eligible=eligible)
+                case VolunteerCapacityChanged(volunteer_id=volunteer_id, capacity=capacity):
+                    await self._volunteer(conn, volunteer_id, capacity=capacity)
 
     async def _child(self, conn: AsyncConnection, child_id: uuid.UUID, **values: Any) -> None:
         await conn.execute(update(CandidateChild).where(CandidateChild.child_id == child_id).values(**values))
+
+    async def _volunteer(self, conn: AsyncConnection, volunteer_id: uuid.UUID, **values: Any) -> None:
+        await conn.execute(
+            update(CandidateVolunteer).where(CandidateVolunteer.volunteer_id == volunteer_id).values(**values)
+        )

@@ -36,7 +36,7 @@ from contracts.vocabulary import (
 from services.registry import audit, domain, handlers, vault
 from services.registry.audit import AuditEntry
 from services.registry.fields import Phone
-from services.registry.models import PERSONAL, ChildIn
+from services.registry.models import PERSONAL, ChildIn, child_command
 from services.registry.records import ChildRecord
 
 router = APIRouter(tags=["children"])
@@ -179,19 +179,7 @@ def _render(runtime: Runtime, record: Row[Any], key: bytes | None) -> ChildOut:
 @router.post("/children", status_code=201, response_model=ChildOut)
 async def register_child(body: ChildIn, runtime: RuntimeDep, principal: Coordinator) -> ChildOut:
     require_county(principal, body.county_code)
-    command = domain.RegisterChild(
-        child_id=uuid.uuid4(),
-        county_code=body.county_code,
-        category=body.category,
-        gender=body.gender,
-        risk_level=body.risk_level,
-        guardianship=body.guardianship,
-        birth_date=body.birth_date,
-        today=runtime.today(),
-        needs=tuple(body.needs),
-        languages=tuple(body.languages),
-        flags=tuple(body.flags),
-    )
+    command = child_command(body, runtime.today(), runtime.settings.secret)
     personal = {field: str(value) for field in PERSONAL if (value := getattr(body, field)) is not None}
     try:
         await handlers.register_child(runtime, command, personal)

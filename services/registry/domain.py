@@ -69,6 +69,8 @@ class RegisterChild:
     needs: tuple[Need, ...] = ()
     languages: tuple[Language, ...] = ()
     flags: tuple[Flag, ...] = ()
+    township_key: str | None = None
+    village_key: str | None = None
 
 
 def age_on(birth_date: date, today: date) -> int:
@@ -94,6 +96,8 @@ def register_child(state: Child | None, command: RegisterChild) -> list[ChildReg
             languages=sorted(set(command.languages)),
             flags=sorted(set(command.flags)),
             guardianship=command.guardianship,
+            township_key=command.township_key,
+            village_key=command.village_key,
         )
     ]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import date
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -18,7 +17,7 @@ from backbone.runtime import Runtime
 from services.registry import domain, handlers, volunteer_handlers
 from services.registry.fingerprints import fingerprint
 from services.registry.importing import ImportRefused, Parsed, parse_children, parse_volunteers
-from services.registry.models import PERSONAL, ChildIn
+from services.registry.models import PERSONAL, ChildIn, child_command
 from services.registry.volunteer_api import VolunteerIn, registration
 
 router = APIRouter(tags=["children"])
@@ -82,11 +81,11 @@ async def import_children(
 ) -> ImportOut:
     """CSV in UTF-8 or GB18030 with English or Chinese headers (姓名, 身份证号, …). Retrying adds nobody twice."""
     accepted, rejected = await _rows(request, principal, parse_children)
-    today, secret = runtime.today(), runtime.settings.jwt_secret.get_secret_value().encode()
+    today, secret = runtime.today(), runtime.settings.secret
     registrations = []
     first_seen: dict[str, int] = {}
     for line, child in accepted:
-        command = _command(child, today)
+        command = child_command(child, today, secret)
         try:
             domain.register_child(None, command)
         except domain.DomainError as error:
@@ -108,30 +107,14 @@ async def import_volunteers(
 ) -> ImportOut:
     """CSV of volunteers (姓名, 电话, 类型, 县区代码, 乡镇, …). Retrying adds nobody twice."""
     accepted, rejected = await _rows(request, principal, parse_volunteers)
-    secret = runtime.settings.jwt_secret.get_secret_value().encode()
+    secret = runtime.settings.secret
     registrations = [
         registration(
-            volunteer, uuid.uuid4(), fingerprint(secret, "volunteer", [volunteer.county_code, volunteer.phone])
+            volunteer, uuid.uuid4(), secret, fingerprint(secret, "volunteer", [volunteer.county_code, volunteer.phone])
         )
         for _, volunteer in accepted
     ]
     return await _finish(runtime, volunteer_handlers.register_volunteers, registrations, rejected, all_or_nothing)
-
-
-def _command(child: ChildIn, today: date) -> domain.RegisterChild:
-    return domain.RegisterChild(
-        child_id=uuid.uuid4(),
-        county_code=child.county_code,
-        category=child.category,
-        gender=child.gender,
-        risk_level=child.risk_level,
-        guardianship=child.guardianship,
-        birth_date=child.birth_date,
-        today=today,
-        needs=tuple(child.needs),
-        languages=tuple(child.languages),
-        flags=tuple(child.flags),
-    )
 
 
 def _fingerprint(secret: bytes, child: ChildIn) -> str:

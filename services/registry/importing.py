@@ -87,7 +87,7 @@ CHILDREN = RowSpec(
 )  # fmt: skip
 VOLUNTEER_LABELS = {
     "姓名": "name", "电话": "phone", "手机": "phone", "类型": "kind", "县区代码": "county_code", "乡镇": "township",
-    "可结对人数": "capacity", "特长": "skills", "语言": "languages", "可服务时间": "availability",
+    "村": "village", "可结对人数": "capacity", "特长": "skills", "语言": "languages", "可服务时间": "availability",
 }  # fmt: skip
 VOLUNTEER_WORDS = {
     "kind": {

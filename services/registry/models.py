@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import date
 from typing import Annotated
 
@@ -9,8 +10,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from backbone.fields import Text
 from contracts.vocabulary import Category, CountyCode, Flag, Gender, Guardianship, Language, Need, RiskLevel
+from services.registry import domain
 from services.registry.counties import county
 from services.registry.fields import IdNumber, Phone, birth_date_of
+from services.registry.places import place_keys
 
 PERSONAL = ("name", "id_number", "birth_date", "township", "village", "guardian_name", "guardian_phone")
 
@@ -52,3 +55,21 @@ class ChildIn(BaseModel):
         if self.guardianship != "temporary_state" and not (self.guardian_name and self.guardian_phone):
             raise ValueError("a guardian's name and phone are needed unless the state is the temporary guardian")
         return self
+
+
+def child_command(child: ChildIn, today: date, secret: bytes) -> domain.RegisterChild:
+    """The registration a coordinator's form or an import row asks for, with a new id."""
+    return domain.RegisterChild(
+        child_id=uuid.uuid4(),
+        county_code=child.county_code,
+        category=child.category,
+        gender=child.gender,
+        risk_level=child.risk_level,
+        guardianship=child.guardianship,
+        birth_date=child.birth_date,
+        today=today,
+        needs=tuple(child.needs),
+        languages=tuple(child.languages),
+        flags=tuple(child.flags),
+        **place_keys(secret, child.county_code, child.township, child.village),
+    )

@@ -67,7 +67,7 @@ class VolunteerRecord(Records):
     eligibility_changes_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     service_hours: Mapped[float] = mapped_column(Float, default=0.0)
     version: Mapped[int] = mapped_column(Integer, default=1)
-    # name, phone, township: encrypted with the volunteer's own key
+    # name, phone, township, village: encrypted with the volunteer's own key
     sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 

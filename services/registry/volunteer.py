@@ -15,6 +15,7 @@ from contracts import Event
 from contracts.volunteers import (
     SCREENING_STEPS,
     ScreeningStep,
+    VolunteerCapacityChanged,
     VolunteerEligibilityChanged,
     VolunteerPersonalDataErased,
     VolunteerRegistered,
@@ -28,6 +29,7 @@ from services.registry.domain import DomainError
 class Volunteer:
     volunteer_id: UUID
     county_code: str
+    capacity: int = 1
     screenings: dict[ScreeningStep, VolunteerScreeningRecorded] = field(default_factory=dict)
     trainings: tuple[VolunteerTrainingRecorded, ...] = ()
     eligible: bool = False
@@ -94,6 +96,19 @@ def record(
     return [event, *reassess(_with(state, event), now)]
 
 
+def change_capacity(state: Volunteer | None, capacity: int) -> list[Event]:
+    """Fewer places never end a pairing: matching refuses new confirmations until the volunteer is below it."""
+    if state is None:
+        raise DomainError("not_found", "no such volunteer")
+    if state.erased:
+        raise DomainError("erased", "the volunteer's personal data was erased; they take no more children")
+    return (
+        []
+        if capacity == state.capacity
+        else [VolunteerCapacityChanged(volunteer_id=state.volunteer_id, capacity=capacity)]
+    )
+
+
 def erase(state: Volunteer | None, now: datetime) -> list[Event]:
     """Erasing ends the vetting too: nobody can be paired with a volunteer the programme no longer knows."""
     if state is None:
@@ -105,7 +120,7 @@ def erase(state: Volunteer | None, now: datetime) -> list[Event]:
 
 def evolve(state: Volunteer | None, event: Event) -> Volunteer | None:
     if isinstance(event, VolunteerRegistered):
-        return Volunteer(event.volunteer_id, event.county_code)
+        return Volunteer(event.volunteer_id, event.county_code, event.capacity)
     return None if state is None else _with(state, event)
 
 
@@ -119,4 +134,6 @@ def _with(state: Volunteer, event: Event) -> Volunteer:
             return replace(state, eligible=event.eligible, reasons=tuple(event.reasons))
         case VolunteerPersonalDataErased():
             return replace(state, erased=True)
+        case VolunteerCapacityChanged():
+            return replace(state, capacity=event.capacity)
     return state

@@ -35,9 +35,11 @@ from services.registry import volunteer as domain
 from services.registry.domain import DomainError
 from services.registry.fields import Phone
 from services.registry.models import KnownCounty
+from services.registry.places import place_keys
 from services.registry.records import VolunteerRecord
 
 router = APIRouter(tags=["volunteers"])
+PERSONAL = ("name", "phone", "township", "village")  # sealed with the volunteer's own key
 Coordinator = Annotated[Principal, Depends(require("coordinator"))]
 
 
@@ -49,10 +51,17 @@ class VolunteerIn(BaseModel):
     kind: VolunteerKind
     county_code: KnownCounty
     township: Text
+    village: Text | None = None
     capacity: int = Field(default=1, ge=1, le=20, description="children at once")
     skills: list[Need] = Field(default=[], max_length=6)
     languages: list[Language] = Field(default=["zh"], max_length=10)
     availability: Annotated[str, Field(max_length=200)] | None = None
+
+
+class VolunteerPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    capacity: int = Field(ge=1, le=20, description="children at once, from now on")
 
 
 class ScreeningIn(BaseModel):
@@ -85,6 +94,7 @@ class VolunteerOut(BaseModel):
     name: str | None
     phone: str | None
     township: str | None
+    village: str | None
     kind: VolunteerKind
     county_code: str
     capacity: int
@@ -116,7 +126,7 @@ def _render(runtime: Runtime, row: Row[Any], key: bytes | None) -> VolunteerOut:
         **{
             f: row._mapping[f] for f in ("id", "kind", "county_code", "capacity", "skills", "languages", "availability")
         },
-        **{f: personal.get(f) for f in ("name", "phone", "township")},
+        **{f: personal.get(f) for f in PERSONAL},
         screenings=row.screenings,
         trainings=row.trainings,
         eligible=row.eligible,
@@ -141,7 +151,7 @@ async def _scoped(runtime: Runtime, principal: Principal, volunteer_id: uuid.UUI
 
 
 def registration(
-    body: VolunteerIn, volunteer_id: uuid.UUID, fingerprint: str | None = None
+    body: VolunteerIn, volunteer_id: uuid.UUID, secret: bytes, fingerprint: str | None = None
 ) -> volunteer_handlers.VolunteerRegistration:
     registered = VolunteerRegistered(
         volunteer_id=volunteer_id,
@@ -150,15 +160,16 @@ def registration(
         skills=sorted(set(body.skills)),
         languages=sorted(set(body.languages)),
         capacity=body.capacity,
+        **place_keys(secret, body.county_code, body.township, body.village),
     )
-    personal = {"name": body.name, "phone": body.phone, "township": body.township}
+    personal = {field: value for field in PERSONAL if (value := getattr(body, field)) is not None}
     return volunteer_handlers.VolunteerRegistration(registered, body.availability, personal, fingerprint)
 
 
 @router.post("/volunteers", status_code=201, response_model=VolunteerOut)
 async def register_volunteer(body: VolunteerIn, runtime: RuntimeDep, principal: Coordinator) -> VolunteerOut:
     require_county(principal, body.county_code)
-    new = registration(body, uuid.uuid4())
+    new = registration(body, uuid.uuid4(), runtime.settings.secret)
     await volunteer_handlers.register(runtime, new)
     return await _out(runtime, await _row(runtime, new.registered.volunteer_id))
 
@@ -232,6 +243,21 @@ def _vetting(
     event: VolunteerScreeningRecorded | VolunteerTrainingRecorded, state: domain.Volunteer | None, now: Any
 ) -> list[Any]:
     return domain.record(state, event, now)
+
+
+@router.patch("/volunteers/{volunteer_id}", response_model=VolunteerOut)
+async def change_volunteer(
+    volunteer_id: uuid.UUID, body: VolunteerPatch, runtime: RuntimeDep, principal: Coordinator
+) -> VolunteerOut:
+    """Change how many children the volunteer takes on at once."""
+    await _scoped(runtime, principal, volunteer_id)
+    try:
+        await volunteer_handlers.change(
+            runtime, volunteer_id, lambda state, _: domain.change_capacity(state, body.capacity)
+        )
+    except DomainError as error:
+        raise ApiError(422, error.code, str(error)) from error
+    return await _out(runtime, await _row(runtime, volunteer_id))
 
 
 @router.post("/volunteers/{volunteer_id}/screenings", response_model=VolunteerOut)

@@ -15,6 +15,7 @@ from backbone.runtime import Runtime
 from backbone.store import Append
 from contracts import Event
 from contracts.volunteers import (
+    VolunteerCapacityChanged,
     VolunteerEligibilityChanged,
     VolunteerRegistered,
     VolunteerScreeningRecorded,
@@ -43,7 +44,7 @@ async def _load(
 class VolunteerRegistration:
     registered: VolunteerRegistered
     availability: str | None
-    personal: dict[str, Any]  # name, phone, township: sealed with the volunteer's new key
+    personal: dict[str, Any]  # name, phone, township, village: sealed with the volunteer's new key
     fingerprint: str | None = None  # set by imports: the same volunteer imported again is skipped
 
 
@@ -131,6 +132,8 @@ def _changes(events: list[Event], state: domain.Volunteer | None, now: datetime,
                 values["trainings"] = trainings
             case VolunteerEligibilityChanged():
                 values |= {"eligible": event.eligible, "ineligible_reasons": event.reasons}
+            case VolunteerCapacityChanged():
+                values["capacity"] = event.capacity
             case VolunteerServiceRecorded():
                 values["service_hours"] = (current["service_hours"] if current else 0.0) + event.hours
     if state is not None:

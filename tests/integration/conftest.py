@@ -8,14 +8,16 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from fastapi import FastAPI
+from nats.aio.client import Client as NATS
 
 from backbone.clock import SettableClock
 from backbone.database import Database
 from backbone.natsserver import NatsServer
 from backbone.settings import Settings
 from backbone.store import Plumbing
+from services.matching.app import create_app as create_matching_app
 from services.registry.app import create_app
-from tests.helpers import SECRET, wait_until
+from tests.helpers import SECRET, RegistryEvents, wait_until
 
 
 @pytest.fixture
@@ -48,6 +50,26 @@ async def registry(
         async with httpx.AsyncClient(transport=transport, base_url="http://registry") as client:
             await wait_until(lambda: _ready(client), what="the registry to be ready")
             yield client
+
+
+@pytest.fixture
+async def matching(
+    nats_server: NatsServer, database_url: str, clock: SettableClock
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The matching service in this process, on real NATS and the adapter's database; timers every 0.2 s."""
+    settings = Settings(database_url=database_url, nats_url=nats_server.url, jwt_secret=SECRET, timer_seconds=0.2)
+    app: FastAPI = create_matching_app(settings, clock)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://matching", timeout=60) as client:
+            await wait_until(lambda: _ready(client), what="the matching service to be ready")
+            yield client
+
+
+@pytest.fixture
+async def registry_events(matching: httpx.AsyncClient, nc: NATS) -> RegistryEvents:
+    """Registry events published on the REGISTRY stream (created by the matching service) for it to consume."""
+    return RegistryEvents(nc.jetstream())
 
 
 async def _ready(client: httpx.AsyncClient) -> bool:

@@ -182,5 +182,5 @@ async def test_volunteers_filter_by_kind_and_export_as_csv(registry: httpx.Async
     assert [v["kind"] for v in directors.json()["items"]] == ["child_director"]
     exported = await registry.get("/volunteers/export", params={"county_code": XINGAN}, headers=coordinator)
     lines = exported.content.decode("utf-8-sig").splitlines()
-    assert lines[0].startswith("id,name,phone,township,kind")
+    assert lines[0].startswith("id,name,phone,township,village,kind")
     assert len(lines) == 3

@@ -1,0 +1,162 @@
+"""Pairings: the matching service's own record of every pairing, and the one way a pairing's status changes.
+
+The record is written in the same transaction as the pairing's events (like the registry's records), so it is
+never behind the log; `GET /views/pairings` reads it. A child has at most one open pairing: the database refuses
+a second (a partial unique index), whatever the application above it does.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Index, Integer, String, Uuid, func, select, text, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backbone.database import UtcDateTime
+from backbone.errors import ApiError
+from backbone.runtime import Runtime
+from backbone.store import Append, ConcurrencyConflict
+from contracts.matching import (
+    PairingClosed,
+    PairingConfirmed,
+    PairingDeclined,
+    PairingLapsed,
+    PairingResumed,
+    PairingSuspended,
+    PairingWithdrawn,
+)
+from services.matching.candidates import CandidateVolunteer
+from services.matching.views import Views
+
+# Open pairings hold the child and one of the volunteer's places.
+OPEN = ("proposed", "confirmed", "suspended")
+# Active pairings are under way (a suspended one waits for a side to become eligible again).
+ACTIVE = ("confirmed", "suspended")
+_OPEN_SQL = text("status IN ('proposed', 'confirmed', 'suspended')")
+
+Change = PairingConfirmed | PairingDeclined | PairingLapsed | PairingWithdrawn | PairingSuspended | PairingResumed
+Transition = Change | PairingClosed
+# Which status each change may start from, and the status it leaves.
+TRANSITIONS: dict[type[Transition], tuple[tuple[str, ...], str]] = {
+    PairingConfirmed: (("proposed",), "confirmed"),
+    PairingDeclined: (("proposed",), "declined"),
+    PairingLapsed: (("proposed",), "lapsed"),
+    PairingWithdrawn: (("proposed",), "withdrawn"),
+    PairingSuspended: (("confirmed",), "suspended"),
+    PairingResumed: (("suspended",), "confirmed"),
+    PairingClosed: (ACTIVE, "closed"),
+}
+
+
+class PairingRecord(Views):
+    __tablename__ = "pairings"
+    __table_args__ = (
+        Index("ix_pairings_county_status", "county_code", "status", "proposed_at"),
+        Index("ix_pairings_volunteer_status", "volunteer_id", "status"),
+        Index("ix_pairings_child", "child_id", "status"),
+        Index("ix_pairings_due", "status", "expires_at"),
+        Index("uq_pairings_open_child", "child_id", unique=True, sqlite_where=_OPEN_SQL, postgresql_where=_OPEN_SQL),
+    )
+
+    pairing_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    run_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    child_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    volunteer_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    county_code: Mapped[str] = mapped_column(String(6))
+    risk_level: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(12))
+    score: Mapped[int] = mapped_column(Integer)
+    score_parts: Mapped[dict[str, Any]] = mapped_column(JSON)
+    proposed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # why it was declined, withdrawn, suspended or closed; who declined it
+    reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    declined_by: Mapped[str | None] = mapped_column(String(12), nullable=True)
+    version: Mapped[int] = mapped_column(Integer)
+
+
+async def load(conn: AsyncConnection, pairing_id: uuid.UUID) -> Row[Any]:
+    row = (await conn.execute(select(PairingRecord).where(PairingRecord.pairing_id == pairing_id))).first()
+    if row is None:
+        raise ApiError(404, "not_found", f"no pairing {pairing_id}")
+    return row
+
+
+async def hold_volunteers(runtime: Runtime, conn: AsyncConnection, volunteer_ids: Sequence[uuid.UUID]) -> None:
+    """Serialise everything that counts a volunteer's places, until this transaction ends. SQLite's writers are
+    serial already; on PostgreSQL the volunteers' candidate rows are locked (FOR UPDATE) in a fixed order."""
+    if runtime.db.is_sqlite or not volunteer_ids:
+        return
+    for start in range(0, len(volunteer_ids), 1000):
+        chunk = sorted(volunteer_ids)[start : start + 1000]
+        await conn.execute(
+            select(CandidateVolunteer.volunteer_id)
+            .where(CandidateVolunteer.volunteer_id.in_(chunk))
+            .order_by(CandidateVolunteer.volunteer_id)
+            .with_for_update()
+        )
+
+
+async def count_active(conn: AsyncConnection, volunteer_id: uuid.UUID) -> int:
+    return int(
+        await conn.scalar(
+            select(func.count())
+            .select_from(PairingRecord)
+            .where(PairingRecord.volunteer_id == volunteer_id, PairingRecord.status.in_(ACTIVE))
+        )
+        or 0
+    )
+
+
+async def transition(runtime: Runtime, conn: AsyncConnection, row: Row[Any], change: Transition) -> None:
+    """Move the pairing on by `change` (its event), in the caller's transaction; a pairing not in a status the
+    change may start from is a 409, and so is a pairing changed meanwhile by someone else."""
+    starts, status = TRANSITIONS[type(change)]
+    if row.status not in starts:
+        raise ApiError(
+            409, f"pairing_{row.status}", f"the pairing is {row.status}; this needs it {' or '.join(starts)}"
+        )
+    done = await conn.execute(
+        update(PairingRecord)
+        .where(PairingRecord.pairing_id == row.pairing_id, PairingRecord.version == row.version)
+        .values(
+            status=status,
+            version=row.version + 1,
+            changed_at=runtime.clock.now(),
+            reason=getattr(change, "reason", None),
+            declined_by=getattr(change, "declined_by", None),
+        )
+    )
+    if done.rowcount != 1:
+        raise ConcurrencyConflict(str(row.pairing_id), row.version)
+    await runtime.append(conn, Append(str(row.pairing_id), row.version, [change]))
+
+
+def ids(row: Row[Any]) -> dict[str, Any]:
+    """The fields every pairing event repeats."""
+    return {
+        "pairing_id": row.pairing_id,
+        "child_id": row.child_id,
+        "volunteer_id": row.volunteer_id,
+        "county_code": row.county_code,
+    }
+
+
+async def lapse_due(runtime: Runtime, county_code: str | None = None, limit: int = 500) -> int:
+    """Proposals nobody confirmed in time lapse: the child may be proposed again, the place is free again."""
+    query = select(PairingRecord).where(
+        PairingRecord.status == "proposed", PairingRecord.expires_at <= runtime.clock.now()
+    )
+    if county_code is not None:
+        query = query.where(PairingRecord.county_code == county_code)
+    async with runtime.transaction() as conn:
+        due = (await conn.execute(query.order_by(PairingRecord.expires_at).limit(limit))).all()
+        for row in due:
+            await transition(runtime, conn, row, PairingLapsed(**ids(row)))
+    return len(due)

@@ -1,0 +1,118 @@
+"""Matching runs and confirmation against real NATS and each database: proposals, explanations, the confirm race."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+
+from contracts.volunteers import VolunteerCapacityChanged
+from tests.helpers import RegistryEvents, auth, wait_until
+
+XINGAN = "450325"
+COORDINATOR = auth("coordinator", [XINGAN])
+
+
+async def candidates(matching: httpx.AsyncClient, kind: str, count: int) -> None:
+    async def arrived() -> bool:
+        page = await matching.get(
+            f"/views/candidates/{kind}", params={"county_code": XINGAN, "limit": 1}, headers=COORDINATOR
+        )
+        return page.status_code == 200 and page.json()["total"] >= count
+
+    await wait_until(arrived, what=f"{count} candidate {kind}")
+
+
+async def run(matching: httpx.AsyncClient, **body: object) -> dict[str, object]:
+    answer = await matching.post("/matching-runs", json={"county_code": XINGAN, **body}, headers=COORDINATOR)
+    assert answer.status_code == 201, answer.text
+    result: dict[str, object] = answer.json()
+    return result
+
+
+async def test_a_run_proposes_the_best_fitting_volunteer_with_its_score_parts(
+    matching: httpx.AsyncClient, registry_events: RegistryEvents
+) -> None:
+    child = await registry_events.child(
+        "medium", needs=["tutoring"], languages=["zh", "zhuang"], township_key="a" * 16, village_key="b" * 16
+    )
+    near = await registry_events.volunteer(
+        skills=["tutoring"], languages=["zh", "zhuang"], township_key="a" * 16, village_key="b" * 16
+    )
+    await registry_events.volunteer(skills=["material"], languages=["zh"], township_key="c" * 16)
+    await candidates(matching, "volunteers", 2)
+    await candidates(matching, "children", 1)
+
+    result = await run(matching)
+
+    (proposal,) = result["proposals"]  # type: ignore[misc]
+    assert proposal["child_id"] == str(child) and proposal["volunteer_id"] == str(near)
+    assert proposal["score_parts"] == {"same_township": 3, "same_village": 2, "needs_met": 2, "shared_language": 2}
+    assert proposal["score"] == 9
+    assert result["unpaired"] == [] and result["paired"] == {"high": 0, "medium": 1, "low": 0}
+    pairing = await matching.get(f"/pairings/{proposal['pairing_id']}", headers=COORDINATOR)
+    assert pairing.json()["status"] == "proposed"
+
+
+async def test_of_two_confirmations_against_the_last_place_one_wins_and_the_other_gets_409(
+    matching: httpx.AsyncClient, registry_events: RegistryEvents
+) -> None:
+    volunteer = await registry_events.volunteer(capacity=2)
+    for _ in range(2):
+        await registry_events.child("low")
+    await candidates(matching, "children", 2)
+    await candidates(matching, "volunteers", 1)
+    proposals = (await run(matching))["proposals"]
+    assert len(proposals) == 2  # type: ignore[arg-type]
+    # The volunteer now takes one child only: both proposals stand, one place is left.
+    await registry_events.emit(VolunteerCapacityChanged(volunteer_id=volunteer, capacity=1))
+
+    async def capacity_is_one() -> bool:
+        page = await matching.get("/views/candidates/volunteers", params={"county_code": XINGAN}, headers=COORDINATOR)
+        return bool(page.json()["items"][0]["capacity"] == 1)
+
+    await wait_until(capacity_is_one, what="the new capacity")
+
+    answers = await asyncio.gather(
+        *(matching.post(f"/pairings/{p['pairing_id']}/confirm", headers=COORDINATOR) for p in proposals)  # type: ignore[attr-defined]
+    )
+
+    assert sorted(a.status_code for a in answers) == [200, 409]
+    (lost,) = [a for a in answers if a.status_code == 409]
+    assert lost.json()["error"]["code"] == "volunteer_at_capacity"
+    confirmed = await matching.get(
+        "/views/pairings", params={"county_code": XINGAN, "status": "confirmed"}, headers=COORDINATOR
+    )
+    assert confirmed.json()["total"] == 1
+
+
+async def test_the_same_proposal_confirmed_twice_at_once_is_confirmed_once(
+    matching: httpx.AsyncClient, registry_events: RegistryEvents
+) -> None:
+    await registry_events.volunteer()
+    await registry_events.child("low")
+    await candidates(matching, "children", 1)
+    await candidates(matching, "volunteers", 1)
+    (proposal,) = (await run(matching))["proposals"]  # type: ignore[misc]
+
+    answers = await asyncio.gather(
+        *(matching.post(f"/pairings/{proposal['pairing_id']}/confirm", headers=COORDINATOR) for _ in range(2))
+    )
+
+    assert sorted(a.status_code for a in answers) == [200, 409]
+    pairing = (await matching.get(f"/pairings/{proposal['pairing_id']}", headers=COORDINATOR)).json()
+    assert pairing["status"] == "confirmed" and pairing["version"] == 2
+
+
+async def test_an_unknown_pairing_is_404_and_bad_bodies_are_422(matching: httpx.AsyncClient) -> None:
+    missing = await matching.post(f"/pairings/{uuid.uuid4()}/confirm", headers=COORDINATOR)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    bad = await matching.post("/matching-runs", json={"county_code": "12"}, headers=COORDINATOR)
+    assert bad.status_code == 422
+    reason = await matching.post(
+        f"/pairings/{uuid.uuid4()}/decline", json={"declined_by": "mayor", "reason": "other"}, headers=COORDINATOR
+    )
+    assert reason.status_code == 422
+    other_county = await matching.post("/matching-runs", json={"county_code": "450102"}, headers=COORDINATOR)
+    assert other_county.status_code == 403
