@@ -47,10 +47,12 @@ async def test_a_run_proposes_the_best_fitting_volunteer_with_its_score_parts(
     result = await run(matching)
 
     (proposal,) = result["proposals"]  # type: ignore[misc]
-    assert proposal["child_id"] == str(child) and proposal["volunteer_id"] == str(near)
+    assert proposal["child_id"] == str(child)
+    assert proposal["volunteer_id"] == str(near)
     assert proposal["score_parts"] == {"same_township": 3, "same_village": 2, "needs_met": 2, "shared_language": 2}
     assert proposal["score"] == 9
-    assert result["unpaired"] == [] and result["paired"] == {"high": 0, "medium": 1, "low": 0}
+    assert result["unpaired"] == []
+    assert result["paired"] == {"high": 0, "medium": 1, "low": 0}
     pairing = await matching.get(f"/pairings/{proposal['pairing_id']}", headers=COORDINATOR)
     assert pairing.json()["status"] == "proposed"
 
@@ -102,12 +104,14 @@ async def test_the_same_proposal_confirmed_twice_at_once_is_confirmed_once(
 
     assert sorted(a.status_code for a in answers) == [200, 409]
     pairing = (await matching.get(f"/pairings/{proposal['pairing_id']}", headers=COORDINATOR)).json()
-    assert pairing["status"] == "confirmed" and pairing["version"] == 2
+    assert pairing["status"] == "confirmed"
+    assert pairing["version"] == 2
 
 
 async def test_an_unknown_pairing_is_404_and_bad_bodies_are_422(matching: httpx.AsyncClient) -> None:
     missing = await matching.post(f"/pairings/{uuid.uuid4()}/confirm", headers=COORDINATOR)
-    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "not_found"
     bad = await matching.post("/matching-runs", json={"county_code": "12"}, headers=COORDINATOR)
     assert bad.status_code == 422
     reason = await matching.post(
