@@ -237,3 +237,50 @@ def volunteer_eligibility(volunteer_id: uuid.UUID, eligible: bool) -> VolunteerE
     return VolunteerEligibilityChanged(
         volunteer_id=volunteer_id, eligible=eligible, reasons=reasons, as_of=datetime.now(UTC)
     )
+
+
+def county_of(
+    children: int, volunteers: int, *, county: str = "450325", seed: int = 7
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Candidate rows of a generated county, as the candidates projection would leave them: 20 townships of 6
+    villages, mixed risk, a few special-case families, a sixth of volunteers social workers or child directors."""
+    import random
+
+    rng = random.Random(seed)
+    needs = ["tutoring", "psychological", "companionship", "material", "safety", "family_calls"]
+    townships = [f"{t:016x}" for t in range(20)]
+
+    def place() -> dict[str, str]:
+        township = rng.randrange(20)
+        return {"township_key": townships[township], "village_key": f"{township * 10 + rng.randrange(6) + 100:016x}"}
+
+    child_rows = [
+        {
+            "child_id": uuid.UUID(int=rng.getrandbits(128)),
+            "county_code": county,
+            "risk_level": rng.choice(["high", "medium", "medium", "low", "low", "low"]),
+            "category": "left_behind",
+            "age_band": "9-11",
+            "needs": rng.sample(needs, rng.randrange(4)),
+            "languages": rng.choice([["zh"], ["zh", "zhuang"], ["zhuang"], ["yao", "zh"]]),
+            "flags": ["drug_involved_family"] if rng.random() < 0.05 else [],
+            "eligible": True,
+            "active": True,
+            **place(),
+        }
+        for _ in range(children)
+    ]
+    volunteer_rows = [
+        {
+            "volunteer_id": uuid.UUID(int=rng.getrandbits(128)),
+            "county_code": county,
+            "kind": rng.choice(["caring_parent"] * 4 + ["cadre", "social_worker", "child_director"]),
+            "skills": rng.sample(needs, rng.randrange(4)),
+            "languages": rng.choice([["zh"], ["zh", "zhuang"], ["yao", "zh"]]),
+            "capacity": rng.choice([1, 1, 2, 3]),
+            "eligible": True,
+            **place(),
+        }
+        for _ in range(volunteers)
+    ]
+    return child_rows, volunteer_rows

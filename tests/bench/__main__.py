@@ -15,6 +15,8 @@ from pathlib import Path
 
 import asyncpg
 import nats
+import numpy as np
+from sqlalchemy import insert
 from sqlalchemy.engine import make_url
 
 from backbone.app import tune_gc
@@ -29,8 +31,11 @@ from backbone.settings import Settings
 from backbone.store import Append, EventStore, Plumbing
 from backbone.streams import ensure_streams
 from contracts.registry import ChildRegistered
+from services.matching import runs, solver
 from services.matching.app import SPEC as MATCHING
+from services.matching.candidates import CandidateChild, CandidateVolunteer
 from services.matching.views import Engagement
+from tests.helpers import county_of
 
 
 def registered() -> ChildRegistered:
@@ -81,6 +86,52 @@ async def consumer_rates(runtime: Runtime, js: nats.js.JetStreamContext, events:
     return rates
 
 
+def greedy(county: runs.County) -> tuple[dict[str, int], int]:
+    """The baseline: children by risk, each taking the free volunteer who fits best; (paired per level, fit)."""
+    children, volunteers = list(county.children), list(county.volunteers)
+    fit, feasible = solver._pair_matrices(children, volunteers)
+    free = np.array([v.free for v in volunteers])
+    paired, total = dict.fromkeys(solver.RISK_LEVELS, 0), 0
+    order = sorted(range(len(children)), key=lambda i: solver.RISK_LEVELS.index(children[i].risk_level))
+    for i in order:
+        options = np.flatnonzero(feasible[i] & (free > 0))
+        if len(options):
+            best = options[np.argmax(fit[i, options])]
+            free[best] -= 1
+            paired[children[i].risk_level] += 1
+            total += int(fit[i, best])
+    return paired, total
+
+
+async def matching_run(runtime: Runtime) -> None:
+    """One run over a county of 5,000 children and 3,000 volunteers, against greedy-by-score on the same county."""
+    children, volunteers = county_of(5000, 3000)
+    async with runtime.db.begin() as conn:
+        await conn.execute(insert(CandidateChild), children)
+        await conn.execute(insert(CandidateVolunteer), volunteers)
+    async with runtime.db.read() as conn:
+        county = await runs.county(conn, "450325", None)
+    started = time.perf_counter()
+    solution = solver.solve(county.children, county.volunteers)
+    solving = time.perf_counter() - started
+    started = time.perf_counter()
+    done = await runs.run(runtime, "450325")
+    whole = time.perf_counter() - started
+    started = time.perf_counter()
+    paired, fit = greedy(county)
+    quick = time.perf_counter() - started
+    assert done.solution.paired == solution.paired
+    best = "/".join(str(solution.paired[level]) for level in solver.RISK_LEVELS)
+    quick_pairs = "/".join(str(paired[level]) for level in solver.RISK_LEVELS)
+    print(
+        f"  {'matching run, 5,000 children x 3,000 volunteers':<42} {whole:>10.2f} s      ({whole / quick:.0f}x greedy)"
+    )
+    print(f"  {'  of which the optimal assignment':<42} {solving:>10.2f} s")
+    print(f"  {'  paired high/medium/low, total fit':<42} {best}, {solution.fit}")
+    print(f"  {'baseline: greedy by risk, then best fit':<42} {quick:>10.2f} s")
+    print(f"  {'  paired high/medium/low, total fit':<42} {quick_pairs}, {fit}")
+
+
 async def run(url: str, events: int) -> None:
     folder = Path(tempfile.mkdtemp(prefix="bench-"))
     server = NatsServer(folder / "nats").start()
@@ -99,6 +150,7 @@ async def run(url: str, events: int) -> None:
         baseline = rates["baseline: one event per round trip"]
         for label, rate in rates.items():
             print(f"  {label:<42} {rate:>10,.0f} events/s   ({rate / baseline:.1f}x baseline)")
+        await matching_run(runtime)
         await client.close()
         await runtime.db.dispose()
     finally:
