@@ -67,3 +67,59 @@ async def test_children_and_volunteers_become_candidates_as_the_registry_decides
             headers=auth("coordinator", ["450721"]),
         )
         assert outsider.status_code == 403
+
+
+async def test_a_vetted_volunteer_is_proposed_confirmed_and_suspended_when_their_check_fails(system: System) -> None:
+    """Registry to matching through the bus: the place keys make the township count, and a failed record query
+    suspends the pairing with the reason."""
+    coordinator = auth("coordinator", [XINGAN])
+    today = date.today()
+    async with httpx.AsyncClient(timeout=30) as http:
+        registry, matching = system.url("registry"), system.url("matching")
+        child = (
+            await http.post(f"{registry}/children", json=CHILD | {"township": "  溶江镇 "}, headers=coordinator)
+        ).json()
+        consent = {"given_by": "韦大山", "relation": "grandfather", "given_at": str(today), "scope": ["pairing"]}
+        await http.post(f"{registry}/children/{child['id']}/consent", json=consent, headers=coordinator)
+        volunteer = (
+            await http.post(
+                f"{registry}/volunteers",
+                json=VOLUNTEER | {"township": "溶江镇", "village": "五甲村"},
+                headers=coordinator,
+            )
+        ).json()
+        for step in ("application", "interview", "record_check", "references"):
+            screening = {"step": step, "result": "passed", "checked_at": str(today - timedelta(days=1))}
+            await http.post(f"{registry}/volunteers/{volunteer['id']}/screenings", json=screening, headers=coordinator)
+        training = {"course": "儿童保护", "completed_at": str(today - timedelta(days=1))}
+        await http.post(f"{registry}/volunteers/{volunteer['id']}/trainings", json=training, headers=coordinator)
+
+        async def eligible(kind: str) -> bool:
+            page = await http.get(
+                f"{matching}/views/candidates/{kind}",
+                params={"county_code": XINGAN, "eligible": True},
+                headers=coordinator,
+            )
+            return page.json()["total"] == 1
+
+        await wait_until(lambda: eligible("children"), within=5, what="the child, with consent")
+        await wait_until(lambda: eligible("volunteers"), within=5, what="the vetted volunteer")
+
+        run = await http.post(f"{matching}/matching-runs", json={"county_code": XINGAN}, headers=coordinator)
+        assert run.status_code == 201, run.text
+        (proposal,) = run.json()["proposals"]
+        assert proposal["child_id"] == child["id"]
+        assert proposal["volunteer_id"] == volunteer["id"]
+        assert proposal["score_parts"]["same_township"] == 3  # the same township, however it was typed
+        assert proposal["score_parts"]["same_village"] == 2
+        confirmed = await http.post(f"{matching}/pairings/{proposal['pairing_id']}/confirm", headers=coordinator)
+        assert confirmed.json()["status"] == "confirmed"
+
+        failed = {"step": "record_check", "result": "failed", "checked_at": str(today)}
+        await http.post(f"{registry}/volunteers/{volunteer['id']}/screenings", json=failed, headers=coordinator)
+
+        async def suspended() -> bool:
+            pairing = (await http.get(f"{matching}/pairings/{proposal['pairing_id']}", headers=coordinator)).json()
+            return bool(pairing["status"] == "suspended" and pairing["reason"] == "volunteer_ineligible")
+
+        await wait_until(suspended, within=5, what="the pairing suspended")
