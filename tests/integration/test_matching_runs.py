@@ -55,6 +55,24 @@ async def test_a_run_proposes_the_best_fitting_volunteer_with_its_score_parts(
     assert result["paired"] == {"high": 0, "medium": 1, "low": 0}
     pairing = await matching.get(f"/pairings/{proposal['pairing_id']}", headers=COORDINATOR)
     assert pairing.json()["status"] == "proposed"
+    view = {"county_code": XINGAN}
+    waiting = await matching.get(
+        "/views/candidates/children", params=view | {"needs_pairing": True}, headers=COORDINATOR
+    )
+    assert waiting.json()["total"] == 0
+    (held,) = (await matching.get("/views/candidates/children", params=view, headers=COORDINATOR)).json()["items"]
+    assert held["open_pairing_id"] == proposal["pairing_id"]
+    free = await matching.get(
+        "/views/candidates/volunteers", params=view | {"with_free_places": True}, headers=COORDINATOR
+    )
+    assert str(near) not in [v["volunteer_id"] for v in free.json()["items"]]
+    assert free.json()["total"] == 1
+    (taken,) = [
+        v
+        for v in (await matching.get("/views/candidates/volunteers", params=view, headers=COORDINATOR)).json()["items"]
+        if v["volunteer_id"] == str(near)
+    ]
+    assert (taken["open_pairings"], taken["free"]) == (1, 0)
 
 
 async def test_of_two_confirmations_against_the_last_place_one_wins_and_the_other_gets_409(

@@ -1,0 +1,589 @@
+"""The matching run's optimiser: optimal against an independent solver, exhaustively right on tiny counties, better
+than greedy, faithful to every hard rule and to the lexicographic priority, deterministic. Pure: no database, no bus."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.sparse import csr_array
+
+from services.matching import solver
+from services.matching.solver import ChildCase, Solution, VolunteerCase, fit_parts, solve
+
+RANK = {"high": 3, "medium": 2, "low": 1}
+LANGUAGES = [frozenset({"zh"}), frozenset({"zh", "zhuang"}), frozenset({"zhuang"}), frozenset({"zh", "yao"})]
+FLAGS = ["drug_involved_family", "cross_border_marriage_family"]
+KINDS = ["caring_parent", "association_volunteer", "cadre", "social_worker", "child_director"]
+KIND_WEIGHTS = [70, 5, 5, 12, 8]
+TOWNSHIPS = [f"{n:016x}" for n in range(1, 5)]
+VILLAGES = [f"{n:016x}" for n in range(0xA0, 0xA6)]  # shared across townships: a village counts only with its township
+TOWN, OTHER_TOWN, VILLAGE = TOWNSHIPS[0], TOWNSHIPS[1], VILLAGES[0]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Builders
+
+
+def ident(n: int) -> uuid.UUID:
+    return uuid.UUID(int=n)
+
+
+def child(n: int, risk: str = "low", **fields: object) -> ChildCase:
+    return ChildCase(child_id=ident(n), risk_level=risk, **fields)  # type: ignore[arg-type]
+
+
+def volunteer(n: int, kind: str = "caring_parent", free: int = 1, **fields: object) -> VolunteerCase:
+    return VolunteerCase(volunteer_id=ident(n), kind=kind, free=free, **fields)  # type: ignore[arg-type]
+
+
+def place(rng: random.Random, pool: Sequence[str]) -> str | None:
+    return None if rng.random() < 0.1 else rng.choice(pool)
+
+
+def random_county(
+    seed: int, n_children: int, n_volunteers: int, max_free: int = 3, qualified_share: float = 0.2
+) -> tuple[list[ChildCase], list[VolunteerCase]]:
+    rng = random.Random(seed)
+    weights = [*(w * (1 - qualified_share) / 80 for w in KIND_WEIGHTS[:3]), *(w * qualified_share / 20 for w in KIND_WEIGHTS[3:])]
+    volunteers = [
+        VolunteerCase(
+            volunteer_id=uuid.UUID(int=rng.getrandbits(128)),
+            kind=rng.choices(KINDS, weights)[0],
+            free=rng.randint(0, max_free),
+            skills=frozenset(rng.sample(solver.NEEDS, rng.randint(0, 3))),
+            languages=rng.choice(LANGUAGES),
+            township_key=place(rng, TOWNSHIPS),
+            village_key=place(rng, VILLAGES),
+        )
+        for _ in range(n_volunteers)
+    ]
+    ids = [v.volunteer_id for v in volunteers]
+    children = [
+        ChildCase(
+            child_id=uuid.UUID(int=rng.getrandbits(128)),
+            risk_level=rng.choices(["high", "medium", "low"], [3, 3, 4])[0],  # type: ignore[arg-type]
+            needs=frozenset(rng.sample(solver.NEEDS, rng.randint(0, 3))),
+            languages=rng.choice(LANGUAGES),
+            flags=frozenset({rng.choice(FLAGS)}) if rng.random() < 0.05 else frozenset(),
+            township_key=place(rng, TOWNSHIPS),
+            village_key=place(rng, VILLAGES),
+            barred=frozenset(rng.sample(ids, min(len(ids), rng.randint(0, 2)))),
+            earlier=frozenset(rng.sample(ids, min(len(ids), rng.randint(0, 2)))),
+        )
+        for _ in range(n_children)
+    ]
+    return children, volunteers
+
+
+def fit(c: ChildCase, v: VolunteerCase) -> int:
+    return sum(fit_parts(c, v).values())
+
+
+def pairs_of(solution: Solution) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    return [(p.child_id, p.volunteer_id) for p in solution.proposals]
+
+
+def reasons_of(solution: Solution) -> dict[uuid.UUID, str]:
+    return {u.child_id: u.reason for u in solution.unpaired}
+
+
+def key_of(solution: Solution) -> tuple[int, int, int, int]:
+    return (solution.paired["high"], solution.paired["medium"], solution.paired["low"], solution.fit)
+
+
+def assert_feasible_and_explained(
+    solution: Solution, children: Sequence[ChildCase], volunteers: Sequence[VolunteerCase]
+) -> None:
+    """Every proposal allowed and scored as `fit_parts` says, no place overused, every child accounted for once,
+    and every "places went to higher priority" true: each allowed volunteer with places is full, of children at
+    least as much at risk."""
+    by_child = {c.child_id: c for c in children}
+    by_volunteer = {v.volunteer_id: v for v in volunteers}
+    proposed = [p.child_id for p in solution.proposals]
+    assert len(proposed) == len(set(proposed))
+    unpaired = [u.child_id for u in solution.unpaired]
+    assert len(unpaired) == len(set(unpaired))
+    assert set(proposed).isdisjoint(unpaired)
+    assert set(proposed) | set(unpaired) == set(by_child)
+    holders: dict[uuid.UUID, list[ChildCase]] = {}
+    for p in solution.proposals:
+        c, v = by_child[p.child_id], by_volunteer[p.volunteer_id]
+        assert solver.allowed(c, v)
+        assert p.risk_level == c.risk_level
+        assert p.score_parts == fit_parts(c, v)
+        assert p.score == sum(p.score_parts.values()) == fit(c, v)
+        holders.setdefault(v.volunteer_id, []).append(c)
+    for volunteer_id, held in holders.items():
+        assert len(held) <= by_volunteer[volunteer_id].free
+    assert solution.paired == {level: sum(p.risk_level == level for p in solution.proposals) for level in RANK}
+    assert solution.fit == sum(p.score for p in solution.proposals)
+    for u in solution.unpaired:
+        c = by_child[u.child_id]
+        open_places = [v for v in volunteers if v.free > 0 and solver.allowed(c, v)]
+        if u.reason == "places_went_to_higher_priority":
+            assert open_places
+            for v in open_places:
+                held = holders.get(v.volunteer_id, [])
+                assert len(held) == v.free
+                assert all(RANK[h.risk_level] >= RANK[c.risk_level] for h in held)
+        else:
+            assert not open_places, (u, "left unpaired with an allowed free place")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# 1. Optimal against an independent, sequential (stage by stage) MILP
+
+
+def lexicographic_milp(children: Sequence[ChildCase], volunteers: Sequence[VolunteerCase]) -> tuple[dict[str, int], int]:
+    """Maximise paired high, fix it; medium, fix it; low, fix it; then total fit. Binary x[c, v] per allowed pair."""
+    pairs = [(i, j) for i, c in enumerate(children) for j, v in enumerate(volunteers) if solver.allowed(c, v)]
+    n = len(pairs)
+    if not n:
+        return dict.fromkeys(RANK, 0), 0
+    columns = np.arange(n)
+    per_child = csr_array((np.ones(n), ([i for i, _ in pairs], columns)), shape=(len(children), n))
+    per_volunteer = csr_array((np.ones(n), ([j for _, j in pairs], columns)), shape=(len(volunteers), n))
+    constraints = [
+        LinearConstraint(per_child, 0, 1),
+        LinearConstraint(per_volunteer, 0, np.array([v.free for v in volunteers], dtype=float)),
+    ]
+    options = {"mip_rel_gap": 0, "presolve": True}
+
+    def maximise(gain: np.ndarray) -> int:
+        result = milp(-gain, constraints=constraints, integrality=np.ones(n), bounds=Bounds(0, 1), options=options)
+        assert result.success, result.message
+        value = -result.fun
+        assert abs(value - round(value)) < 1e-6
+        return round(value)
+
+    counts: dict[str, int] = {}
+    for level in ("high", "medium", "low"):
+        is_level = np.array([children[i].risk_level == level for i, _ in pairs], dtype=float)
+        counts[level] = maximise(is_level)
+        constraints.append(LinearConstraint(is_level[None, :], counts[level], counts[level]))
+    gains = np.array([fit(children[i], volunteers[j]) for i, j in pairs], dtype=float)
+    return counts, maximise(gains)
+
+
+@pytest.mark.parametrize(("seed", "n_children", "n_volunteers"), [(1, 200, 100), (2, 250, 120), (3, 300, 150), (4, 240, 110)])
+def test_optimal_against_a_sequential_milp(seed: int, n_children: int, n_volunteers: int) -> None:
+    children, volunteers = random_county(seed, n_children, n_volunteers)
+    solution = solve(children, volunteers)
+    counts, best_fit = lexicographic_milp(children, volunteers)
+    assert solution.paired == counts
+    assert solution.fit == best_fit
+    assert_feasible_and_explained(solution, children, volunteers)
+    # The county really is contested: not everyone can be paired, at every level of risk.
+    assert solution.unpaired
+    assert {p.risk_level for p in solution.proposals} == set(RANK)
+    assert {"places_went_to_higher_priority"} <= set(reasons_of(solution).values())
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# 2. Exhaustive on tiny counties
+
+
+def brute_force(children: Sequence[ChildCase], volunteers: Sequence[VolunteerCase]) -> tuple[tuple[int, ...], int]:
+    """The best (high, medium, low, fit) over every feasible assignment, and the most children any pairs."""
+    free = [v.free for v in volunteers]
+    best: list[tuple[int, ...]] = [(0, 0, 0, 0)]
+    most = [0]
+
+    def walk(i: int, high: int, medium: int, low: int, total_fit: int) -> None:
+        if i == len(children):
+            best[0] = max(best[0], (high, medium, low, total_fit))
+            most[0] = max(most[0], high + medium + low)
+            return
+        walk(i + 1, high, medium, low, total_fit)
+        c = children[i]
+        for j, v in enumerate(volunteers):
+            if free[j] > 0 and solver.allowed(c, v):
+                free[j] -= 1
+                walk(
+                    i + 1,
+                    high + (c.risk_level == "high"),
+                    medium + (c.risk_level == "medium"),
+                    low + (c.risk_level == "low"),
+                    total_fit + fit(c, v),
+                )
+                free[j] += 1
+
+    walk(0, 0, 0, 0, 0)
+    return best[0], most[0]
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_tiny_counties_reach_the_best_assignment_there_is(seed: int) -> None:
+    rng = random.Random(1000 + seed)
+    children, volunteers = random_county(
+        2000 + seed, rng.randint(1, 6), rng.randint(0, 4), max_free=2, qualified_share=0.4
+    )
+    solution = solve(children, volunteers)
+    best, most = brute_force(children, volunteers)
+    assert key_of(solution) == best
+    # Risk first never costs a child: the children a county can pair form a matroid, priority picks a largest set.
+    assert sum(solution.paired.values()) == most
+    assert_feasible_and_explained(solution, children, volunteers)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# 3. Greedy by fit is not enough
+
+
+def greedy_by_pair(children: Sequence[ChildCase], volunteers: Sequence[VolunteerCase]) -> set[uuid.UUID]:
+    """Take allowed pairs best fit first while the child is free and the volunteer has a place."""
+    free = {v.volunteer_id: v.free for v in volunteers}
+    paired: set[uuid.UUID] = set()
+    ranked = sorted(
+        ((fit(c, v), c, v) for c in children for v in volunteers if solver.allowed(c, v)),
+        key=lambda t: -t[0],
+    )
+    for _, c, v in ranked:
+        if c.child_id not in paired and free[v.volunteer_id] > 0:
+            paired.add(c.child_id)
+            free[v.volunteer_id] -= 1
+    return paired
+
+
+def greedy_by_child(children: Sequence[ChildCase], volunteers: Sequence[VolunteerCase]) -> set[uuid.UUID]:
+    """Each child in turn takes their best allowed volunteer with a place left."""
+    free = {v.volunteer_id: v.free for v in volunteers}
+    paired: set[uuid.UUID] = set()
+    for c in children:
+        options = [v for v in volunteers if solver.allowed(c, v) and free[v.volunteer_id] > 0]
+        if options:
+            best = max(options, key=lambda v: fit(c, v))
+            free[best.volunteer_id] -= 1
+            paired.add(c.child_id)
+    return paired
+
+
+def test_greedy_by_fit_strands_a_high_risk_child_the_solver_pairs() -> None:
+    worker = volunteer(
+        11, "social_worker", 1, township_key=TOWN, village_key=VILLAGE, skills=frozenset({"tutoring"}),
+        languages=frozenset({"zh", "zhuang"}),
+    )  # fmt: skip
+    parent = volunteer(12, "caring_parent", 1, township_key=OTHER_TOWN, languages=frozenset({"yao"}))
+    low = child(1, "low", township_key=TOWN, village_key=VILLAGE, needs=frozenset({"tutoring"}),
+                languages=frozenset({"zhuang"}))  # fmt: skip
+    high = child(2, "high", languages=frozenset({"zh"}))
+    children, volunteers = [low, high], [worker, parent]
+    assert fit(low, worker) > fit(high, worker) > fit(low, parent) == 0
+    assert not solver.allowed(high, parent)
+
+    assert high.child_id not in greedy_by_pair(children, volunteers)
+    assert high.child_id not in greedy_by_child(children, volunteers)
+
+    solution = solve(children, volunteers)
+    assert sorted(pairs_of(solution)) == [(low.child_id, parent.volunteer_id), (high.child_id, worker.volunteer_id)]
+    assert solution.unpaired == []
+    assert solution.paired == {"high": 1, "medium": 0, "low": 1}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# 4. The hard rules
+
+
+PERFECT = {
+    "township_key": TOWN,
+    "village_key": VILLAGE,
+    "languages": frozenset({"zhuang"}),
+}
+
+
+def perfect_volunteer(n: int, kind: str = "caring_parent", free: int = 1) -> VolunteerCase:
+    return volunteer(n, kind, free, skills=frozenset(solver.NEEDS), **PERFECT)
+
+
+def needy_child(n: int, risk: str = "low", **fields: object) -> ChildCase:
+    return child(n, risk, needs=frozenset(solver.NEEDS), **{**PERFECT, **fields})
+
+
+@pytest.mark.parametrize("kind", ["social_worker", "child_director"])
+def test_a_high_risk_child_goes_only_to_a_qualified_volunteer(kind: str) -> None:
+    c = needy_child(1, "high")
+    qualified = volunteer(20, kind, 1)  # fits nothing
+    unqualified = [perfect_volunteer(n, k) for n, k in enumerate(KINDS[:3], start=10)]
+    assert all(fit(c, v) > fit(c, qualified) for v in unqualified)
+    solution = solve([c], [*unqualified, qualified])
+    assert pairs_of(solution) == [(c.child_id, qualified.volunteer_id)]
+
+
+@pytest.mark.parametrize("flag", FLAGS)
+@pytest.mark.parametrize("risk", ["medium", "low"])
+def test_a_flagged_family_child_goes_only_to_a_qualified_volunteer(flag: str, risk: str) -> None:
+    c = needy_child(1, risk, flags=frozenset({flag}))
+    director = volunteer(20, "child_director", 1)
+    parent = perfect_volunteer(10)
+    assert solve([c], [parent, director]).proposals[0].volunteer_id == director.volunteer_id
+    alone = solve([c], [parent])
+    assert alone.proposals == []
+    assert reasons_of(alone) == {c.child_id: "no_qualified_volunteer"}
+
+
+def test_an_unflagged_medium_child_may_go_to_a_caring_parent() -> None:
+    c = needy_child(1, "medium")
+    solution = solve([c], [perfect_volunteer(10), volunteer(20, "social_worker")])
+    assert pairs_of(solution) == [(c.child_id, ident(10))]
+
+
+def test_a_volunteer_never_takes_more_children_than_places_left() -> None:
+    favourite = perfect_volunteer(10, free=1)
+    other = volunteer(20, free=5)
+    children = [needy_child(n, "low") for n in (1, 2, 3)]
+    solution = solve(children, [favourite, other])
+    assert Counter(p.volunteer_id for p in solution.proposals) == {favourite.volunteer_id: 1, other.volunteer_id: 2}
+
+
+def test_a_volunteer_with_two_places_takes_two() -> None:
+    children = [needy_child(n, "low") for n in (1, 2, 3)]
+    solution = solve(children, [perfect_volunteer(10, free=2)])
+    assert len(solution.proposals) == 2
+    assert list(reasons_of(solution).values()) == ["places_went_to_higher_priority"]
+
+
+def test_a_barred_pair_is_never_proposed_even_as_the_best_fit() -> None:
+    declined = perfect_volunteer(10)
+    other = volunteer(20)
+    c = needy_child(1, "high", barred=frozenset({declined.volunteer_id}), earlier=frozenset({declined.volunteer_id}))
+    declined = perfect_volunteer(10, "social_worker")
+    other = volunteer(20, "child_director")
+    assert pairs_of(solve([c], [declined, other])) == [(c.child_id, other.volunteer_id)]
+
+
+def test_a_child_whose_only_volunteer_is_barred_is_unpaired_as_only_declined_pairs() -> None:
+    c = needy_child(1, "medium", barred=frozenset({ident(10)}))
+    solution = solve([c], [perfect_volunteer(10, free=3), volunteer(20, free=0)])
+    assert solution.proposals == []
+    assert reasons_of(solution) == {c.child_id: "only_declined_pairs"}
+
+
+def test_a_volunteer_with_no_place_left_is_never_proposed() -> None:
+    c = needy_child(1, "low")
+    full = perfect_volunteer(10, free=0)
+    solution = solve([c], [full])
+    assert solution.proposals == []
+    assert reasons_of(solution) == {c.child_id: "all_at_capacity"}
+    assert pairs_of(solve([c], [full, volunteer(20)])) == [(c.child_id, ident(20))]
+
+
+def test_no_volunteers_at_all_is_no_eligible_volunteer() -> None:
+    children = [needy_child(1, "high"), needy_child(2, "low")]
+    solution = solve(children, [])
+    assert solution.proposals == []
+    assert reasons_of(solution) == dict.fromkeys((ident(1), ident(2)), "no_eligible_volunteer")
+    assert solution.paired == {"high": 0, "medium": 0, "low": 0}
+
+
+def test_a_high_risk_child_among_caring_parents_only_is_no_qualified_volunteer() -> None:
+    high, low = needy_child(1, "high"), needy_child(2, "low")
+    solution = solve([high, low], [perfect_volunteer(10, free=2), perfect_volunteer(11, "cadre")])
+    assert pairs_of(solution) == [(low.child_id, ident(10))] or pairs_of(solution) == [(low.child_id, ident(11))]
+    assert reasons_of(solution) == {high.child_id: "no_qualified_volunteer"}
+
+
+def test_a_medium_child_losing_the_only_place_to_a_high_risk_child() -> None:
+    worker = perfect_volunteer(10, "social_worker")
+    medium = needy_child(1, "medium")
+    high = child(2, "high")  # fits nothing
+    assert fit(medium, worker) > fit(high, worker)
+    solution = solve([medium, high], [worker])
+    assert pairs_of(solution) == [(high.child_id, worker.volunteer_id)]
+    assert reasons_of(solution) == {medium.child_id: "places_went_to_higher_priority"}
+
+
+def test_no_children_no_proposals() -> None:
+    solution = solve([], [perfect_volunteer(10)])
+    assert solution.proposals == solution.unpaired == []
+    assert solution.fit == 0
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# 5. Lexicographic priority
+
+
+def test_one_more_high_risk_child_beats_a_medium_child_and_all_fit() -> None:
+    """The worker is the high-risk child's only volunteer and the flagged medium child's only volunteer too; the
+    medium child would fit perfectly, and a chain of two more mediums would each gain from it: high wins."""
+    worker = perfect_volunteer(10, "social_worker")
+    high = child(1, "high")
+    flagged = needy_child(2, "medium", flags=frozenset({"cross_border_marriage_family"}))
+    solution = solve([high, flagged], [worker])
+    assert pairs_of(solution) == [(high.child_id, worker.volunteer_id)]
+    assert solution.paired == {"high": 1, "medium": 0, "low": 0}
+    assert solution.fit < fit(flagged, worker)
+
+
+def test_the_high_risk_child_is_paired_through_a_chain_of_moves() -> None:
+    """Pairing the high-risk child means moving a medium child off a perfect fit, which in turn bumps another."""
+    worker = perfect_volunteer(10, "social_worker")
+    parent = volunteer(20, "caring_parent")
+    high = child(1, "high")
+    moved = needy_child(2, "medium")  # perfect with the worker, nothing with the parent
+    bumped = needy_child(3, "medium", barred=frozenset({worker.volunteer_id}))  # the parent fits them perfectly too
+    parent = perfect_volunteer(20)
+    solution = solve([high, moved, bumped], [worker, parent])
+    assert (high.child_id, worker.volunteer_id) in pairs_of(solution)
+    assert solution.paired == {"high": 1, "medium": 1, "low": 0}
+    assert reasons_of(solution) == {moved.child_id: "places_went_to_higher_priority"}  # tie on fit: bumped's is too
+    # ... but the mediums together would have fitted better.
+    assert fit(moved, worker) + fit(bumped, parent) > solution.fit
+
+
+def test_one_more_medium_child_beats_a_low_risk_child_of_much_better_fit() -> None:
+    parent = perfect_volunteer(10)
+    medium, low = child(1, "medium"), needy_child(2, "low")
+    solution = solve([medium, low], [parent])
+    assert pairs_of(solution) == [(medium.child_id, parent.volunteer_id)]
+    assert reasons_of(solution) == {low.child_id: "places_went_to_higher_priority"}
+
+
+def test_one_more_low_risk_child_beats_a_greater_total_fit() -> None:
+    """Alone, the first child fits the first volunteer best; but the second can only go there."""
+    favourite, plain = perfect_volunteer(10), volunteer(20)
+    first = needy_child(1, "low")
+    second = child(2, "low", barred=frozenset({plain.volunteer_id}))
+    solution = solve([first, second], [favourite, plain])
+    assert sorted(pairs_of(solution)) == [(first.child_id, plain.volunteer_id), (second.child_id, favourite.volunteer_id)]
+    assert solution.fit == 0 < fit(first, favourite)
+    assert second.child_id not in greedy_by_pair([first, second], [favourite, plain])
+
+
+def test_among_equals_the_better_fit_wins() -> None:
+    parent = perfect_volunteer(10)
+    poor, good = child(1, "medium"), needy_child(2, "medium")
+    solution = solve([poor, good], [parent])
+    assert pairs_of(solution) == [(good.child_id, parent.volunteer_id)]
+    assert solution.fit == fit(good, parent) == solver.MAX_FIT - solver.CONTINUITY
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# 6. Deterministic whatever the order
+
+
+def test_same_county_in_any_order_gives_the_same_proposals() -> None:
+    children, volunteers = random_county(7, 120, 60)
+    expected = solve(children, volunteers)
+    rng = random.Random(8)
+    for _ in range(5):
+        shuffled_children, shuffled_volunteers = children[:], volunteers[:]
+        rng.shuffle(shuffled_children)
+        rng.shuffle(shuffled_volunteers)
+        again = solve(shuffled_children, shuffled_volunteers)
+        assert pairs_of(again) == pairs_of(expected)
+        assert again.unpaired == expected.unpaired
+
+
+def test_ties_are_broken_the_same_way_in_any_order() -> None:
+    """Interchangeable children and volunteers: many optima, always the same one."""
+    children = [child(n, "medium", township_key=TOWN) for n in range(1, 13)]
+    volunteers = [volunteer(n, free=2, township_key=TOWN) for n in range(100, 105)]
+    expected = pairs_of(solve(children, volunteers))
+    assert len(expected) == 10
+    rng = random.Random(9)
+    for _ in range(10):
+        rng.shuffle(children)
+        rng.shuffle(volunteers)
+        assert pairs_of(solve(children, volunteers)) == expected
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# 7. fit_parts
+
+
+def test_same_township_scores() -> None:
+    assert fit_parts(child(1, township_key=TOWN), volunteer(2, township_key=TOWN)) == {"same_township": 3}
+    assert fit_parts(child(1, township_key=TOWN), volunteer(2, township_key=OTHER_TOWN)) == {}
+
+
+def test_same_village_counts_only_within_the_same_township() -> None:
+    c = child(1, township_key=TOWN, village_key=VILLAGE)
+    assert fit_parts(c, volunteer(2, township_key=TOWN, village_key=VILLAGE)) == {"same_township": 3, "same_village": 2}
+    assert fit_parts(c, volunteer(2, township_key=OTHER_TOWN, village_key=VILLAGE)) == {}
+    assert fit_parts(c, volunteer(2, township_key=None, village_key=VILLAGE)) == {}
+
+
+def test_missing_places_never_match() -> None:
+    assert fit_parts(child(1), volunteer(2)) == {}
+    assert fit_parts(child(1, township_key=TOWN), volunteer(2, township_key=TOWN)) == {"same_township": 3}
+    assert fit_parts(child(1, township_key=TOWN), volunteer(2, township_key=TOWN, village_key=VILLAGE)) == {
+        "same_township": 3
+    }
+
+
+def test_missing_places_never_match_in_the_optimiser_either() -> None:
+    """Two volunteers, one place-less like the child, one in the child's township: the township one wins."""
+    placeless = child(1, "low")
+    solution = solve([placeless], [volunteer(10), volunteer(20, township_key=TOWN)])
+    assert solution.fit == 0
+    located = child(2, "low", township_key=TOWN)
+    solution = solve([located], [volunteer(10), volunteer(20, township_key=TOWN)])
+    assert pairs_of(solution) == [(located.child_id, ident(20))]
+    assert solution.fit == solver.SAME_TOWNSHIP
+
+
+def test_each_need_met_scores_two() -> None:
+    c = child(1, needs=frozenset({"tutoring", "psychological", "safety"}))
+    assert fit_parts(c, volunteer(2, skills=frozenset({"tutoring", "safety", "material"}))) == {"needs_met": 4}
+    assert fit_parts(c, volunteer(2, skills=frozenset({"material"}))) == {}
+    everything = child(1, needs=frozenset(solver.NEEDS))
+    assert fit_parts(everything, volunteer(2, skills=frozenset(solver.NEEDS))) == {"needs_met": 2 * len(solver.NEEDS)}
+
+
+@pytest.mark.parametrize(
+    ("child_languages", "volunteer_languages", "points"),
+    [
+        ({"zh", "zhuang"}, {"zhuang"}, 2),
+        ({"zhuang"}, {"zh", "zhuang"}, 2),
+        ({"zh", "yao"}, {"zh", "yao"}, 2),
+        ({"zh", "zhuang"}, {"zh", "yao"}, 1),
+        ({"zh"}, {"zh"}, 1),
+        ({"zhuang"}, {"zh", "yao"}, None),
+        ({"zh"}, {"zhuang"}, None),
+        (set(), {"zh"}, None),
+    ],
+)
+def test_a_shared_home_language_counts_more_than_mandarin_alone(
+    child_languages: set[str], volunteer_languages: set[str], points: int | None
+) -> None:
+    parts = fit_parts(child(1, languages=frozenset(child_languages)), volunteer(2, languages=frozenset(volunteer_languages)))
+    assert parts.get("shared_language") == points
+    assert set(parts) <= {"shared_language"}
+
+
+def test_an_earlier_volunteer_scores_continuity() -> None:
+    c = child(1, earlier=frozenset({ident(2)}))
+    assert fit_parts(c, volunteer(2)) == {"continuity": 4}
+    assert fit_parts(c, volunteer(3)) == {}
+
+
+def test_every_part_together_is_max_fit() -> None:
+    c = needy_child(1, earlier=frozenset({ident(2)}))
+    assert sum(fit_parts(c, perfect_volunteer(2)).values()) == solver.MAX_FIT
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# 8. Tier weights
+
+
+def test_tier_weights_refuse_a_county_too_large_to_add_exactly() -> None:
+    with pytest.raises(solver.TooLarge):
+        solver.tier_weights({"high": 10**6, "medium": 10**6, "low": 10**6}, 10**6)
+
+
+@pytest.mark.parametrize(
+    ("counts", "places"), [({"high": 80, "medium": 90, "low": 110}, 190), ({"high": 0, "medium": 5, "low": 0}, 3)]
+)
+def test_each_tier_outweighs_everything_below_it(counts: dict[str, int], places: int) -> None:
+    w = solver.tier_weights(counts, places)  # type: ignore[arg-type]
+    all_fit = min(sum(counts.values()), places) * solver.MAX_FIT
+    assert w["low"] > all_fit
+    assert w["medium"] > counts["low"] * w["low"] + all_fit
+    assert w["high"] > counts["medium"] * w["medium"] + counts["low"] * w["low"] + all_fit
+    assert (counts["high"] + 1) * w["high"] < solver.EXACT
