@@ -203,12 +203,9 @@ def _pair_matrices(
     fit += PER_NEED_MET * _POPCOUNT[np.bitwise_and.outer(needs, skills)]
     shared_home = np.zeros((n, m), dtype=bool)
     for language in sorted({lang for c in children for lang in c.languages} - {MANDARIN}):
-        spoken = np.array([language in c.languages for c in children], dtype=bool)
-        shared_home |= np.outer(spoken, [language in v.languages for v in volunteers])
-    shared_mandarin = np.outer(
-        [MANDARIN in c.languages for c in children], [MANDARIN in v.languages for v in volunteers]
-    ).astype(bool)
-    fit += np.where(shared_home, SHARED_HOME_LANGUAGE, np.where(shared_mandarin, SHARED_MANDARIN, 0))
+        shared_home |= np.outer(_has(language, children), _has(language, volunteers))
+    shared_mandarin = np.outer(_has(MANDARIN, children), _has(MANDARIN, volunteers))
+    fit += np.where(shared_home, SHARED_HOME_LANGUAGE, np.where(shared_mandarin, SHARED_MANDARIN, 0)).astype(np.int16)
     qualified = np.array([v.qualified for v in volunteers], dtype=bool).reshape(m)
     needs_qualified = np.array([c.needs_qualified for c in children], dtype=bool).reshape(n)
     feasible = qualified[None, :] | ~needs_qualified[:, None]
@@ -226,7 +223,12 @@ def _pair_matrices(
 def _codes(keys: Sequence[str | None]) -> npt.NDArray[np.int64]:
     """Each distinct key as a number; a missing key is -1 and equals nothing."""
     numbers: dict[str, int] = {}
-    return np.array([-1 if key is None else numbers.setdefault(key, len(numbers)) for key in keys], dtype=np.int64)
+    return np.array([numbers.setdefault(key, len(numbers)) if key else -1 for key in keys], dtype=np.int64)
+
+
+def _has(language: str, people: Sequence[ChildCase] | Sequence[VolunteerCase]) -> npt.NDArray[np.bool_]:
+    """Who speaks `language`, as a vector (of the right length and type even when there is nobody)."""
+    return np.fromiter((language in person.languages for person in people), dtype=bool, count=len(people))
 
 
 def _mask(needs: frozenset[str]) -> int:
