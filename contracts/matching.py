@@ -37,7 +37,7 @@ UnpairedReason = Literal[
     "no_qualified_volunteer",
     "all_at_capacity",
     "only_declined_pairs",
-    "places_went_to_higher_priority",
+    "places_went_to_others",
 ]
 
 

@@ -43,7 +43,9 @@ UNPAIRED = {
     "no_qualified_volunteer": "the child needs a social worker or a child director, and the county has none eligible",
     "all_at_capacity": "every volunteer who could take the child has no place left",
     "only_declined_pairs": "every volunteer with a place left was declined for this child before",
-    "places_went_to_higher_priority": "the places this child could take went to children of higher or equal priority",
+    "places_went_to_others": (
+        "the places this child could take went to children of higher risk, or of equal risk with a better fit overall"
+    ),
 }
 
 

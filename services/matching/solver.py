@@ -183,7 +183,7 @@ def _why(child: ChildCase, volunteers: Sequence[VolunteerCase]) -> UnpairedReaso
         return "all_at_capacity"
     if all(v.volunteer_id in child.barred for v in with_places):
         return "only_declined_pairs"
-    return "places_went_to_higher_priority"
+    return "places_went_to_others"
 
 
 def _pair_matrices(

@@ -129,7 +129,7 @@ def assert_feasible_and_explained(
     for u in solution.unpaired:
         c = by_child[u.child_id]
         open_places = [v for v in volunteers if v.free > 0 and solver.allowed(c, v)]
-        if u.reason == "places_went_to_higher_priority":
+        if u.reason == "places_went_to_others":
             assert open_places
             for v in open_places:
                 held = holders.get(v.volunteer_id, [])
@@ -189,7 +189,7 @@ def test_optimal_against_a_sequential_milp(seed: int, n_children: int, n_volunte
     # The county really is contested: not everyone can be paired, at every level of risk.
     assert solution.unpaired
     assert {p.risk_level for p in solution.proposals} == set(RANK)
-    assert {"places_went_to_higher_priority"} <= set(reasons_of(solution).values())
+    assert {"places_went_to_others"} <= set(reasons_of(solution).values())
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -351,7 +351,7 @@ def test_a_volunteer_with_two_places_takes_two() -> None:
     children = [needy_child(n, "low") for n in (1, 2, 3)]
     solution = solve(children, [perfect_volunteer(10, free=2)])
     assert len(solution.proposals) == 2
-    assert list(reasons_of(solution).values()) == ["places_went_to_higher_priority"]
+    assert list(reasons_of(solution).values()) == ["places_went_to_others"]
 
 
 def test_a_barred_pair_is_never_proposed_even_as_the_best_fit() -> None:
@@ -400,7 +400,7 @@ def test_a_medium_child_losing_the_only_place_to_a_high_risk_child() -> None:
     assert fit(medium, worker) > fit(high, worker)
     solution = solve([medium, high], [worker])
     assert pairs_of(solution) == [(high.child_id, worker.volunteer_id)]
-    assert reasons_of(solution) == {medium.child_id: "places_went_to_higher_priority"}
+    assert reasons_of(solution) == {medium.child_id: "places_went_to_others"}
 
 
 @pytest.mark.parametrize("free", [None, 0])
@@ -453,7 +453,7 @@ def test_the_high_risk_child_is_paired_at_the_cost_of_a_medium_child_and_fit() -
     solution = solve([high, displaced, other], [worker, parent])
     assert sorted(pairs_of(solution)) == [(high.child_id, worker.volunteer_id), (other.child_id, parent.volunteer_id)]
     assert solution.paired == {"high": 1, "medium": 1, "low": 0}
-    assert reasons_of(solution) == {displaced.child_id: "places_went_to_higher_priority"}
+    assert reasons_of(solution) == {displaced.child_id: "places_went_to_others"}
     assert solution.fit < without.fit
 
 
@@ -462,7 +462,7 @@ def test_one_more_medium_child_beats_a_low_risk_child_of_much_better_fit() -> No
     medium, low = child(1, "medium"), needy_child(2, "low")
     solution = solve([medium, low], [parent])
     assert pairs_of(solution) == [(medium.child_id, parent.volunteer_id)]
-    assert reasons_of(solution) == {low.child_id: "places_went_to_higher_priority"}
+    assert reasons_of(solution) == {low.child_id: "places_went_to_others"}
 
 
 def test_one_more_low_risk_child_beats_a_greater_total_fit() -> None:
