@@ -6,8 +6,11 @@ import asyncio
 import uuid
 
 import httpx
+from sqlalchemy import update
 
+from backbone.database import Database
 from contracts.volunteers import VolunteerCapacityChanged
+from services.matching.candidates import CandidateChild, CandidateVolunteer
 from tests.helpers import RegistryEvents, auth, wait_until
 
 XINGAN = "450325"
@@ -138,3 +141,33 @@ async def test_an_unknown_pairing_is_404_and_bad_bodies_are_422(matching: httpx.
     assert reason.status_code == 422
     other_county = await matching.post("/matching-runs", json={"county_code": "450102"}, headers=COORDINATOR)
     assert other_county.status_code == 403
+
+
+async def test_confirming_checks_eligibility_as_the_candidate_view_has_it_now(
+    matching: httpx.AsyncClient, registry_events: RegistryEvents, database_url: str
+) -> None:
+    volunteer = await registry_events.volunteer()
+    child = await registry_events.child("low")
+    await candidates(matching, "children", 1)
+    await candidates(matching, "volunteers", 1)
+    (proposal,) = (await run(matching))["proposals"]  # type: ignore[misc]
+    db = Database(database_url)
+    try:  # the view has heard that the volunteer may not be paired; no reaction has withdrawn the proposal yet
+        async with db.begin() as conn:
+            await conn.execute(
+                update(CandidateVolunteer).where(CandidateVolunteer.volunteer_id == volunteer).values(eligible=False)
+            )
+        refused = await matching.post(f"/pairings/{proposal['pairing_id']}/confirm", headers=COORDINATOR)
+        assert refused.status_code == 409
+        assert refused.json()["error"]["code"] == "volunteer_not_eligible"
+        async with db.begin() as conn:
+            await conn.execute(
+                update(CandidateVolunteer).where(CandidateVolunteer.volunteer_id == volunteer).values(eligible=True)
+            )
+            await conn.execute(update(CandidateChild).where(CandidateChild.child_id == child).values(eligible=False))
+        refused = await matching.post(f"/pairings/{proposal['pairing_id']}/confirm", headers=COORDINATOR)
+        assert refused.json()["error"]["code"] == "child_not_eligible"
+    finally:
+        await db.dispose()
+    pairing = (await matching.get(f"/pairings/{proposal['pairing_id']}", headers=COORDINATOR)).json()
+    assert pairing["status"] == "proposed"
