@@ -68,10 +68,22 @@ def volunteer(county_code: str, index: int) -> dict[str, Any]:
         "kind": "child_director" if index % 5 == 0 else "caring_parent",
         "county_code": county_code,
         "township": f"第{rng.randint(1, 9)}镇",
+        "village": f"第{rng.randint(1, 30)}村",
         "capacity": rng.randint(1, 3),
         "skills": sorted(rng.sample(NEEDS, rng.randint(1, 3))),
         "languages": ["zh"] + ([LANGUAGES[county_code]] if county_code in LANGUAGES else []),
     }
+
+
+def consent(client: httpx.Client, registered: dict[str, Any], today: date, index: int) -> None:
+    """Guardians consent for most children under 14; one in ten has not yet (the candidate view shows why)."""
+    if index % 10 == 7 or registered["eligible_for_pairing"]:
+        return
+    guardian = registered.get("guardian_name") or "县未成年人救助保护中心"
+    body = {"given_by": guardian, "relation": registered["guardianship"], "given_at": str(today)}
+    client.post(
+        f"/children/{registered['id']}/consent", json=body | {"scope": ["pairing", "home_visits", "wishes", "aid"]}
+    ).raise_for_status()
 
 
 def vet(client: httpx.Client, volunteer_id: str, today: date, index: int) -> None:
@@ -102,6 +114,7 @@ def load(registry_url: str, admin_token: str, today: date | None = None) -> int:
                 answer = client.post("/children", json=child(county_code, index, today))
                 if answer.status_code != 201:
                     raise RuntimeError(f"demo child refused ({answer.status_code}): {answer.text}")
+                consent(client, answer.json(), today, index)
                 added += 1
             have = client.get("/volunteers", params={"county_code": county_code, "limit": 1}).raise_for_status()
             for index in range(have.json()["total"], size // 2):
