@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, Dialect, MetaData, TypeDecorator, event, inspect, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 
@@ -113,3 +114,12 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# PostgreSQL gave up one transaction to let the others go on: a deadlock, or a serialisation failure.
+_RETRYABLE = {"40P01", "40001"}
+
+
+def retryable(error: DBAPIError) -> bool:
+    """Whether the transaction failed only because of others running at the same time: try it again."""
+    return getattr(error.orig, "sqlstate", None) in _RETRYABLE

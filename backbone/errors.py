@@ -8,10 +8,11 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
+from backbone.database import retryable
 from backbone.store import ConcurrencyConflict
 
 log = structlog.get_logger("http")
@@ -69,6 +70,13 @@ def install(app: FastAPI) -> None:
         # A value the database cannot store that validation let through: still the request's fault.
         log.warning("http.data_error", error=type(error.orig).__name__)
         return error_response(422, "invalid", "a value cannot be stored as given")
+
+    @app.exception_handler(DBAPIError)
+    async def _contended(request: Request, error: DBAPIError) -> JSONResponse:
+        if retryable(error):  # a deadlock with another transaction: nothing was written, the client may retry
+            log.info("http.contended", error=type(error.orig).__name__)
+            return error_response(409, "busy", "others changed the same records at the same moment; retry")
+        return await _unexpected(request, error)
 
     @app.exception_handler(ClientDisconnect)
     async def _gone(_: Request, error: ClientDisconnect) -> JSONResponse:

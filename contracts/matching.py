@@ -27,12 +27,14 @@ ClosureReason = Literal[
     "safeguarding_concern",
     "other",
 ]
-# Why a confirmed pairing is on hold: one side may not be paired for now (an expired check, withdrawn consent).
-SuspensionReason = Literal["volunteer_ineligible", "child_ineligible"]
+# Why a confirmed pairing is on hold: one side may not be paired for now (an expired check, withdrawn consent), or
+# the child's risk rose to high and the volunteer is neither a social worker nor a child director.
+SuspensionReason = Literal["volunteer_ineligible", "child_ineligible", "volunteer_not_qualified"]
 # Why a proposal was withdrawn before anyone decided on it.
-WithdrawalReason = Literal["volunteer_ineligible", "child_ineligible", "child_left_programme"]
+WithdrawalReason = Literal["volunteer_ineligible", "child_ineligible", "volunteer_not_qualified", "child_left_programme"]
 UnpairedReason = Literal[
     "child_not_eligible",
+    "has_open_pairing",
     "no_eligible_volunteer",
     "no_qualified_volunteer",
     "all_at_capacity",
@@ -111,6 +113,8 @@ class PairingWithdrawn(Event):
 
 
 class PairingSuspended(Event):
+    """On hold, with why; suspended again when the reason changes (the other side became the obstacle)."""
+
     type_name: ClassVar[str] = "matching.pairing.suspended.v1"
 
     pairing_id: UUID

@@ -1,5 +1,7 @@
 """The matching service, wired: `create_app()` for uvicorn and tests."""
 
+from functools import partial
+
 from fastapi import FastAPI
 
 from backbone.app import create_app as create_service_app
@@ -9,7 +11,7 @@ from backbone.settings import Settings
 from services.matching import api, pairing_api
 from services.matching.candidates import Candidates
 from services.matching.pairings import lapse_due
-from services.matching.reactions import PairingReactions
+from services.matching.reconcile import reconcile
 from services.matching.views import Engagement, Views
 
 SPEC = ServiceSpec(
@@ -17,17 +19,23 @@ SPEC = ServiceSpec(
     default_port=8002,
     views=Views.metadata,
     routers=[api.router, pairing_api.router],
-    projections=lambda runtime: [Engagement(), Candidates(), PairingReactions(runtime)],
-    timers=lambda runtime: [lapse_proposals(runtime)],
+    projections=lambda runtime: [Engagement(), Candidates(partial(reconcile, runtime))],
+    timers=lambda runtime: [lapse_proposals(runtime), reconcile_pairings(runtime)],
 )
 
 
 def lapse_proposals(runtime: Runtime) -> Timer:
-    async def tick() -> None:
-        while await lapse_due(runtime) > 0:  # in batches, until none is due
-            pass
+    return Timer("lapse-proposals", runtime.settings.timer_seconds, partial(lapse_due, runtime))
 
-    return Timer("lapse-proposals", runtime.settings.timer_seconds, tick)
+
+def reconcile_pairings(runtime: Runtime) -> Timer:
+    """Every open pairing checked against the candidate view: heals what the view's own reconciling missed."""
+
+    async def tick() -> None:
+        async with runtime.transaction() as conn:
+            await reconcile(runtime, conn)
+
+    return Timer("reconcile-pairings", runtime.settings.timer_seconds, tick)
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:

@@ -6,7 +6,7 @@ The matching service never reads the registry's database; eligibility comes as t
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar
 
 from sqlalchemy import JSON, Boolean, Index, Integer, String, Table, Uuid, insert, update
@@ -58,13 +58,24 @@ class CandidateVolunteer(Views):
     eligible: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+# Called in the projection's transaction with the children and volunteers whose pairing matters changed.
+Changed = Callable[[AsyncConnection, set[uuid.UUID], set[uuid.UUID]], Awaitable[object]]
+
+
 class Candidates(Projection):
+    """The candidate view; after each batch, `changed` hears whose eligibility, risk or presence moved."""
+
     name: ClassVar[str] = "matching-candidates"
     stream: ClassVar[str] = "REGISTRY"
     subjects: ClassVar[list[str]] = ["registry.child.>", "registry.volunteer.>"]
     views: ClassVar[list[Table]] = [CandidateChild.__table__, CandidateVolunteer.__table__]  # type: ignore[list-item]
 
+    def __init__(self, changed: Changed | None = None) -> None:
+        self.changed = changed
+
     async def apply(self, conn: AsyncConnection, events: Sequence[Delivered]) -> None:
+        children: set[uuid.UUID] = set()
+        volunteers: set[uuid.UUID] = set()
         for delivered in events:
             match delivered.event:
                 case ChildRegistered() as child:
@@ -86,12 +97,15 @@ class Candidates(Projection):
                     )
                 case ChildRiskChanged(child_id=child_id, risk_level=risk_level):
                     await self._child(conn, child_id, risk_level=risk_level)
+                    children.add(child_id)
                 case ChildNeedsChanged(child_id=child_id, needs=needs):
                     await self._child(conn, child_id, needs=needs)
                 case ChildLeftProgramme(child_id=child_id):
                     await self._child(conn, child_id, active=False)
+                    children.add(child_id)
                 case ChildPairingEligibilityChanged(child_id=child_id, eligible=eligible):
                     await self._child(conn, child_id, eligible=eligible)
+                    children.add(child_id)
                 case VolunteerRegistered() as volunteer:
                     await conn.execute(
                         insert(CandidateVolunteer).values(
@@ -108,8 +122,12 @@ class Candidates(Projection):
                     )
                 case VolunteerEligibilityChanged(volunteer_id=volunteer_id, eligible=eligible):
                     await self._volunteer(conn, volunteer_id, eligible=eligible)
+                    volunteers.add(volunteer_id)
                 case VolunteerCapacityChanged(volunteer_id=volunteer_id, capacity=capacity):
                     await self._volunteer(conn, volunteer_id, capacity=capacity)
+
+        if self.changed is not None and (children or volunteers):
+            await self.changed(conn, children, volunteers)
 
     async def _child(self, conn: AsyncConnection, child_id: uuid.UUID, **values: Any) -> None:
         await conn.execute(update(CandidateChild).where(CandidateChild.child_id == child_id).values(**values))

@@ -31,7 +31,7 @@ from contracts.vocabulary import CountyCode, RiskLevel
 from services.matching import pairings, runs
 from services.matching.candidates import CandidateChild, CandidateVolunteer
 from services.matching.pairings import PairingRecord, Transition
-from services.matching.solver import TooLarge
+from services.matching.solver import QUALIFIED_KINDS, TooLarge
 
 router = APIRouter(tags=["pairings"])
 Coordinator = Annotated[Principal, Depends(require("coordinator"))]
@@ -39,6 +39,7 @@ PairingStatus = Annotated[str, Query(pattern="^(proposed|confirmed|suspended|dec
 
 UNPAIRED = {
     "child_not_eligible": "the registry does not let this child be paired now (see the child's record)",
+    "has_open_pairing": "the child has a proposed, confirmed or suspended pairing already",
     "no_eligible_volunteer": "no volunteer of the county is screened and trained",
     "no_qualified_volunteer": "the child needs a social worker or a child director, and the county has none eligible",
     "all_at_capacity": "every volunteer who could take the child has no place left",
@@ -54,7 +55,10 @@ class RunIn(BaseModel):
 
     county_code: CountyCode
     child_ids: list[uuid.UUID] | None = Field(
-        default=None, max_length=10_000, description="only these children (a rematch); all unpaired ones if absent"
+        default=None,
+        min_length=1,
+        max_length=10_000,
+        description="only these children (a rematch); all unpaired ones if absent",
     )
 
 
@@ -123,7 +127,6 @@ async def matching_run(body: RunIn, runtime: RuntimeDep, principal: Coordinator)
         done = await runs.run(runtime, body.county_code, body.child_ids)
     except TooLarge as error:
         raise ApiError(422, "county_too_large", f"{error}; name the children to match (child_ids)") from error
-    expires_at = runtime.clock.now() + done.lapse
     return RunOut(
         run_id=done.run_id,
         county_code=done.county_code,
@@ -135,7 +138,7 @@ async def matching_run(body: RunIn, runtime: RuntimeDep, principal: Coordinator)
                 risk_level=p.risk_level,
                 score=p.score,
                 score_parts=p.score_parts,
-                expires_at=expires_at,
+                expires_at=done.expires_at,
             )
             for p in done.solution.proposals
         ],
@@ -149,14 +152,14 @@ async def matching_run(body: RunIn, runtime: RuntimeDep, principal: Coordinator)
 
 
 async def _change(
-    runtime: Runtime, principal: Principal, pairing_id: uuid.UUID, decide: Any, *, volunteer_lock: bool = False
+    runtime: Runtime, principal: Principal, pairing_id: uuid.UUID, decide: Any, *, hold_sides: bool = False
 ) -> PairingOut:
     """Load the pairing, check the coordinator's county, decide the change and record it, in one transaction."""
     async with runtime.transaction() as conn:
         row = await pairings.load(conn, pairing_id)
         require_county(principal, row.county_code)
-        if volunteer_lock:
-            await pairings.hold_volunteers(runtime, conn, [row.volunteer_id])
+        if hold_sides:
+            await pairings.hold(runtime, conn, children=[row.child_id], volunteers=[row.volunteer_id])
             row = await pairings.load(conn, pairing_id)  # as it is now that nothing else counts this volunteer
         change: Transition = await decide(conn, row)
         await pairings.transition(runtime, conn, row, change)
@@ -169,7 +172,9 @@ async def confirm(pairing_id: uuid.UUID, runtime: RuntimeDep, principal: Coordin
     of two coordinators confirming against a volunteer's last place, one wins and the other gets 409."""
 
     async def decide(conn: Any, row: Row[Any]) -> Transition:
-        if row.status == "proposed" and row.expires_at <= runtime.clock.now():
+        if row.status != "proposed":
+            raise ApiError(409, f"pairing_{row.status}", f"the pairing is {row.status}; only a proposal is confirmed")
+        if row.expires_at <= runtime.clock.now():
             raise ApiError(409, "pairing_lapsed", "the proposal was not confirmed in time; run matching again")
         volunteer = (
             await conn.execute(select(CandidateVolunteer).where(CandidateVolunteer.volunteer_id == row.volunteer_id))
@@ -179,11 +184,13 @@ async def confirm(pairing_id: uuid.UUID, runtime: RuntimeDep, principal: Coordin
         child = (await conn.execute(select(CandidateChild).where(CandidateChild.child_id == row.child_id))).first()
         if child is None or not child.eligible or not child.active:
             raise ApiError(409, "child_not_eligible", "the child may not be paired now")
-        if row.status == "proposed" and await pairings.count_active(conn, row.volunteer_id) >= volunteer.capacity:
+        if (child.risk_level == "high" or child.flags) and volunteer.kind not in QUALIFIED_KINDS:
+            raise ApiError(409, "volunteer_not_qualified", "the child now needs a social worker or a child director")
+        if await pairings.count_active(conn, row.volunteer_id) >= volunteer.capacity:
             raise ApiError(409, "volunteer_at_capacity", f"the volunteer already has {volunteer.capacity} children")
         return PairingConfirmed(**pairings.ids(row))
 
-    return await _change(runtime, principal, pairing_id, decide, volunteer_lock=True)
+    return await _change(runtime, principal, pairing_id, decide, hold_sides=True)
 
 
 @router.post("/pairings/{pairing_id}/decline", response_model=PairingOut)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from backbone.database import UtcDateTime
 from backbone.errors import ApiError
+from backbone.projection import state
 from backbone.runtime import Runtime
 from backbone.store import Append, ConcurrencyConflict
 from contracts.matching import (
@@ -30,7 +31,7 @@ from contracts.matching import (
     PairingSuspended,
     PairingWithdrawn,
 )
-from services.matching.candidates import CandidateVolunteer
+from services.matching.candidates import CandidateChild, Candidates, CandidateVolunteer
 from services.matching.views import Views
 
 # Open pairings hold the child and one of the volunteer's places.
@@ -47,7 +48,7 @@ TRANSITIONS: dict[type[Transition], tuple[tuple[str, ...], str]] = {
     PairingDeclined: (("proposed",), "declined"),
     PairingLapsed: (("proposed",), "lapsed"),
     PairingWithdrawn: (("proposed",), "withdrawn"),
-    PairingSuspended: (("confirmed",), "suspended"),
+    PairingSuspended: (ACTIVE, "suspended"),
     PairingResumed: (("suspended",), "confirmed"),
     PairingClosed: (ACTIVE, "closed"),
 }
@@ -88,19 +89,29 @@ async def load(conn: AsyncConnection, pairing_id: uuid.UUID) -> Row[Any]:
     return row
 
 
-async def hold_volunteers(runtime: Runtime, conn: AsyncConnection, volunteer_ids: Sequence[uuid.UUID]) -> None:
-    """Serialise everything that counts a volunteer's places, until this transaction ends. SQLite's writers are
-    serial already; on PostgreSQL the volunteers' candidate rows are locked (FOR UPDATE) in a fixed order."""
-    if runtime.db.is_sqlite or not volunteer_ids:
+async def hold(
+    runtime: Runtime, conn: AsyncConnection, *, children: Sequence[uuid.UUID], volunteers: Sequence[uuid.UUID]
+) -> None:
+    """Keep the candidate rows of these children and volunteers as they are until this transaction ends, and refuse
+    while the candidate view is being rebuilt (it then says what was, not what is).
+
+    On PostgreSQL the rows are locked (FOR UPDATE, in id order): the candidate view's consumer changes them, and
+    then reconciles the open pairings, only after this transaction. SQLite runs one writer at a time anyway.
+    """
+    if await candidates_rebuilding(conn):
+        raise ApiError(503, "candidates_rebuilding", "the candidate view is being rebuilt; try again in a moment")
+    if runtime.db.is_sqlite:
         return
-    for start in range(0, len(volunteer_ids), 1000):
-        chunk = sorted(volunteer_ids)[start : start + 1000]
-        await conn.execute(
-            select(CandidateVolunteer.volunteer_id)
-            .where(CandidateVolunteer.volunteer_id.in_(chunk))
-            .order_by(CandidateVolunteer.volunteer_id)
-            .with_for_update()
-        )
+    for key, ids in ((CandidateChild.child_id, children), (CandidateVolunteer.volunteer_id, volunteers)):
+        ordered = sorted(ids)
+        for start in range(0, len(ordered), 1000):
+            chunk = ordered[start : start + 1000]
+            await conn.execute(select(key).where(key.in_(chunk)).order_by(key).with_for_update())
+
+
+async def candidates_rebuilding(conn: AsyncConnection) -> bool:
+    found = await state(conn, Candidates.name)
+    return found is not None and found.replaying
 
 
 async def count_active(conn: AsyncConnection, volunteer_id: uuid.UUID) -> int:
@@ -148,15 +159,21 @@ def ids(row: Row[Any]) -> dict[str, Any]:
     }
 
 
-async def lapse_due(runtime: Runtime, county_code: str | None = None, limit: int = 500) -> int:
-    """Proposals nobody confirmed in time lapse: the child may be proposed again, the place is free again."""
+async def lapse_due(runtime: Runtime, county_code: str | None = None, batch: int = 500) -> int:
+    """Proposals nobody confirmed in time lapse: the child may be proposed again, the place is free again.
+    Replicas' timers and runs lapse side by side: each takes the rows nobody else holds (SKIP LOCKED)."""
     query = select(PairingRecord).where(
         PairingRecord.status == "proposed", PairingRecord.expires_at <= runtime.clock.now()
     )
     if county_code is not None:
         query = query.where(PairingRecord.county_code == county_code)
-    async with runtime.transaction() as conn:
-        due = (await conn.execute(query.order_by(PairingRecord.expires_at).limit(limit))).all()
-        for row in due:
-            await transition(runtime, conn, row, PairingLapsed(**ids(row)))
-    return len(due)
+    query = query.order_by(PairingRecord.expires_at, PairingRecord.pairing_id).limit(batch)
+    lapsed = 0
+    while True:
+        async with runtime.transaction() as conn:
+            due = (await conn.execute(query.with_for_update(skip_locked=True))).all()
+            for row in due:
+                await transition(runtime, conn, row, PairingLapsed(**ids(row)))
+        lapsed += len(due)
+        if len(due) < batch:
+            return lapsed

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, insert, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from backbone.database import retryable
 from backbone.errors import ApiError
 from backbone.runtime import Runtime
 from backbone.store import Append
@@ -20,9 +23,14 @@ from contracts.matching import MatchingRunCompleted, PairingProposed, UnpairedRe
 from services.matching import pairings
 from services.matching.candidates import CandidateChild, CandidateVolunteer
 from services.matching.pairings import OPEN, PairingRecord
-from services.matching.solver import ChildCase, Solution, Unpaired, VolunteerCase, solve
+from services.matching.solver import ChildCase, Solution, TooLarge, Unpaired, VolunteerCase, solve
 
 ATTEMPTS = 3  # a run that finds the county changed while it solved starts again, this many times at most
+# Children × free places a run may weigh at once: about 11 bytes each while solving (some 700 MB at the limit).
+MAX_CELLS = 60_000_000
+_SOLVING = threading.Lock()
+# A pairing closed because one side wanted out earns no continuity on a rematch (nor is it barred).
+NO_CONTINUITY = ("volunteer_withdrew", "child_or_guardian_withdrew")
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,7 @@ class County:
     children: tuple[ChildCase, ...]
     volunteers: tuple[VolunteerCase, ...]
     not_eligible: tuple[uuid.UUID, ...]
+    already_paired: tuple[uuid.UUID, ...] = ()  # named in a rematch, but proposed or paired already
 
 
 @dataclass(frozen=True)
@@ -41,7 +50,7 @@ class Run:
     county_code: str
     solution: Solution
     pairing_ids: dict[uuid.UUID, uuid.UUID]  # child id → its new pairing's id
-    lapse: timedelta  # a proposal lapses this long after the run unless confirmed
+    expires_at: datetime  # when the run's proposals lapse unless confirmed
 
 
 async def run(runtime: Runtime, county_code: str, child_ids: Collection[uuid.UUID] | None = None) -> Run:
@@ -50,14 +59,38 @@ async def run(runtime: Runtime, county_code: str, child_ids: Collection[uuid.UUI
     for _ in range(ATTEMPTS):
         async with runtime.db.read() as conn:
             seen = await county(conn, county_code, child_ids)
-        # The assignment is CPU work of a few seconds for a large county: off the event loop.
-        solution = await asyncio.to_thread(solve, seen.children, seen.volunteers)
-        async with runtime.transaction() as conn:
-            await pairings.hold_volunteers(runtime, conn, [v.volunteer_id for v in seen.volunteers])
-            if await county(conn, county_code, child_ids) != seen:
-                continue  # someone proposed, declined or changed a volunteer meanwhile: decide again
-            return await _record(runtime, conn, county_code, seen, solution)
+        solution = await _solve(seen)
+        try:
+            async with runtime.transaction() as conn:
+                await pairings.hold(
+                    runtime,
+                    conn,
+                    children=[c.child_id for c in seen.children],
+                    volunteers=[v.volunteer_id for v in seen.volunteers],
+                )
+                if await county(conn, county_code, child_ids) != seen:
+                    continue  # someone proposed, declined or changed a child or volunteer meanwhile: decide again
+                return await _record(runtime, conn, county_code, seen, solution)
+        except IntegrityError:
+            continue  # a child was proposed by a run that committed between our check and our write
+        except DBAPIError as error:
+            if not retryable(error):
+                raise
     raise ApiError(409, "county_busy", f"county {county_code} kept changing during the run; run it again")
+
+
+async def _solve(seen: County) -> Solution:
+    """The assignment is CPU work of seconds and hundreds of MB for a large county: off the event loop, one at a
+    time in a process, and refused beyond a size that would not fit."""
+    cells = len(seen.children) * sum(min(v.free, len(seen.children)) for v in seen.volunteers)
+    if cells > MAX_CELLS:
+        raise TooLarge(f"{len(seen.children)} children by that many places is more than one run can hold")
+    return await asyncio.to_thread(_solve_alone, seen)
+
+
+def _solve_alone(seen: County) -> Solution:
+    with _SOLVING:
+        return solve(seen.children, seen.volunteers)
 
 
 async def county(conn: AsyncConnection, county_code: str, child_ids: Collection[uuid.UUID] | None) -> County:
@@ -67,6 +100,13 @@ async def county(conn: AsyncConnection, county_code: str, child_ids: Collection[
     if child_ids is not None:
         children_query = children_query.where(CandidateChild.child_id.in_(list(child_ids)))
     children = (await conn.execute(children_query)).all()
+    if child_ids is not None and (unknown := set(child_ids) - {c.child_id for c in children}):
+        raise ApiError(
+            422,
+            "unknown_children",
+            f"{len(unknown)} of the children named are not in the programme in county {county_code}",
+            {"child_ids": sorted(str(child_id) for child_id in unknown)},
+        )
     history = (
         await conn.execute(
             select(PairingRecord.child_id, PairingRecord.volunteer_id, PairingRecord.status, PairingRecord.reason)
@@ -80,7 +120,7 @@ async def county(conn: AsyncConnection, county_code: str, child_ids: Collection[
     for row in history:
         if row.status == "declined" or row.reason == "safeguarding_concern":
             barred.setdefault(row.child_id, set()).add(row.volunteer_id)
-        elif row.status == "closed":
+        elif row.status == "closed" and row.reason not in NO_CONTINUITY:
             earlier.setdefault(row.child_id, set()).add(row.volunteer_id)
     open_per_volunteer = (
         select(PairingRecord.volunteer_id, func.count())
@@ -134,6 +174,7 @@ async def county(conn: AsyncConnection, county_code: str, child_ids: Collection[
             )
         ),
         not_eligible=tuple(sorted(c.child_id for c in children if not c.eligible and c.child_id not in paired)),
+        already_paired=tuple(sorted(paired & set(child_ids))) if child_ids is not None else (),
     )
 
 
@@ -142,7 +183,11 @@ async def _record(runtime: Runtime, conn: AsyncConnection, county_code: str, see
     lapse = timedelta(days=runtime.settings.proposal_lapse_days)
     solution = Solution(
         solution.proposals,
-        [*solution.unpaired, *(Unpaired(child_id, "child_not_eligible") for child_id in seen.not_eligible)],
+        [
+            *solution.unpaired,
+            *(Unpaired(child_id, "child_not_eligible") for child_id in seen.not_eligible),
+            *(Unpaired(child_id, "has_open_pairing") for child_id in seen.already_paired),
+        ],
         solution.paired,
     )
     pairing_ids = {p.child_id: uuid.uuid4() for p in solution.proposals}
@@ -178,4 +223,4 @@ async def _record(runtime: Runtime, conn: AsyncConnection, county_code: str, see
     await runtime.append(conn, *appends, Append(str(run_id), 0, [completed]))
     if records:
         await conn.execute(insert(PairingRecord), records)
-    return Run(run_id, county_code, solution, pairing_ids, lapse)
+    return Run(run_id, county_code, solution, pairing_ids, now + lapse)

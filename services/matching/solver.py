@@ -105,11 +105,6 @@ class Solution:
         return sum(p.score for p in self.proposals)
 
 
-def allowed(child: ChildCase, volunteer: VolunteerCase) -> bool:
-    """The hard rules between one child and one volunteer (county and eligibility are the caller's)."""
-    return (volunteer.qualified or not child.needs_qualified) and volunteer.volunteer_id not in child.barred
-
-
 def fit_parts(child: ChildCase, volunteer: VolunteerCase) -> dict[str, int]:
     """Why this pair fits: only the parts that earned points."""
     parts: dict[str, int] = {}
@@ -167,23 +162,32 @@ def solve(children: Sequence[ChildCase], volunteers: Sequence[VolunteerCase]) ->
                     Proposal(child.child_id, volunteer.volunteer_id, child.risk_level, sum(parts.values()), parts)
                 )
     proposed = {p.child_id for p in proposals}
-    unpaired = [Unpaired(c.child_id, _why(c, volunteers)) for c in children if c.child_id not in proposed]
+    unpaired = _reasons([c for c in children if c.child_id not in proposed], volunteers)
     paired = {level: sum(1 for p in proposals if p.risk_level == level) for level in RISK_LEVELS}
     return Solution(sorted(proposals, key=lambda p: p.child_id), unpaired, paired)
 
 
-def _why(child: ChildCase, volunteers: Sequence[VolunteerCase]) -> UnpairedReason:
-    if not volunteers:
-        return "no_eligible_volunteer"
-    suitable = [v for v in volunteers if v.qualified or not child.needs_qualified]
-    if not suitable:
-        return "no_qualified_volunteer"
-    with_places = [v for v in suitable if v.free > 0]
-    if not with_places:
-        return "all_at_capacity"
-    if all(v.volunteer_id in child.barred for v in with_places):
-        return "only_declined_pairs"
-    return "places_went_to_others"
+def _reasons(children: Sequence[ChildCase], volunteers: Sequence[VolunteerCase]) -> list[Unpaired]:
+    """Why each of these children was left unpaired, the first reason that holds."""
+    qualified = any(v.qualified for v in volunteers)
+    with_places = frozenset(v.volunteer_id for v in volunteers if v.free > 0)
+    qualified_with_places = frozenset(v.volunteer_id for v in volunteers if v.free > 0 and v.qualified)
+    reasons: list[Unpaired] = []
+    for child in children:
+        places = qualified_with_places if child.needs_qualified else with_places
+        reason: UnpairedReason
+        if not volunteers:
+            reason = "no_eligible_volunteer"
+        elif child.needs_qualified and not qualified:
+            reason = "no_qualified_volunteer"
+        elif not places:
+            reason = "all_at_capacity"
+        elif places <= child.barred:
+            reason = "only_declined_pairs"
+        else:
+            reason = "places_went_to_others"
+        reasons.append(Unpaired(child.child_id, reason))
+    return reasons
 
 
 def _pair_matrices(

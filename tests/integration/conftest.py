@@ -54,10 +54,17 @@ async def registry(
 
 @pytest.fixture
 async def matching(
-    nats_server: NatsServer, database_url: str, clock: SettableClock
+    nats_server: NatsServer, database_url: str, clock: SettableClock, request: pytest.FixtureRequest
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """The matching service in this process, on real NATS and the adapter's database; timers every 0.2 s."""
-    settings = Settings(database_url=database_url, nats_url=nats_server.url, jwt_secret=SECRET, timer_seconds=0.2)
+    """The matching service in this process, on real NATS and the adapter's database; timers every 0.2 s unless
+    the test is marked `@pytest.mark.timer_seconds(n)`."""
+    marker = request.node.get_closest_marker("timer_seconds")
+    settings = Settings(
+        database_url=database_url,
+        nats_url=nats_server.url,
+        jwt_secret=SECRET,
+        timer_seconds=marker.args[0] if marker else 0.2,
+    )
     app: FastAPI = create_matching_app(settings, clock)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

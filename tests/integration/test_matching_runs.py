@@ -6,6 +6,7 @@ import asyncio
 import uuid
 
 import httpx
+import pytest
 from sqlalchemy import update
 
 from backbone.database import Database
@@ -143,7 +144,8 @@ async def test_an_unknown_pairing_is_404_and_bad_bodies_are_422(matching: httpx.
     assert other_county.status_code == 403
 
 
-async def test_confirming_checks_eligibility_as_the_candidate_view_has_it_now(
+@pytest.mark.timer_seconds(3600)  # no reconciling timer: only the confirmation itself stands in the way
+async def test_confirming_checks_both_sides_as_the_candidate_view_has_them_now(
     matching: httpx.AsyncClient, registry_events: RegistryEvents, database_url: str
 ) -> None:
     volunteer = await registry_events.volunteer()
@@ -151,23 +153,54 @@ async def test_confirming_checks_eligibility_as_the_candidate_view_has_it_now(
     await candidates(matching, "children", 1)
     await candidates(matching, "volunteers", 1)
     (proposal,) = (await run(matching))["proposals"]  # type: ignore[misc]
+    confirm = f"/pairings/{proposal['pairing_id']}/confirm"
     db = Database(database_url)
-    try:  # the view has heard that the volunteer may not be paired; no reaction has withdrawn the proposal yet
-        async with db.begin() as conn:
-            await conn.execute(
-                update(CandidateVolunteer).where(CandidateVolunteer.volunteer_id == volunteer).values(eligible=False)
-            )
-        refused = await matching.post(f"/pairings/{proposal['pairing_id']}/confirm", headers=COORDINATOR)
-        assert refused.status_code == 409
-        assert refused.json()["error"]["code"] == "volunteer_not_eligible"
-        async with db.begin() as conn:
-            await conn.execute(
-                update(CandidateVolunteer).where(CandidateVolunteer.volunteer_id == volunteer).values(eligible=True)
-            )
-            await conn.execute(update(CandidateChild).where(CandidateChild.child_id == child).values(eligible=False))
-        refused = await matching.post(f"/pairings/{proposal['pairing_id']}/confirm", headers=COORDINATOR)
-        assert refused.json()["error"]["code"] == "child_not_eligible"
+    try:  # the view as it might stand for a moment, before reconciling withdraws the proposal
+        for volunteer_values, child_values, refused in (
+            ({"eligible": False}, {}, "volunteer_not_eligible"),
+            ({"eligible": True}, {"eligible": False}, "child_not_eligible"),
+            ({}, {"eligible": True, "risk_level": "high"}, "volunteer_not_qualified"),  # a caring parent
+        ):
+            async with db.begin() as conn:
+                if volunteer_values:
+                    await conn.execute(
+                        update(CandidateVolunteer)
+                        .where(CandidateVolunteer.volunteer_id == volunteer)
+                        .values(**volunteer_values)
+                    )
+                if child_values:
+                    await conn.execute(
+                        update(CandidateChild).where(CandidateChild.child_id == child).values(**child_values)
+                    )
+            answer = await matching.post(confirm, headers=COORDINATOR)
+            assert answer.status_code == 409
+            assert answer.json()["error"]["code"] == refused
     finally:
         await db.dispose()
     pairing = (await matching.get(f"/pairings/{proposal['pairing_id']}", headers=COORDINATOR)).json()
     assert pairing["status"] == "proposed"
+
+
+async def test_the_timer_brings_open_pairings_in_line_with_the_candidate_view(
+    matching: httpx.AsyncClient, registry_events: RegistryEvents, database_url: str
+) -> None:
+    """Whatever reconciling in the view's own transaction missed (e.g. while it was rebuilt), the timer mends."""
+    await registry_events.volunteer()
+    child = await registry_events.child("low")
+    await candidates(matching, "children", 1)
+    await candidates(matching, "volunteers", 1)
+    (proposal,) = (await run(matching))["proposals"]  # type: ignore[misc]
+    confirmed = await matching.post(f"/pairings/{proposal['pairing_id']}/confirm", headers=COORDINATOR)
+    assert confirmed.json()["status"] == "confirmed"
+    db = Database(database_url)
+    try:
+        async with db.begin() as conn:  # the child's risk rose; the volunteer is a caring parent
+            await conn.execute(update(CandidateChild).where(CandidateChild.child_id == child).values(risk_level="high"))
+    finally:
+        await db.dispose()
+
+    async def suspended() -> bool:
+        pairing = (await matching.get(f"/pairings/{proposal['pairing_id']}", headers=COORDINATOR)).json()
+        return bool(pairing["status"] == "suspended" and pairing["reason"] == "volunteer_not_qualified")
+
+    await wait_until(suspended, within=5, what="the pairing suspended by the timer")
