@@ -3,6 +3,7 @@ breaks, the pairing lifecycle, lapsing by the clock, reactions to registry event
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -14,7 +15,7 @@ import httpx
 from nats.aio.client import Client as NATS
 
 from backbone.clock import SettableClock
-from contracts.registry import ChildLeftProgramme, ChildPairingEligibilityChanged
+from contracts.registry import ChildLeftProgramme, ChildPairingEligibilityChanged, ChildRiskChanged
 from tests.helpers import RegistryEvents, auth, read_stream, volunteer_eligibility, wait_until
 
 XINGAN, OTHER_COUNTY = "450325", "450102"
@@ -423,6 +424,77 @@ async def test_a_pairing_suspended_for_both_sides_stays_suspended_until_both_are
     await reaches(matching, ids[other], "confirmed")  # the same event resumes both, in one transaction
     on_hold = await pairing(matching, ids[str(consent_withdrawn)])
     assert on_hold["status"] == "suspended", "resumed although the child may not be paired"
+    assert on_hold["reason"] == "child_ineligible"  # what stands in the way now, for the coordinator
+
+
+async def test_a_risk_rising_to_high_suspends_a_pairing_with_a_caring_parent(
+    matching: httpx.AsyncClient, registry_events: RegistryEvents
+) -> None:
+    await registry_events.volunteer()
+    child = await registry_events.child("medium")
+    await candidates(matching, "children", 1)
+    await candidates(matching, "volunteers", 1)
+    (proposal,) = (await run(matching))["proposals"]
+    await confirmed(matching, proposal["pairing_id"])
+
+    await registry_events.emit(
+        ChildRiskChanged(child_id=child, county_code=XINGAN, previous_risk_level="medium", risk_level="high")
+    )
+
+    held = await reaches(matching, proposal["pairing_id"], "suspended")
+    assert held["reason"] == "volunteer_not_qualified"
+    await registry_events.emit(
+        ChildRiskChanged(child_id=child, county_code=XINGAN, previous_risk_level="high", risk_level="medium")
+    )
+    await reaches(matching, proposal["pairing_id"], "confirmed")
+
+
+async def test_a_rematch_names_known_children_of_the_county_only(
+    matching: httpx.AsyncClient, registry_events: RegistryEvents
+) -> None:
+    await registry_events.volunteer(capacity=2)
+    paired = await registry_events.child("low")
+    elsewhere = await registry_events.child("low", county=OTHER_COUNTY)
+    await candidates(matching, "children", 1)
+    await candidates(matching, "children", 1, county=OTHER_COUNTY)
+    await candidates(matching, "volunteers", 1)
+    await run(matching)
+
+    unknown = await matching.post(
+        "/matching-runs", json={"county_code": XINGAN, "child_ids": [str(elsewhere)]}, headers=COORDINATOR
+    )
+    assert unknown.status_code == 422
+    assert unknown.json()["error"]["code"] == "unknown_children"
+    assert unknown.json()["error"]["details"]["child_ids"] == [str(elsewhere)]
+    empty = await matching.post("/matching-runs", json={"county_code": XINGAN, "child_ids": []}, headers=COORDINATOR)
+    assert empty.status_code == 422
+    again = await run(matching, child_ids=[str(paired)])
+    assert again["proposals"] == []
+    assert unpaired(again) == {str(paired): "has_open_pairing"}
+
+
+async def test_runs_at_the_same_time_as_proposals_lapse_all_succeed_and_propose_each_child_once(
+    matching: httpx.AsyncClient, registry_events: RegistryEvents, clock: SettableClock
+) -> None:
+    for _ in range(3):
+        await registry_events.volunteer(capacity=2)
+    for _ in range(6):
+        await registry_events.child("low")
+    await candidates(matching, "children", 6)
+    await candidates(matching, "volunteers", 3)
+    assert len((await run(matching))["proposals"]) == 6
+    clock.advance(timedelta(days=8))  # every proposal is due to lapse: each run lapses them, as does the timer
+
+    answers = await asyncio.gather(
+        *(matching.post("/matching-runs", json={"county_code": XINGAN}, headers=COORDINATOR) for _ in range(3))
+    )
+
+    assert [a.status_code for a in answers] == [201, 201, 201]
+    assert sum(len(a.json()["proposals"]) for a in answers) == 6
+    open_now = await matching.get(
+        "/views/pairings", params={"county_code": XINGAN, "status": "proposed"}, headers=COORDINATOR
+    )
+    assert open_now.json()["total"] == 6
 
 
 # The pairings view and the bus.
