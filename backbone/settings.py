@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     nats_url: str = "nats://127.0.0.1:4222"
     stream_replicas: int = Field(default=1, ge=1, le=5)
     jwt_secret: SecretStr = SecretStr(DEVELOPMENT_SECRET)
+    data_secret: SecretStr | None = Field(
+        default=None, description="keys derived for import fingerprints and place keys; JWT_SECRET if unset"
+    )
     host: str = "127.0.0.1"
     port: int | None = None
     log_format: Literal["auto", "json", "console"] = "auto"
@@ -39,12 +42,15 @@ class Settings(BaseSettings):
             raise ValueError("JWT_SECRET is left at its development default; set a secret of your own")
         if len(self.jwt_secret.get_secret_value()) < 32:
             raise ValueError("JWT_SECRET must be at least 32 characters")
+        if self.data_secret is not None and len(self.data_secret.get_secret_value()) < 32:
+            raise ValueError("DATA_SECRET must be at least 32 characters")
         return self
 
     @property
     def secret(self) -> bytes:
-        """The deployment's secret, as keys are derived from it (tokens, import fingerprints, place keys)."""
-        return self.jwt_secret.get_secret_value().encode()
+        """What the registry derives stable keys from (import fingerprints, place keys). Set DATA_SECRET to rotate
+        JWT_SECRET without changing them: a new one would make every place key and fingerprint new."""
+        return (self.data_secret or self.jwt_secret).get_secret_value().encode()
 
     @property
     def nats_servers(self) -> list[str]:
