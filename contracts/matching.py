@@ -31,7 +31,9 @@ ClosureReason = Literal[
 # the child's risk rose to high and the volunteer is neither a social worker nor a child director.
 SuspensionReason = Literal["volunteer_ineligible", "child_ineligible", "volunteer_not_qualified"]
 # Why a proposal was withdrawn before anyone decided on it.
-WithdrawalReason = Literal["volunteer_ineligible", "child_ineligible", "volunteer_not_qualified", "child_left_programme"]
+WithdrawalReason = Literal[
+    "volunteer_ineligible", "child_ineligible", "volunteer_not_qualified", "child_left_programme"
+]
 UnpairedReason = Literal[
     "child_not_eligible",
     "has_open_pairing",
