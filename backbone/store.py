@@ -244,8 +244,10 @@ def dialect_insert(conn: AsyncConnection, model: Any) -> Any:
     return sqlite.insert(model)
 
 
-def upsert(conn: AsyncConnection, model: Any, keys: list[str]) -> Any:
-    """INSERT … ON CONFLICT (keys) DO UPDATE every other column."""
+def upsert(conn: AsyncConnection, model: Any, keys: list[str], set_: list[str] | None = None) -> Any:
+    """INSERT … ON CONFLICT (keys) DO UPDATE every other column (or only those in `set_`; none: DO NOTHING)."""
     statement = dialect_insert(conn, model)
-    updates = {c.name: statement.excluded[c.name] for c in model.__table__.columns if c.name not in keys}
-    return statement.on_conflict_do_update(index_elements=keys, set_=updates)
+    names = [c.name for c in model.__table__.columns if c.name not in keys] if set_ is None else set_
+    if not names:
+        return statement.on_conflict_do_nothing(index_elements=keys)
+    return statement.on_conflict_do_update(index_elements=keys, set_={n: statement.excluded[n] for n in names})

@@ -143,3 +143,53 @@ class PairingClosed(Event):
     volunteer_id: UUID
     county_code: CountyCode
     reason: ClosureReason
+
+
+ContactKind = Literal["visit", "call", "video_call", "family_call", "tutoring", "counselling", "birthday", "gift"]
+# Who made contact: the paired volunteer, or someone visiting outside a pairing (the county's child director, a
+# visiting cadre, a social worker, the coordinator).
+Visitor = Literal["volunteer", "child_director", "cadre", "social_worker", "coordinator"]
+# Why a child's next in-person contact is due when it is.
+DueBecause = Literal["registered", "risk_changed", "visited", "policy_changed", "left_programme"]
+
+
+class ChildVisitDue(Event):
+    """When the child's next in-person contact is due (None: no longer, the child left the programme)."""
+
+    type_name: ClassVar[str] = "matching.child.visit_due.v1"
+
+    child_id: UUID
+    county_code: CountyCode
+    risk_level: RiskLevel
+    due_at: datetime | None
+    because: DueBecause
+
+
+class ChildOverdue(Event):
+    """The child's in-person contact is past due; a high-risk child is escalated to the county's child director."""
+
+    type_name: ClassVar[str] = "matching.child.overdue.v1"
+
+    child_id: UUID
+    county_code: CountyCode
+    risk_level: RiskLevel
+    due_at: datetime
+    escalated_to: Literal["child_director"] | None = None
+
+
+class ContactRecorded(Event):
+    """A visit, call or other contact with a child; the note, if any, stays in the matching service."""
+
+    type_name: ClassVar[str] = "matching.contact.recorded.v1"
+
+    contact_id: UUID
+    child_id: UUID
+    county_code: CountyCode
+    pairing_id: UUID | None = None
+    volunteer_id: UUID | None = None
+    visitor: Visitor
+    kind: ContactKind
+    in_person: bool
+    occurred_at: datetime
+    duration_minutes: int = Field(ge=0, le=24 * 60)
+    campaign_id: UUID | None = None

@@ -266,6 +266,7 @@ def county_of(
             "flags": ["drug_involved_family"] if rng.random() < 0.05 else [],
             "eligible": True,
             "active": True,
+            "registered_at": datetime(2023, 1, 10, 9, 0, tzinfo=UTC),
             **place(),
         }
         for _ in range(children)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.engine import Row
 
 from backbone.auth import Principal
+from backbone.csvexport import csv_response
 from backbone.deps import RuntimeDep, require, require_county
 from backbone.paging import Page, Paging, fetch_page
 from contracts.vocabulary import CountyCode, RiskLevel
@@ -25,33 +27,75 @@ router = APIRouter(tags=["views"])
 class EngagementOut(BaseModel):
     child_id: uuid.UUID
     county_code: str
-    risk_level: RiskLevel
+    risk_level: RiskLevel | None
+    pairing_id: uuid.UUID | None
+    pairing_status: str | None = Field(description="confirmed, or suspended (see the pairing for why)")
     volunteer_id: uuid.UUID | None
     last_contact_at: datetime | None
     last_in_person_at: datetime | None
-    next_due_at: datetime
+    next_due_at: datetime | None = Field(description="when the next in-person contact is due")
     overdue: bool
+    escalated: bool = Field(description="overdue and escalated to the county's child director (high risk)")
+
+
+@dataclass(frozen=True)
+class EngagementFilter:
+    county_code: CountyCode
+    overdue: Annotated[bool | None, Query()] = None
+    risk_level: Annotated[RiskLevel | None, Query()] = None
+    volunteer_id: Annotated[uuid.UUID | None, Query()] = None
+
+    def query(self, now: datetime) -> Select[Any]:
+        query = select(EngagementRow).where(
+            EngagementRow.county_code == self.county_code, EngagementRow.active.is_(True)
+        )
+        if self.overdue is not None:
+            late = EngagementRow.next_due_at < now
+            query = query.where(late if self.overdue else ~late | EngagementRow.next_due_at.is_(None))
+        if self.risk_level is not None:
+            query = query.where(EngagementRow.risk_level == self.risk_level)
+        if self.volunteer_id is not None:
+            query = query.where(EngagementRow.volunteer_id == self.volunteer_id)
+        return query.order_by(EngagementRow.next_due_at, EngagementRow.child_id)
+
+
+def _engagement(now: datetime) -> Any:
+    def item(row: Row[Any]) -> EngagementOut:
+        overdue = row.next_due_at is not None and row.next_due_at < now
+        escalated = overdue and row.escalated_for is not None and row.escalated_for == row.next_due_at
+        return EngagementOut.model_validate({**row._mapping, "overdue": overdue, "escalated": escalated})
+
+    return item
 
 
 @router.get("/views/engagement", response_model=Page[EngagementOut])
 async def engagement(
     runtime: RuntimeDep,
     principal: Annotated[Principal, Depends(require("coordinator"))],
-    county_code: CountyCode,
+    where: Annotated[EngagementFilter, Depends()],
     paging: Paging,
-    overdue: bool | None = None,
 ) -> Page[EngagementOut]:
-    require_county(principal, county_code)
+    """Per child in the programme: the volunteer, the last contacts, when the next visit is due, whether overdue."""
+    require_county(principal, where.county_code)
     now = runtime.clock.now()
-    query = select(EngagementRow).where(EngagementRow.county_code == county_code, EngagementRow.active.is_(True))
-    if overdue is not None:
-        query = query.where(EngagementRow.next_due_at < now if overdue else EngagementRow.next_due_at >= now)
-
-    def item(row: Row[Any]) -> EngagementOut:
-        return EngagementOut.model_validate({**row._mapping, "overdue": row.next_due_at < now})
-
     async with runtime.db.read() as conn:
-        return await fetch_page(conn, query.order_by(EngagementRow.next_due_at, EngagementRow.child_id), paging, item)
+        return await fetch_page(conn, where.query(now), paging, _engagement(now))
+
+
+@router.get("/views/engagement/export", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+async def export_engagement(
+    runtime: RuntimeDep,
+    principal: Annotated[Principal, Depends(require("coordinator"))],
+    where: Annotated[EngagementFilter, Depends()],
+) -> Response:
+    require_county(principal, where.county_code)
+    now = runtime.clock.now()
+    async with runtime.db.read() as conn:
+        rows = (await conn.execute(where.query(now).limit(100_000))).all()
+    item = _engagement(now)
+    return csv_response(
+        (item(row) for row in rows), list(EngagementOut.model_fields), f"engagement-{where.county_code}.csv"
+    )
 
 
 class CandidateChildOut(BaseModel):

@@ -1,41 +1,47 @@
 """The matching service, wired: `create_app()` for uvicorn and tests."""
 
+import uuid
 from functools import partial
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backbone.app import create_app as create_service_app
 from backbone.clock import Clock
 from backbone.runtime import Runtime, ServiceSpec, Timer
 from backbone.settings import Settings
-from services.matching import api, pairing_api
+from services.matching import api, contacts, pairing_api
 from services.matching.candidates import Candidates
 from services.matching.pairings import lapse_due
 from services.matching.reconcile import reconcile
+from services.matching.schedule import escalate_overdue, plan
 from services.matching.views import Engagement, Views
 
 SPEC = ServiceSpec(
     name="matching",
     default_port=8002,
     views=Views.metadata,
-    routers=[api.router, pairing_api.router],
-    projections=lambda runtime: [Engagement(), Candidates(partial(reconcile, runtime))],
-    timers=lambda runtime: [lapse_proposals(runtime), reconcile_pairings(runtime)],
+    routers=[api.router, pairing_api.router, contacts.router],
+    projections=lambda runtime: [Engagement(), Candidates(partial(follow, runtime))],
+    timers=lambda runtime: [
+        Timer("lapse-proposals", runtime.settings.timer_seconds, partial(lapse_due, runtime)),
+        Timer("follow-candidates", runtime.settings.timer_seconds, partial(follow_all, runtime)),
+        Timer("escalate-overdue", runtime.settings.timer_seconds, partial(escalate_overdue, runtime)),
+    ],
 )
 
 
-def lapse_proposals(runtime: Runtime) -> Timer:
-    return Timer("lapse-proposals", runtime.settings.timer_seconds, partial(lapse_due, runtime))
+async def follow(runtime: Runtime, conn: AsyncConnection, children: set[uuid.UUID], volunteers: set[uuid.UUID]) -> None:
+    """What the candidate view's changes call for, in its own transaction: visit schedules, then open pairings."""
+    await plan(runtime, conn, children)
+    await reconcile(runtime, conn, children, volunteers)
 
 
-def reconcile_pairings(runtime: Runtime) -> Timer:
-    """Every open pairing checked against the candidate view: heals what the view's own reconciling missed."""
-
-    async def tick() -> None:
-        async with runtime.transaction() as conn:
-            await reconcile(runtime, conn)
-
-    return Timer("reconcile-pairings", runtime.settings.timer_seconds, tick)
+async def follow_all(runtime: Runtime) -> None:
+    """The same over everything, from a timer: heals what following the view missed (e.g. while it was rebuilt)."""
+    async with runtime.transaction() as conn:
+        await plan(runtime, conn)
+        await reconcile(runtime, conn)
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import JSON, Boolean, Index, Integer, String, Table, Uuid, insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
+from backbone.database import UtcDateTime
 from backbone.projection import Delivered, Projection
 from contracts.registry import (
     ChildLeftProgramme,
@@ -41,6 +43,7 @@ class CandidateChild(Views):
     village_key: Mapped[str | None] = mapped_column(String(16), nullable=True)
     eligible: Mapped[bool] = mapped_column(Boolean, default=False)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    registered_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class CandidateVolunteer(Views):
@@ -58,7 +61,12 @@ class CandidateVolunteer(Views):
     eligible: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-# Called in the projection's transaction with the children and volunteers whose pairing matters changed.
+_CHILD_FIELDS = {
+    "child_id", "county_code", "risk_level", "category", "age_band", "needs", "languages", "flags", "township_key",
+    "village_key",
+}  # fmt: skip
+# Called in the projection's transaction with the children (registered, risk, eligibility, leaving) and volunteers
+# (eligibility) that changed in the batch.
 Changed = Callable[[AsyncConnection, set[uuid.UUID], set[uuid.UUID]], Awaitable[object]]
 
 
@@ -76,25 +84,23 @@ class Candidates(Projection):
     async def apply(self, conn: AsyncConnection, events: Sequence[Delivered]) -> None:
         children: set[uuid.UUID] = set()
         volunteers: set[uuid.UUID] = set()
+        registered: list[dict[str, Any]] = []  # consecutive registrations go in one statement
         for delivered in events:
+            if isinstance(child := delivered.event, ChildRegistered):
+                registered.append(
+                    {
+                        **child.model_dump(include=_CHILD_FIELDS),
+                        "eligible": False,
+                        "active": True,
+                        "registered_at": delivered.envelope.time,
+                    }
+                )
+                children.add(child.child_id)
+                continue
+            if registered:
+                await conn.execute(insert(CandidateChild), registered)
+                registered = []
             match delivered.event:
-                case ChildRegistered() as child:
-                    await conn.execute(
-                        insert(CandidateChild).values(
-                            child_id=child.child_id,
-                            county_code=child.county_code,
-                            risk_level=child.risk_level,
-                            category=child.category,
-                            age_band=child.age_band,
-                            needs=child.needs,
-                            languages=child.languages,
-                            flags=child.flags,
-                            township_key=child.township_key,
-                            village_key=child.village_key,
-                            eligible=False,
-                            active=True,
-                        )
-                    )
                 case ChildRiskChanged(child_id=child_id, risk_level=risk_level):
                     await self._child(conn, child_id, risk_level=risk_level)
                     children.add(child_id)
@@ -126,6 +132,8 @@ class Candidates(Projection):
                 case VolunteerCapacityChanged(volunteer_id=volunteer_id, capacity=capacity):
                     await self._volunteer(conn, volunteer_id, capacity=capacity)
 
+        if registered:
+            await conn.execute(insert(CandidateChild), registered)
         if self.changed is not None and (children or volunteers):
             await self.changed(conn, children, volunteers)
 

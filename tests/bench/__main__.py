@@ -33,8 +33,7 @@ from backbone.streams import ensure_streams
 from contracts.registry import ChildRegistered
 from services.matching import runs, solver
 from services.matching.app import SPEC as MATCHING
-from services.matching.candidates import CandidateChild, CandidateVolunteer
-from services.matching.views import Engagement
+from services.matching.candidates import CandidateChild, Candidates, CandidateVolunteer
 from tests.helpers import county_of
 
 
@@ -67,13 +66,13 @@ async def relay_rates(db: Database, client: nats.aio.client.Client, events: int)
 
 async def consumer_rates(runtime: Runtime, js: nats.js.JetStreamContext, events: int) -> dict[str, float]:
     rates: dict[str, float] = {}
-    count, seconds = await replay(runtime, Engagement())
+    count, seconds = await replay(runtime, Candidates())
     rates["rebuild (ordered replay, batches of 5,000)"] = count / seconds
     for label, batch in (("live consumer, batches of 500", 500), ("baseline: one event per round trip", 1)):
         async with runtime.db.begin() as conn:
-            generation = await reset(conn, Engagement())
-            await finish_replay(conn, Engagement.name, generation)
-        worker = ProjectionConsumer(runtime.db, js, Engagement(), batch_size=batch)
+            generation = await reset(conn, Candidates())
+            await finish_replay(conn, Candidates.name, generation)
+        worker = ProjectionConsumer(runtime.db, js, Candidates(), batch_size=batch)
         subscription = await worker.subscribe(generation)
         target = events if batch > 1 else min(events, 2000)
         done, started = 0, time.perf_counter()

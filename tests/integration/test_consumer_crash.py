@@ -17,7 +17,7 @@ from backbone.natsserver import NatsServer
 from backbone.store import Plumbing
 from backbone.streams import ensure_streams
 from services.matching.app import SPEC as MATCHING
-from services.matching.views import EngagementRow
+from services.matching.candidates import CandidateChild
 from tests.helpers import ServiceProcess, child_event, publish, rows, wait_until
 
 EVENTS = 12_000
@@ -36,7 +36,7 @@ async def test_killed_mid_batch_then_restarted_equals_a_clean_rebuild(
 
     async def projected() -> int:
         async with db.read() as conn:
-            return int(await conn.scalar(select(func.count()).select_from(EngagementRow)) or 0)
+            return int(await conn.scalar(select(func.count()).select_from(CandidateChild)) or 0)
 
     service = ServiceProcess(
         "matching",
@@ -58,12 +58,12 @@ async def test_killed_mid_batch_then_restarted_equals_a_clean_rebuild(
         await wait_until(lambda: _at_least(projected, EVENTS), within=60, what="the restarted consumer to catch up")
     finally:
         service.stop()
-    after_crash = await rows(db, EngagementRow.__table__)
+    after_crash = await rows(db, CandidateChild.__table__)
 
     env = {**os.environ, "DATABASE_URL": database_url, "NATS_URL": nats_server.url, "DATA_DIR": str(tmp_path)}
     rebuilt = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "services.matching", "rebuild", "matching-engagement"],
+        [sys.executable, "-m", "services.matching", "rebuild", "matching-candidates"],
         env=env,
         capture_output=True,
         text=True,
@@ -71,8 +71,8 @@ async def test_killed_mid_batch_then_restarted_equals_a_clean_rebuild(
         check=False,
     )
     assert rebuilt.returncode == 0, rebuilt.stderr
-    assert f"rebuilt matching-engagement: {EVENTS} events" in rebuilt.stderr
-    assert await rows(db, EngagementRow.__table__) == after_crash
+    assert f"rebuilt matching-candidates: {EVENTS} events" in rebuilt.stderr
+    assert await rows(db, CandidateChild.__table__) == after_crash
     assert len(after_crash) == EVENTS
     await db.dispose()
 

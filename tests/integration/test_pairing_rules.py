@@ -563,12 +563,13 @@ async def test_runs_and_confirmations_are_on_the_bus_without_personal_data(
     js = nc.jetstream()
 
     async def published() -> bool:
-        return (await js.stream_info("MATCHING")).state.messages >= 3
+        return (await js.stream_info("MATCHING")).state.messages >= 4
 
-    await wait_until(published, what="the relay to publish the run and the confirmation")
+    await wait_until(published, what="the relay to publish the schedule, the run and the confirmation")
     messages = await read_stream(js, "MATCHING")
 
     assert sorted(m.subject for m in messages) == [
+        "matching.child.visit_due",  # the child's visit schedule, planned when matching heard of the child
         "matching.pairing.confirmed",
         "matching.pairing.proposed",
         "matching.run.completed",

@@ -176,12 +176,12 @@ def runtime_for(db: Database, nc: NATS) -> Runtime:
 
 
 async def test_rebuild_replays_the_stream_to_identical_rows(db: Database, js: JetStreamContext, nc: NATS) -> None:
-    from services.matching.views import Engagement, EngagementRow
+    from services.matching.candidates import CandidateChild, Candidates
 
     await publish(js, [child_event(str(uuid.uuid4()), 1, risk=r) for r in ("high", "medium", "low") * 400])
     runtime = runtime_for(db, nc)
-    table = EngagementRow.__table__
-    consumer = ProjectionConsumer(db, js, Engagement())
+    table = CandidateChild.__table__
+    consumer = ProjectionConsumer(db, js, Candidates())
 
     async def engaged() -> bool:
         async with db.read() as conn:
@@ -190,7 +190,7 @@ async def test_rebuild_replays_the_stream_to_identical_rows(db: Database, js: Je
     await run_until([consumer], engaged)
     async with db.read() as conn:
         before = sorted((await conn.execute(select(table))).all())
-    count, _ = await replay(runtime, Engagement())
+    count, _ = await replay(runtime, Candidates())
     async with db.read() as conn:
         after = sorted((await conn.execute(select(table))).all())
     assert count == 1200

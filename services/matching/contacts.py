@@ -1,0 +1,161 @@
+"""Contacts with a child: by the paired volunteer, or by a child director, cadre or coordinator outside a pairing.
+
+Each contact is an event on the bus (kind, in person or not, when, how long, campaign) and a row here; its note,
+free text that may say anything about the child, stays in that row and never leaves the service. An in-person
+contact moves the child's next due visit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlalchemy import Boolean, Index, Integer, String, Text, Uuid, insert, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backbone.auth import Principal
+from backbone.database import UtcDateTime
+from backbone.deps import RuntimeDep, require, require_county
+from backbone.errors import ApiError
+from backbone.runtime import Runtime
+from backbone.store import Append
+from contracts.matching import ContactKind, ContactRecorded, Visitor
+from services.matching import pairings, schedule
+from services.matching.candidates import CandidateChild
+from services.matching.views import Views
+
+router = APIRouter(tags=["contacts"])
+CLOCK_SKEW = timedelta(minutes=5)  # a phone's clock a little ahead is not a contact in the future
+
+
+class ContactRecord(Views):
+    __tablename__ = "contacts"
+    __table_args__ = (Index("ix_contacts_child", "child_id", "occurred_at"),)
+
+    contact_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    child_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    county_code: Mapped[str] = mapped_column(String(6))
+    pairing_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    volunteer_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    visitor: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16))
+    in_person: Mapped[bool] = mapped_column(Boolean)
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    duration_minutes: Mapped[int] = mapped_column(Integer)
+    campaign_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)  # never on the bus, never in a log
+    recorded_by: Mapped[str] = mapped_column(String(80))
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ContactIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    kind: ContactKind
+    in_person: bool
+    occurred_at: AwareDatetime
+    duration_minutes: int = Field(ge=0, le=24 * 60)
+    campaign_id: uuid.UUID | None = None
+    note: Annotated[str, Field(max_length=2000)] | None = None
+
+
+class VisitIn(ContactIn):
+    """A contact outside a pairing: who made it."""
+
+    visitor: Visitor = Field(description="child_director, cadre, social_worker or coordinator")
+
+
+class ContactOut(BaseModel):
+    contact_id: uuid.UUID
+    child_id: uuid.UUID
+    county_code: str
+    pairing_id: uuid.UUID | None
+    volunteer_id: uuid.UUID | None
+    visitor: str
+    kind: str
+    in_person: bool
+    occurred_at: datetime
+    duration_minutes: int
+    campaign_id: uuid.UUID | None
+    note: str | None
+
+
+@router.post("/pairings/{pairing_id}/contacts", status_code=201, response_model=ContactOut)
+async def record_pairing_contact(
+    pairing_id: uuid.UUID,
+    body: ContactIn,
+    runtime: RuntimeDep,
+    principal: Annotated[Principal, Depends(require("coordinator", "volunteer"))],
+) -> ContactOut:
+    """A contact by the paired volunteer (or recorded for them by a coordinator) in a confirmed pairing."""
+    async with runtime.db.read() as conn:
+        pairing = await pairings.load(conn, pairing_id)
+    if principal.role == "volunteer":
+        if principal.sub != str(pairing.volunteer_id):
+            raise ApiError(403, "forbidden", "a volunteer records contacts in their own pairings only")
+    else:
+        require_county(principal, pairing.county_code)
+    if pairing.status != "confirmed":
+        raise ApiError(409, f"pairing_{pairing.status}", f"the pairing is {pairing.status}; contacts need it confirmed")
+    contact = _contact(
+        runtime, body, pairing.child_id, pairing.county_code, "volunteer", pairing_id, pairing.volunteer_id
+    )
+    return await _record(runtime, principal, contact, body.note)
+
+
+@router.post("/children/{child_id}/contacts", status_code=201, response_model=ContactOut)
+async def record_visit(
+    child_id: uuid.UUID,
+    body: VisitIn,
+    runtime: RuntimeDep,
+    principal: Annotated[Principal, Depends(require("coordinator"))],
+) -> ContactOut:
+    """A contact outside a pairing: the county's child director, a visiting cadre, a social worker."""
+    async with runtime.db.read() as conn:
+        child = (await conn.execute(select(CandidateChild).where(CandidateChild.child_id == child_id))).first()
+    if child is None:
+        raise ApiError(404, "not_found", f"no child {child_id} known to matching")
+    require_county(principal, child.county_code)
+    if not child.active:
+        raise ApiError(409, "left_programme", "the child has left the programme")
+    contact = _contact(runtime, body, child_id, child.county_code, body.visitor, None, None)
+    return await _record(runtime, principal, contact, body.note)
+
+
+def _contact(
+    runtime: Runtime,
+    body: ContactIn,
+    child_id: uuid.UUID,
+    county_code: str,
+    visitor: Any,
+    pairing_id: uuid.UUID | None,
+    volunteer_id: uuid.UUID | None,
+) -> ContactRecorded:
+    if body.occurred_at > runtime.clock.now() + CLOCK_SKEW:
+        raise ApiError(422, "in_future", "a contact is recorded after it happened")
+    return ContactRecorded(
+        contact_id=uuid.uuid4(),
+        child_id=child_id,
+        county_code=county_code,
+        pairing_id=pairing_id,
+        volunteer_id=volunteer_id,
+        visitor=visitor,
+        kind=body.kind,
+        in_person=body.in_person,
+        occurred_at=body.occurred_at,
+        duration_minutes=body.duration_minutes,
+        campaign_id=body.campaign_id,
+    )
+
+
+async def _record(runtime: Runtime, principal: Principal, contact: ContactRecorded, note: str | None) -> ContactOut:
+    async with runtime.transaction() as conn:
+        await runtime.append(conn, Append(str(contact.contact_id), 0, [contact]))
+        row = {**contact.model_dump(), "note": note, "recorded_by": principal.sub, "recorded_at": runtime.clock.now()}
+        await conn.execute(insert(ContactRecord).values(**row))
+        if contact.in_person:
+            await schedule.visited(runtime, conn, contact.child_id, contact.occurred_at)
+    return ContactOut.model_validate(row)

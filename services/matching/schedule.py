@@ -1,0 +1,178 @@
+"""The visit schedule: when each child's next in-person contact is due, and who is told when it is overdue.
+
+Due `7 / 14 / 30` days after the last in-person contact (or registration) for high / medium / low risk; a county may
+set its own intervals. Each child's schedule is matching's own aggregate: its record (here) and its events
+(`matching.child.visit_due`, `matching.child.overdue`) are written together. The schedule follows the candidate view:
+planned when a child is registered, re-planned at once when the risk changes, ended when the child leaves; in the
+view's own transaction, and again from a timer (which heals anything missed while the view was rebuilt). The clock,
+not a request, makes a child overdue: the same timer raises `matching.child.overdue` once per due date, escalated to
+the county's child director for a high-risk child.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Boolean, Index, Integer, String, Uuid, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backbone.database import UtcDateTime
+from backbone.runtime import Runtime
+from backbone.store import Append, ConcurrencyConflict
+from contracts.matching import ChildOverdue, ChildVisitDue, DueBecause
+from services.matching.candidates import CandidateChild
+from services.matching.pairings import candidates_rebuilding
+from services.matching.views import Views
+
+DEFAULT_DAYS = {"high": 7, "medium": 14, "low": 30}
+
+
+class ScheduleRecord(Views):
+    """Each child's visit schedule as its events say; written in the same transaction as them."""
+
+    __tablename__ = "visit_schedules"
+    __table_args__ = (Index("ix_visit_schedules_due", "active", "due_at"),)
+
+    child_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    county_code: Mapped[str] = mapped_column(String(6))
+    risk_level: Mapped[str] = mapped_column(String(8))
+    active: Mapped[bool] = mapped_column(Boolean)
+    registered_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_in_person_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    due_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    overdue_for: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)  # the due date escalated
+    version: Mapped[int] = mapped_column(Integer)
+
+
+def interval(risk_level: str) -> timedelta:
+    return timedelta(days=DEFAULT_DAYS[risk_level])
+
+
+async def plan(runtime: Runtime, conn: AsyncConnection, children: Collection[uuid.UUID] | None = None) -> int:
+    """Bring these children's schedules (all, if None) in line with the candidate view; returns how many changed."""
+    if await candidates_rebuilding(conn):
+        return 0
+    query = select(
+        CandidateChild.child_id,
+        CandidateChild.county_code,
+        CandidateChild.risk_level,
+        CandidateChild.active,
+        CandidateChild.registered_at,
+        ScheduleRecord.risk_level.label("planned_risk"),
+        ScheduleRecord.active.label("planned_active"),
+        ScheduleRecord.last_in_person_at,
+        ScheduleRecord.version,
+    ).outerjoin(ScheduleRecord, ScheduleRecord.child_id == CandidateChild.child_id)
+    if children is not None:
+        query = query.where(CandidateChild.child_id.in_(list(children)))
+    else:  # all of them: only those out of line
+        query = query.where(
+            or_(
+                ScheduleRecord.child_id.is_(None) & CandidateChild.active.is_(True),
+                ScheduleRecord.risk_level != CandidateChild.risk_level,
+                ScheduleRecord.active != CandidateChild.active,
+            )
+        )
+    changed = 0
+    for row in (await conn.execute(query.order_by(CandidateChild.child_id))).all():
+        if row.version is None:
+            if row.active:
+                await _start(runtime, conn, row)
+                changed += 1
+        elif row.planned_active and not row.active:
+            await _record(runtime, conn, row, None, "left_programme", active=False)
+            changed += 1
+        elif row.planned_active and row.planned_risk != row.risk_level:
+            since = row.last_in_person_at or row.registered_at
+            await _record(runtime, conn, row, since + interval(row.risk_level), "risk_changed")
+            changed += 1
+    return changed
+
+
+async def visited(runtime: Runtime, conn: AsyncConnection, child_id: uuid.UUID, at: datetime) -> None:
+    """An in-person contact: the next is due one interval after it (an older contact recorded late changes nothing)."""
+    row = (await conn.execute(select(ScheduleRecord).where(ScheduleRecord.child_id == child_id))).first()
+    if row is None or not row.active or (row.last_in_person_at is not None and row.last_in_person_at >= at):
+        return
+    await _record(runtime, conn, row, at + interval(row.risk_level), "visited", last_in_person_at=at)
+
+
+async def escalate_overdue(runtime: Runtime, batch: int = 500) -> int:
+    """Raise `matching.child.overdue` once for each due date that has passed; returns how many were raised."""
+    raised = 0
+    while True:
+        async with runtime.transaction() as conn:
+            query = (
+                select(ScheduleRecord)
+                .where(ScheduleRecord.active.is_(True), ScheduleRecord.due_at < runtime.clock.now())
+                .where(or_(ScheduleRecord.overdue_for.is_(None), ScheduleRecord.overdue_for != ScheduleRecord.due_at))
+                .order_by(ScheduleRecord.due_at, ScheduleRecord.child_id)
+                .limit(batch)
+                .with_for_update(skip_locked=True)
+            )
+            due = (await conn.execute(query)).all()
+            for row in due:
+                overdue = ChildOverdue(
+                    child_id=row.child_id,
+                    county_code=row.county_code,
+                    risk_level=row.risk_level,
+                    due_at=row.due_at,
+                    escalated_to="child_director" if row.risk_level == "high" else None,
+                )
+                await _write(conn, runtime, row, overdue, overdue_for=row.due_at)
+        raised += len(due)
+        if len(due) < batch:
+            return raised
+
+
+async def _start(runtime: Runtime, conn: AsyncConnection, row: Any) -> None:
+    due = ChildVisitDue(
+        child_id=row.child_id,
+        county_code=row.county_code,
+        risk_level=row.risk_level,
+        due_at=row.registered_at + interval(row.risk_level),
+        because="registered",
+    )
+    await runtime.append(conn, Append(str(row.child_id), 0, [due]))
+    await conn.execute(
+        insert(ScheduleRecord).values(
+            child_id=row.child_id,
+            county_code=row.county_code,
+            risk_level=row.risk_level,
+            active=True,
+            registered_at=row.registered_at,
+            due_at=due.due_at,
+            version=1,
+        )
+    )
+
+
+async def _record(
+    runtime: Runtime,
+    conn: AsyncConnection,
+    row: Any,
+    due_at: datetime | None,
+    because: DueBecause,
+    **values: Any,
+) -> None:
+    due = ChildVisitDue(
+        child_id=row.child_id, county_code=row.county_code, risk_level=row.risk_level, due_at=due_at, because=because
+    )
+    await _write(conn, runtime, row, due, risk_level=row.risk_level, due_at=due_at, overdue_for=None, **values)
+
+
+async def _write(
+    conn: AsyncConnection, runtime: Runtime, row: Any, event: ChildVisitDue | ChildOverdue, **values: Any
+) -> None:
+    done = await conn.execute(
+        update(ScheduleRecord)
+        .where(ScheduleRecord.child_id == row.child_id, ScheduleRecord.version == row.version)
+        .values(version=row.version + 1, **values)
+    )
+    if done.rowcount != 1:
+        raise ConcurrencyConflict(str(row.child_id), row.version)
+    await runtime.append(conn, Append(str(row.child_id), row.version, [event]))
