@@ -1,0 +1,201 @@
+"""The visit schedule and contacts against real NATS and each database, with a settable clock: due dates per risk
+level, re-planning, overdue and escalation on time, contacts that move the next visit, notes kept off the bus."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from nats.aio.client import Client as NATS
+
+from backbone.clock import SettableClock
+from contracts.registry import ChildRiskChanged
+from tests.helpers import RegistryEvents, auth, read_stream, token, wait_until
+
+XINGAN = "450325"
+COORDINATOR = auth("coordinator", [XINGAN])
+DAYS = {"high": 7, "medium": 14, "low": 30}
+
+
+async def engagement(matching: httpx.AsyncClient, child_id: uuid.UUID) -> dict[str, Any] | None:
+    page = await matching.get("/views/engagement", params={"county_code": XINGAN, "limit": 500}, headers=COORDINATOR)
+    found = [row for row in page.json()["items"] if row["child_id"] == str(child_id)]
+    return found[0] if found else None
+
+
+async def row_where(matching: httpx.AsyncClient, child_id: uuid.UUID, what: str, **wanted: Any) -> dict[str, Any]:
+    """Wait until the child's engagement row has these values, and return it."""
+    seen: dict[str, Any] = {}
+
+    async def there() -> bool:
+        nonlocal seen
+        seen = await engagement(matching, child_id) or {}
+        return bool(seen) and all(seen.get(key) == value for key, value in wanted.items())
+
+    await wait_until(there, within=10, what=what)
+    return seen
+
+
+async def overdue_events(nc: NATS) -> list[dict[str, Any]]:
+    js = nc.jetstream()
+    return [json.loads(m.data)["data"] for m in await read_stream(js, "MATCHING", "matching.child.overdue")]
+
+
+def at(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+@pytest.mark.parametrize("risk", ["high", "medium", "low"])
+async def test_a_child_is_due_overdue_and_escalated_on_time_for_its_risk_level(
+    matching: httpx.AsyncClient, registry_events: RegistryEvents, clock: SettableClock, nc: NATS, risk: str
+) -> None:
+    child = await registry_events.child(risk)
+    row = await row_where(matching, child, "the child's schedule", overdue=False)
+    due = at(row["next_due_at"])
+    assert row["risk_level"] == risk
+    registered = due - timedelta(days=DAYS[risk])
+    assert abs((registered - clock.now()).total_seconds()) < 60  # due one interval after registration
+
+    clock.set(due - timedelta(minutes=1))
+    await row_where(matching, child, "still not overdue", overdue=False)
+    assert await overdue_events(nc) == []
+
+    clock.set(due + timedelta(minutes=1))
+    late = await row_where(matching, child, "the child overdue", overdue=True, escalated=risk == "high")
+    assert late["next_due_at"] == row["next_due_at"]
+
+    async def raised() -> bool:
+        return len(await overdue_events(nc)) == 1
+
+    await wait_until(raised, what="the overdue event")
+    clock.advance(timedelta(days=1))  # the timer keeps ticking: the same due date is raised once only
+    await row_where(matching, child, "still overdue", overdue=True)
+    (event,) = await overdue_events(nc)
+    assert event["child_id"] == str(child)
+    assert event["escalated_to"] == ("child_director" if risk == "high" else None)
+
+
+async def test_a_risk_change_replans_the_next_visit_at_once(
+    matching: httpx.AsyncClient, registry_events: RegistryEvents
+) -> None:
+    child = await registry_events.child("low")
+    before = at((await row_where(matching, child, "the schedule", risk_level="low"))["next_due_at"])
+
+    await registry_events.emit(
+        ChildRiskChanged(child_id=child, county_code=XINGAN, previous_risk_level="low", risk_level="high")
+    )
+
+    after = await row_where(matching, child, "the schedule re-planned", risk_level="high")
+    assert before - at(after["next_due_at"]) == timedelta(days=DAYS["low"] - DAYS["high"])
+
+
+async def paired_child(
+    matching: httpx.AsyncClient, registry_events: RegistryEvents
+) -> tuple[uuid.UUID, dict[str, Any]]:
+    volunteer = await registry_events.volunteer("social_worker")
+    child = await registry_events.child("high")
+    await row_where(matching, child, "the schedule", risk_level="high")
+
+    async def candidates_in() -> bool:
+        page = await matching.get(
+            "/views/candidates/volunteers", params={"county_code": XINGAN, "eligible": True}, headers=COORDINATOR
+        )
+        return bool(page.json()["total"] == 1)
+
+    await wait_until(candidates_in, what="the volunteer as a candidate")
+    answer = await matching.post("/matching-runs", json={"county_code": XINGAN}, headers=COORDINATOR)
+    (proposal,) = answer.json()["proposals"]
+    confirmed = await matching.post(f"/pairings/{proposal['pairing_id']}/confirm", headers=COORDINATOR)
+    assert confirmed.status_code == 200
+    await row_where(matching, child, "the pairing in the view", volunteer_id=str(volunteer))
+    return volunteer, proposal
+
+
+async def test_the_paired_volunteers_visit_moves_the_next_due_date_and_its_note_stays_off_the_bus(
+    matching: httpx.AsyncClient, registry_events: RegistryEvents, clock: SettableClock, nc: NATS
+) -> None:
+    volunteer, proposal = await paired_child(matching, registry_events)
+    child = proposal["child_id"]
+    as_volunteer = {"Authorization": f"Bearer {token('volunteer', sub=str(volunteer))}"}
+    visited = clock.now() - timedelta(hours=2)
+    note = "奶奶说孩子最近睡不好"
+    body = {"kind": "visit", "in_person": True, "occurred_at": visited.isoformat(), "duration_minutes": 90}
+
+    answer = await matching.post(
+        f"/pairings/{proposal['pairing_id']}/contacts", json=body | {"note": note}, headers=as_volunteer
+    )
+
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["note"] == note
+    await wait_until(
+        lambda: _has(matching, uuid.UUID(child), "last_in_person_at"), what="the visit counted in the view"
+    )
+    row = await engagement(matching, uuid.UUID(child)) or {}
+    assert at(row["last_in_person_at"]) == visited
+    assert at(row["next_due_at"]) == visited + timedelta(days=DAYS["high"])
+    call = {"kind": "call", "in_person": False, "occurred_at": clock.now().isoformat(), "duration_minutes": 15}
+    await matching.post(f"/pairings/{proposal['pairing_id']}/contacts", json=call, headers=as_volunteer)
+    await wait_until(lambda: _moved(matching, uuid.UUID(child), visited), what="the call as the last contact")
+    row = await engagement(matching, uuid.UUID(child)) or {}
+    assert at(row["last_in_person_at"]) == visited  # a call is not a visit
+    assert at(row["next_due_at"]) == visited + timedelta(days=DAYS["high"])
+    messages = await read_stream(nc.jetstream(), "MATCHING", "matching.contact.recorded")
+    assert len(messages) == 2
+    assert all(note.encode() not in m.data and b'"note"' not in m.data for m in messages)
+
+
+async def test_contacts_need_a_confirmed_pairing_and_the_volunteer_of_it(
+    matching: httpx.AsyncClient, registry_events: RegistryEvents, clock: SettableClock
+) -> None:
+    _, proposal = await paired_child(matching, registry_events)
+    body = {"kind": "visit", "in_person": True, "occurred_at": clock.now().isoformat(), "duration_minutes": 30}
+    path = f"/pairings/{proposal['pairing_id']}/contacts"
+    stranger = {"Authorization": f"Bearer {token('volunteer', sub=str(uuid.uuid4()))}"}
+    assert (await matching.post(path, json=body, headers=stranger)).status_code == 403
+    future = body | {"occurred_at": (clock.now() + timedelta(days=1)).isoformat()}
+    assert (await matching.post(path, json=future, headers=COORDINATOR)).json()["error"]["code"] == "in_future"
+    naive = body | {"occurred_at": "2026-01-05T10:00:00"}
+    assert (await matching.post(path, json=naive, headers=COORDINATOR)).status_code == 422
+    await matching.post(f"/pairings/{proposal['pairing_id']}/close", json={"reason": "goals_met"}, headers=COORDINATOR)
+    closed = await matching.post(path, json=body, headers=COORDINATOR)
+    assert closed.status_code == 409
+    assert closed.json()["error"]["code"] == "pairing_closed"
+
+
+async def test_a_cadres_visit_outside_a_pairing_counts_as_a_visit(
+    matching: httpx.AsyncClient, registry_events: RegistryEvents, clock: SettableClock
+) -> None:
+    child = await registry_events.child("medium")
+    await row_where(matching, child, "the schedule", risk_level="medium")
+    visited = clock.now() - timedelta(days=1)
+    body = {
+        "kind": "visit",
+        "in_person": True,
+        "occurred_at": visited.isoformat(),
+        "duration_minutes": 40,
+        "visitor": "cadre",
+    }
+
+    answer = await matching.post(f"/children/{child}/contacts", json=body, headers=COORDINATOR)
+
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["visitor"] == "cadre"
+    await wait_until(lambda: _has(matching, child, "last_in_person_at"), what="the cadre's visit in the view")
+    row = await engagement(matching, child) or {}
+    assert at(row["next_due_at"]) == visited + timedelta(days=DAYS["medium"])
+    unknown = await matching.post(f"/children/{uuid.uuid4()}/contacts", json=body, headers=COORDINATOR)
+    assert unknown.status_code == 404
+
+
+async def _has(matching: httpx.AsyncClient, child_id: uuid.UUID, field: str) -> bool:
+    row = await engagement(matching, child_id)
+    return bool(row and row.get(field))
+
+
+async def _moved(matching: httpx.AsyncClient, child_id: uuid.UUID, since: datetime) -> bool:
+    row = await engagement(matching, child_id)
+    return bool(row and row["last_contact_at"] and at(row["last_contact_at"]) > since)
