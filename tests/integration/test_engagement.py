@@ -3,18 +3,27 @@ level, re-planning, overdue and escalation on time, contacts that move the next 
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import subprocess
+import sys
 import uuid
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from nats.aio.client import Client as NATS
+from sqlalchemy import select
 
 from backbone.clock import SettableClock
+from backbone.database import Database
+from backbone.natsserver import NatsServer
 from contracts.registry import ChildRiskChanged
-from tests.helpers import RegistryEvents, auth, read_stream, token, wait_until
+from services.matching.views import EngagementRow
+from tests.helpers import RegistryEvents, auth, read_stream, rows, token, wait_until
 
 XINGAN = "450325"
 COORDINATOR = auth("coordinator", [XINGAN])
@@ -199,3 +208,45 @@ async def _has(matching: httpx.AsyncClient, child_id: uuid.UUID, field: str) -> 
 async def _moved(matching: httpx.AsyncClient, child_id: uuid.UUID, since: datetime) -> bool:
     row = await engagement(matching, child_id)
     return bool(row and row["last_contact_at"] and at(row["last_contact_at"]) > since)
+
+
+async def test_rebuilding_the_engagement_view_gives_identical_rows(
+    matching: httpx.AsyncClient,
+    registry_events: RegistryEvents,
+    clock: SettableClock,
+    database_url: str,
+    nats_server: NatsServer,
+    tmp_path: Path,
+) -> None:
+    _, proposal = await paired_child(matching, registry_events)
+    for risk in ("medium", "low"):
+        await registry_events.child(risk)
+    body = {"kind": "visit", "in_person": True, "occurred_at": clock.now().isoformat(), "duration_minutes": 30}
+    await matching.post(f"/pairings/{proposal['pairing_id']}/contacts", json=body, headers=COORDINATOR)
+    clock.advance(timedelta(days=20))  # the medium-risk child is overdue now, and the high-risk one
+    db = Database(database_url)
+    try:
+
+        async def settled() -> bool:
+            async with db.read() as conn:
+                found = (await conn.execute(select(EngagementRow.escalated_for))).all()
+            return len(found) == 3 and sum(1 for (escalated,) in found if escalated) == 2
+
+        await wait_until(settled, what="three children in the view, two of them escalated")
+        before = await rows(db, EngagementRow.__table__)
+
+        env = {**os.environ, "DATABASE_URL": database_url, "NATS_URL": nats_server.url, "DATA_DIR": str(tmp_path)}
+        rebuilt = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "services.matching", "rebuild", "matching-engagement"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+        assert rebuilt.returncode == 0, rebuilt.stderr
+        assert await rows(db, EngagementRow.__table__) == before
+    finally:
+        await db.dispose()
