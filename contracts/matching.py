@@ -193,3 +193,17 @@ class ContactRecorded(Event):
     occurred_at: datetime
     duration_minutes: int = Field(ge=0, le=24 * 60)
     campaign_id: UUID | None = None
+
+
+class VisitPolicyChanged(Event):
+    """A county's own visit intervals (days between in-person contacts per risk level); every schedule re-planned."""
+
+    type_name: ClassVar[str] = "matching.county.visit_policy_changed.v1"
+
+    county_code: CountyCode
+    high_days: int = Field(ge=1, le=90)
+    medium_days: int = Field(ge=1, le=180)
+    low_days: int = Field(ge=1, le=365)
+
+    def aggregate_id(self) -> str:
+        return f"county-{self.county_code}"

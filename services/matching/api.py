@@ -8,17 +8,20 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, func, select
 from sqlalchemy.engine import Row
 
 from backbone.auth import Principal
 from backbone.csvexport import csv_response
 from backbone.deps import RuntimeDep, require, require_county
+from backbone.errors import ApiError
 from backbone.paging import Page, Paging, fetch_page
+from contracts.matching import VisitPolicyChanged
 from contracts.vocabulary import CountyCode, RiskLevel
 from services.matching.candidates import CandidateChild, CandidateVolunteer
 from services.matching.pairings import OPEN, PairingRecord
+from services.matching.schedule import Intervals, change_policy
 from services.matching.views import EngagementRow
 
 router = APIRouter(tags=["views"])
@@ -192,3 +195,43 @@ async def candidate_volunteers(
 
     async with runtime.db.read() as conn:
         return await fetch_page(conn, query.order_by(CandidateVolunteer.volunteer_id), paging, item)
+
+
+class PolicyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    high_days: int = Field(ge=1, le=90)
+    medium_days: int = Field(ge=1, le=180)
+    low_days: int = Field(ge=1, le=365)
+
+
+class PolicyOut(PolicyIn):
+    county_code: str
+    replanned: int | None = Field(default=None, description="children whose next visit moved")
+
+
+@router.get("/visit-policies/{county_code}", response_model=PolicyOut, tags=["schedule"])
+async def visit_policy(
+    county_code: CountyCode, runtime: RuntimeDep, principal: Annotated[Principal, Depends(require("coordinator"))]
+) -> PolicyOut:
+    """The county's days between in-person contacts per risk level (7 / 14 / 30 unless it set its own)."""
+    require_county(principal, county_code)
+    async with runtime.db.read() as conn:
+        interval = await Intervals.load(conn)
+    days = {f"{risk}_days": interval(county_code, risk).days for risk in ("high", "medium", "low")}
+    return PolicyOut(county_code=county_code, **days)
+
+
+@router.put("/visit-policies/{county_code}", response_model=PolicyOut, tags=["schedule"])
+async def set_visit_policy(
+    county_code: CountyCode,
+    body: PolicyIn,
+    runtime: RuntimeDep,
+    principal: Annotated[Principal, Depends(require("coordinator"))],
+) -> PolicyOut:
+    """Set the county's own intervals; every child's next visit is re-planned at once."""
+    require_county(principal, county_code)
+    if not body.high_days <= body.medium_days <= body.low_days:
+        raise ApiError(422, "invalid_policy", "higher risk means visits at least as often: high ≤ medium ≤ low days")
+    moved = await change_policy(runtime, VisitPolicyChanged(county_code=county_code, **body.model_dump()))
+    return PolicyOut(county_code=county_code, replanned=moved, **body.model_dump())

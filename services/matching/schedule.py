@@ -22,8 +22,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from backbone.database import UtcDateTime
 from backbone.runtime import Runtime
-from backbone.store import Append, ConcurrencyConflict
-from contracts.matching import ChildOverdue, ChildVisitDue, DueBecause
+from backbone.store import Append, ConcurrencyConflict, upsert
+from contracts.matching import ChildOverdue, ChildVisitDue, DueBecause, VisitPolicyChanged
 from services.matching.candidates import CandidateChild
 from services.matching.pairings import candidates_rebuilding
 from services.matching.views import Views
@@ -48,8 +48,31 @@ class ScheduleRecord(Views):
     version: Mapped[int] = mapped_column(Integer)
 
 
-def interval(risk_level: str) -> timedelta:
-    return timedelta(days=DEFAULT_DAYS[risk_level])
+class PolicyRecord(Views):
+    """A county's own visit intervals, as its `visit_policy_changed` events say."""
+
+    __tablename__ = "visit_policies"
+
+    county_code: Mapped[str] = mapped_column(String(6), primary_key=True)
+    high_days: Mapped[int] = mapped_column(Integer)
+    medium_days: Mapped[int] = mapped_column(Integer)
+    low_days: Mapped[int] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class Intervals:
+    """Days between in-person contacts per county and risk level: the county's policy, or the default."""
+
+    def __init__(self, policies: dict[str, dict[str, int]]) -> None:
+        self.policies = policies
+
+    @classmethod
+    async def load(cls, conn: AsyncConnection) -> Intervals:
+        rows = (await conn.execute(select(PolicyRecord))).all()
+        return cls({r.county_code: {"high": r.high_days, "medium": r.medium_days, "low": r.low_days} for r in rows})
+
+    def __call__(self, county_code: str, risk_level: str) -> timedelta:
+        return timedelta(days=self.policies.get(county_code, DEFAULT_DAYS)[risk_level])
 
 
 async def plan(runtime: Runtime, conn: AsyncConnection, children: Collection[uuid.UUID] | None = None) -> int:
@@ -78,19 +101,45 @@ async def plan(runtime: Runtime, conn: AsyncConnection, children: Collection[uui
             )
         )
     changed = 0
+    interval = await Intervals.load(conn)
     for row in (await conn.execute(query.order_by(CandidateChild.child_id))).all():
         if row.version is None:
             if row.active:
-                await _start(runtime, conn, row)
+                await _start(runtime, conn, row, row.registered_at + interval(row.county_code, row.risk_level))
                 changed += 1
         elif row.planned_active and not row.active:
             await _record(runtime, conn, row, None, "left_programme", active=False)
             changed += 1
         elif row.planned_active and row.planned_risk != row.risk_level:
             since = row.last_in_person_at or row.registered_at
-            await _record(runtime, conn, row, since + interval(row.risk_level), "risk_changed")
+            await _record(runtime, conn, row, since + interval(row.county_code, row.risk_level), "risk_changed")
             changed += 1
     return changed
+
+
+async def change_policy(runtime: Runtime, policy: VisitPolicyChanged) -> int:
+    """Record a county's intervals and re-plan each of its children's next visit; returns how many moved."""
+    stream = policy.aggregate_id()
+    async with runtime.transaction() as conn:
+        version = await runtime.store.version(conn, stream)
+        await runtime.append(conn, Append(stream, version, [policy]))
+        days = {"high_days": policy.high_days, "medium_days": policy.medium_days, "low_days": policy.low_days}
+        await conn.execute(
+            upsert(conn, PolicyRecord, ["county_code"]).values(
+                county_code=policy.county_code, version=version + 1, **days
+            )
+        )
+        interval = await Intervals.load(conn)
+        query = select(ScheduleRecord).where(
+            ScheduleRecord.county_code == policy.county_code, ScheduleRecord.active.is_(True)
+        )
+        moved = 0
+        for row in (await conn.execute(query.order_by(ScheduleRecord.child_id))).all():
+            due = (row.last_in_person_at or row.registered_at) + interval(row.county_code, row.risk_level)
+            if due != row.due_at:
+                await _record(runtime, conn, row, due, "policy_changed")
+                moved += 1
+    return moved
 
 
 async def visited(runtime: Runtime, conn: AsyncConnection, child_id: uuid.UUID, at: datetime) -> None:
@@ -98,7 +147,8 @@ async def visited(runtime: Runtime, conn: AsyncConnection, child_id: uuid.UUID, 
     row = (await conn.execute(select(ScheduleRecord).where(ScheduleRecord.child_id == child_id))).first()
     if row is None or not row.active or (row.last_in_person_at is not None and row.last_in_person_at >= at):
         return
-    await _record(runtime, conn, row, at + interval(row.risk_level), "visited", last_in_person_at=at)
+    interval = await Intervals.load(conn)
+    await _record(runtime, conn, row, at + interval(row.county_code, row.risk_level), "visited", last_in_person_at=at)
 
 
 async def escalate_overdue(runtime: Runtime, batch: int = 500) -> int:
@@ -129,12 +179,12 @@ async def escalate_overdue(runtime: Runtime, batch: int = 500) -> int:
             return raised
 
 
-async def _start(runtime: Runtime, conn: AsyncConnection, row: Any) -> None:
+async def _start(runtime: Runtime, conn: AsyncConnection, row: Any, due_at: datetime) -> None:
     due = ChildVisitDue(
         child_id=row.child_id,
         county_code=row.county_code,
         risk_level=row.risk_level,
-        due_at=row.registered_at + interval(row.risk_level),
+        due_at=due_at,
         because="registered",
     )
     await runtime.append(conn, Append(str(row.child_id), 0, [due]))

@@ -250,3 +250,26 @@ async def test_rebuilding_the_engagement_view_gives_identical_rows(
         assert await rows(db, EngagementRow.__table__) == before
     finally:
         await db.dispose()
+
+
+async def test_a_county_sets_its_own_intervals_and_every_next_visit_is_replanned(
+    matching: httpx.AsyncClient, registry_events: RegistryEvents
+) -> None:
+    high = await registry_events.child("high")
+    low = await registry_events.child("low")
+    before = {c: at((await row_where(matching, c, "the schedule", overdue=False))["next_due_at"]) for c in (high, low)}
+    policy = {"high_days": 3, "medium_days": 10, "low_days": 20}
+
+    answer = await matching.put(f"/visit-policies/{XINGAN}", json=policy, headers=COORDINATOR)
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["replanned"] == 2
+    assert (await matching.get(f"/visit-policies/{XINGAN}", headers=COORDINATOR)).json()["high_days"] == 3
+    for child, days_earlier in ((high, DAYS["high"] - 3), (low, DAYS["low"] - 20)):
+        due = before[child] - timedelta(days=days_earlier)
+        await row_where(matching, child, "the visit re-planned", next_due_at=due.isoformat().replace("+00:00", "Z"))
+    backwards = {"high_days": 30, "medium_days": 10, "low_days": 20}
+    refused = await matching.put(f"/visit-policies/{XINGAN}", json=backwards, headers=COORDINATOR)
+    assert refused.status_code == 422
+    elsewhere = await matching.put("/visit-policies/450102", json=policy, headers=COORDINATOR)
+    assert elsewhere.status_code == 403
