@@ -27,6 +27,7 @@ from backbone.database import Database
 from backbone.natsserver import free_port
 from backbone.settings import DEVELOPMENT_SECRET
 from contracts import CloudEvent, Event, encode
+from contracts.catalogue import CONTEXT_STREAMS
 from contracts.cloudevents import CONTENT_TYPE, dataschema
 from contracts.registry import ChildPairingEligibilityChanged, ChildRegistered
 from contracts.volunteers import VolunteerEligibilityChanged, VolunteerRegistered
@@ -86,11 +87,14 @@ def child_event(
 
 
 async def publish(
-    js: JetStreamContext, envelopes: Iterable[CloudEvent], subject: str = "registry.child.registered"
+    js: JetStreamContext,
+    envelopes: Iterable[CloudEvent],
+    subject: str = "registry.child.registered",
+    stream: str = "REGISTRY",
 ) -> None:
     pending = [
         await js.publish_async(
-            subject, encode(e), headers={"Nats-Msg-Id": e.id, "Content-Type": CONTENT_TYPE}, stream="REGISTRY"
+            subject, encode(e), headers={"Nats-Msg-Id": e.id, "Content-Type": CONTENT_TYPE}, stream=stream
         )
         for e in envelopes
     ]
@@ -173,7 +177,8 @@ def to_csv(header: Iterable[str], rows: Iterable[Iterable[str]], encoding: str =
 
 class RegistryEvents:
     """Publishes registry events on the real REGISTRY stream, as the registry would (envelopes, per-aggregate
-    sequence), so a service's consumers can be driven without the registry running."""
+    sequence), so a service's consumers can be driven without the registry running; `emit` takes any context's
+    events, each to its own stream."""
 
     def __init__(self, js: JetStreamContext, county: str = "450325") -> None:
         self.js, self.county = js, county
@@ -198,7 +203,7 @@ class RegistryEvents:
                 )
             )
         for envelope, event in zip(envelopes, events, strict=True):
-            await publish(self.js, [envelope], subject=event.subject())
+            await publish(self.js, [envelope], subject=event.subject(), stream=CONTEXT_STREAMS[event.context()])
 
     async def child(
         self, risk: str = "medium", *, eligible: bool = True, county: str | None = None, **fields: Any

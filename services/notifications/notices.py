@@ -17,6 +17,7 @@ from backbone.projection import Delivered, Projection
 from backbone.runtime import Runtime
 from backbone.store import Append
 from contracts import CloudEvent
+from contracts.matching import ChildOverdue
 from contracts.notifications import NoticeRecorded
 from contracts.registry import ChildRegistered
 
@@ -48,33 +49,31 @@ def coordinators_of(county_code: str) -> str:
     return f"county:{county_code}:coordinators"
 
 
-class RegistryReactions(Projection):
-    """Decides whom to tell about registry events; what it decides becomes NOTIFICATIONS events.
+def child_directors_of(county_code: str) -> str:
+    return f"county:{county_code}:child_directors"
+
+
+class Reactions(Projection):
+    """Decides whom to tell about another context's events; what it decides becomes NOTIFICATIONS events.
 
     Not a view: it has no rows to drop, and replaying it changes nothing (a notice's id comes from its cause).
     """
 
-    name: ClassVar[str] = "notifications-reactions"
-    stream: ClassVar[str] = "REGISTRY"
-    subjects: ClassVar[list[str]] = ["registry.child.>"]
     views: ClassVar[list[Table]] = []
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
-    async def apply(self, conn: AsyncConnection, events: Sequence[Delivered]) -> None:
-        for delivered in events:
-            if isinstance(delivered.event, ChildRegistered):
-                await self._tell_coordinators(conn, delivered.envelope, delivered.event)
-
-    async def _tell_coordinators(self, conn: AsyncConnection, envelope: CloudEvent, child: ChildRegistered) -> None:
+    async def tell(
+        self, conn: AsyncConnection, envelope: CloudEvent, recipient: str, reason: str, county: str, about: uuid.UUID
+    ) -> None:
         notice = NoticeRecorded(
-            notice_id=uuid.uuid5(NOTICE_IDS, f"{envelope.id}/coordinators"),
-            recipient_id=coordinators_of(child.county_code),
+            notice_id=uuid.uuid5(NOTICE_IDS, f"{envelope.id}/{recipient}"),
+            recipient_id=recipient,
             channel="inbox",
-            reason="child_registered",
-            county_code=child.county_code,
-            about_id=child.child_id,
+            reason=reason,
+            county_code=county,
+            about_id=about,
             cause_event_id=uuid.UUID(envelope.id),
         )
         stream = str(notice.notice_id)
@@ -84,6 +83,38 @@ class RegistryReactions(Projection):
             context.Causes(envelope.correlationid, envelope.id, envelope.traceparent or context.new_traceparent())
         )
         await self.runtime.append(conn, Append(stream, 0, [notice]))
+
+
+class RegistryReactions(Reactions):
+    """Coordinators hear of each child registered in their county."""
+
+    name: ClassVar[str] = "notifications-reactions"
+    stream: ClassVar[str] = "REGISTRY"
+    subjects: ClassVar[list[str]] = ["registry.child.>"]
+
+    async def apply(self, conn: AsyncConnection, events: Sequence[Delivered]) -> None:
+        for delivered in events:
+            if isinstance(child := delivered.event, ChildRegistered):
+                recipient = coordinators_of(child.county_code)
+                await self.tell(
+                    conn, delivered.envelope, recipient, "child_registered", child.county_code, child.child_id
+                )
+
+
+class MatchingReactions(Reactions):
+    """The county's child directors hear of every high-risk child whose visit is overdue (an escalation)."""
+
+    name: ClassVar[str] = "notifications-matching-reactions"
+    stream: ClassVar[str] = "MATCHING"
+    subjects: ClassVar[list[str]] = ["matching.child.overdue"]
+
+    async def apply(self, conn: AsyncConnection, events: Sequence[Delivered]) -> None:
+        for delivered in events:
+            if isinstance(late := delivered.event, ChildOverdue) and late.escalated_to == "child_director":
+                recipient = child_directors_of(late.county_code)
+                await self.tell(
+                    conn, delivered.envelope, recipient, "overdue_high_risk", late.county_code, late.child_id
+                )
 
 
 class Deliveries(Projection):

@@ -1,0 +1,63 @@
+"""The notifications service tells the county's child directors of every overdue high-risk child, and of no other."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from nats.aio.client import Client as NATS
+
+from backbone.clock import SettableClock
+from backbone.natsserver import NatsServer
+from backbone.settings import Settings
+from contracts.matching import ChildOverdue
+from services.notifications.app import create_app
+from tests.helpers import SECRET, RegistryEvents, auth, wait_until
+
+XINGAN = "450325"
+
+
+@pytest.fixture
+async def notifications(
+    nats_server: NatsServer, database_url: str, clock: SettableClock
+) -> AsyncIterator[httpx.AsyncClient]:
+    app: FastAPI = create_app(Settings(database_url=database_url, nats_url=nats_server.url, jwt_secret=SECRET), clock)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://notifications") as client,
+    ):
+        await wait_until(lambda: _ready(client), what="the notifications service to be ready")
+        yield client
+
+
+async def _ready(client: httpx.AsyncClient) -> bool:
+    return (await client.get("/ready")).status_code == 200
+
+
+async def test_an_overdue_high_risk_child_is_escalated_to_the_child_directors_and_a_medium_one_not(
+    notifications: httpx.AsyncClient, nc: NATS
+) -> None:
+    bus = RegistryEvents(nc.jetstream())
+    high, medium = uuid.uuid4(), uuid.uuid4()
+    due = datetime(2023, 1, 17, 9, 0, tzinfo=UTC)
+    escalation = ChildOverdue(
+        child_id=high, county_code=XINGAN, risk_level="high", due_at=due, escalated_to="child_director"
+    )
+    await bus.emit(escalation, ChildOverdue(child_id=medium, county_code=XINGAN, risk_level="medium", due_at=due))
+    headers = auth("coordinator", [XINGAN])
+    params = {"recipient_id": f"county:{XINGAN}:child_directors"}
+
+    async def told() -> bool:
+        page = await notifications.get("/notifications", params=params, headers=headers)
+        return page.status_code == 200 and page.json()["total"] >= 1
+
+    await wait_until(told, what="the child directors' notice")
+    page = (await notifications.get("/notifications", params=params, headers=headers)).json()
+    (notice,) = page["items"]
+    assert notice["about_id"] == str(high)
+    assert notice["reason"] == "overdue_high_risk"
