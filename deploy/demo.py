@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import random
+import time
 from datetime import date, timedelta
 from typing import Any
 
@@ -124,3 +125,44 @@ def load(registry_url: str, admin_token: str, today: date | None = None) -> int:
                 vet(client, answer.json()["id"], today, index)
                 added += 1
     return added
+
+
+def engage(matching_url: str, admin_token: str, today: date | None = None, wait: float = 30.0) -> int:
+    """Match each county once, confirm most proposals and record visits over the past weeks, some long ago (so a
+    few children are overdue); returns how many pairings were confirmed this time."""
+    today = today or date.today()
+    headers = {"Authorization": f"Bearer {admin_token}"}
+    confirmed = 0
+    with httpx.Client(base_url=matching_url, headers=headers, timeout=60) as client:
+        for county_code, (_, size) in COUNTIES.items():
+            if client.get("/views/pairings", params={"county_code": county_code, "limit": 1}).json()["total"]:
+                continue  # matched on an earlier run
+            _wait_for_candidates(client, county_code, size // 2, wait)
+            run = client.post("/matching-runs", json={"county_code": county_code}).raise_for_status().json()
+            for index, proposal in enumerate(run["proposals"]):
+                if index % 6 == 5:
+                    continue  # left for the coordinator to confirm or decline
+                client.post(f"/pairings/{proposal['pairing_id']}/confirm").raise_for_status()
+                confirmed += 1
+                rng = random.Random(f"visit:{proposal['child_id']}")  # noqa: S311 (demo data, not security)
+                days_ago = rng.choice([1, 3, 6, 10, 20, 40])
+                visit = {
+                    "kind": rng.choice(["visit", "visit", "tutoring", "birthday"]),
+                    "in_person": True,
+                    "occurred_at": f"{today - timedelta(days=days_ago)}T10:00:00+08:00",
+                    "duration_minutes": rng.choice([30, 60, 90]),
+                }
+                client.post(f"/pairings/{proposal['pairing_id']}/contacts", json=visit).raise_for_status()
+    return confirmed
+
+
+def _wait_for_candidates(client: httpx.Client, county_code: str, volunteers: int, wait: float) -> None:
+    """Matching learns of the registry's people through the bus: wait until it knows this county's volunteers."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        params = {"county_code": county_code, "eligible": True, "limit": 1}
+        known = client.get("/views/candidates/volunteers", params=params)
+        if known.json()["total"] >= volunteers:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"matching did not hear of county {county_code}'s volunteers within {wait} s")

@@ -77,10 +77,13 @@ def main() -> int:
             for role, counties in ROLES.items()
         }
         created = demo.load(urls["registry"], tokens["admin"])
+        paired = demo.engage(urls["matching"], tokens["admin"])
         print(f"\nNATS          {nats_url}  (JetStream store: {data / 'nats'})")
         for name, url in urls.items():
             print(f"{name:<13} {url}   docs: {url}/docs")
-        print(f"demo data     {created} children and volunteers added this time; logs in {data}/*.log")
+        print(
+            f"demo data     {created} children and volunteers, {paired} pairings added this time; logs in {data}/*.log"
+        )
         print("\nDev bearer tokens (7 days), e.g.  curl -H 'Authorization: Bearer <token>' ...")
         for role, token in tokens.items():
             print(f"  {role:<12} {token}")

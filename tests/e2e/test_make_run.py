@@ -54,7 +54,9 @@ def test_make_run_starts_everything_loads_demo_data_once_and_stops_within_five_s
         if not port_is_free(4222):
             assert not nats_url.group(1).endswith(":4222")  # someone else's NATS there: ours took another port
         expected = sum(size + size // 2 for _, size in demo.COUNTIES.values())  # children, vetted volunteers
-        assert f"demo data     {expected} children and volunteers added" in output
+        added = re.search(rf"^demo data     {expected} children and volunteers, (\d+) pairings added", output, re.M)
+        assert added, output
+        assert int(added.group(1)) > 0
         for _name, port in ports.items():
             assert f"http://127.0.0.1:{port}" in output
             assert httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5).status_code == 200
@@ -66,6 +68,13 @@ def test_make_run_starts_everything_loads_demo_data_once_and_stops_within_five_s
             headers=auth("admin"),
         )
         assert vetted.json()["total"] == demo.COUNTIES["450325"][1] // 2
+        engagement = httpx.get(
+            f"http://127.0.0.1:{ports['matching']}/views/engagement",
+            params={"county_code": "450325", "limit": 500},
+            headers=auth("admin"),
+        ).json()["items"]
+        assert any(row["volunteer_id"] for row in engagement)  # a living programme: children paired and visited,
+        assert any(row["overdue"] for row in engagement)  # some of them overdue
     finally:
         stopped_in = interrupt(runner)
     assert runner.returncode == 0
@@ -74,7 +83,7 @@ def test_make_run_starts_everything_loads_demo_data_once_and_stops_within_five_s
 
     runner, lines = start(tmp_path, ports)  # again: the data is kept and nothing is loaded twice
     try:
-        assert "demo data     0 children and volunteers added" in "".join(lines)
+        assert "demo data     0 children and volunteers, 0 pairings added" in "".join(lines)
         xingan = httpx.get(
             f"http://127.0.0.1:{ports['registry']}/children",
             params={"county_code": "450325", "limit": 1},
