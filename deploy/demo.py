@@ -160,7 +160,7 @@ def _wait_for_candidates(client: httpx.Client, county_code: str, volunteers: int
     """Matching learns of the registry's people through the bus: wait until it knows this county's volunteers."""
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        params = {"county_code": county_code, "eligible": True, "limit": 1}
+        params: dict[str, str | int | bool] = {"county_code": county_code, "eligible": True, "limit": 1}
         known = client.get("/views/candidates/volunteers", params=params)
         if known.json()["total"] >= volunteers:
             return
