@@ -1,10 +1,11 @@
 """Events of the matching context (stream MATCHING): runs and the pairing lifecycle. Ids, county, reasons; no people."""
 
 from datetime import datetime
-from typing import ClassVar, Literal
+from decimal import Decimal
+from typing import Annotated, ClassVar, Literal
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from contracts.catalogue import Event
 from contracts.vocabulary import CountyCode, RiskLevel
@@ -207,3 +208,75 @@ class VisitPolicyChanged(Event):
 
     def aggregate_id(self) -> str:
         return f"county-{self.county_code}"
+
+
+WishCategory = Literal["study", "clothing", "daily_use", "toy", "book", "sports", "other"]
+WishWithdrawalReason = Literal["no_longer_needed", "child_left_programme", "duplicate", "other"]
+# What a donor sees on the board, and all the bus carries of a wish: a short item, never a note about the child.
+WishItem = Annotated[str, StringConstraints(min_length=1, max_length=40, strip_whitespace=True)]
+Yuan = Annotated[Decimal, Field(ge=0, le=100_000, max_digits=8, decimal_places=2)]
+
+
+class WishPosted(Event):
+    """A micro-wish (微心愿) for a child, put on the board; donors see it as "girl, 9-11, Xing'an: a school bag"."""
+
+    type_name: ClassVar[str] = "matching.wish.posted.v1"
+
+    wish_id: UUID
+    child_id: UUID
+    county_code: CountyCode
+    item: WishItem
+    category: WishCategory
+    estimated_value_yuan: Yuan
+    campaign_id: UUID | None = None
+
+
+class WishClaimed(Event):
+    """A donor took the wish off the board, to fulfil by the deadline."""
+
+    type_name: ClassVar[str] = "matching.wish.claimed.v1"
+
+    wish_id: UUID
+    county_code: CountyCode
+    donor_id: str = Field(max_length=80)
+    claim_deadline: datetime
+
+
+class WishReleased(Event):
+    """The claim ended unfulfilled (the donor gave it up, or its deadline passed): the wish is on the board again."""
+
+    type_name: ClassVar[str] = "matching.wish.released.v1"
+
+    wish_id: UUID
+    county_code: CountyCode
+    donor_id: str = Field(max_length=80)
+    lapsed: bool
+
+
+class WishFulfilled(Event):
+    """The gift reached the child, perhaps brought by the caring parent on a visit (that contact is linked)."""
+
+    type_name: ClassVar[str] = "matching.wish.fulfilled.v1"
+
+    wish_id: UUID
+    county_code: CountyCode
+    donor_id: str = Field(max_length=80)
+    contact_id: UUID | None = None
+
+
+class WishAcknowledged(Event):
+    """The child's side said thank you; the donor hears it without learning who the child is."""
+
+    type_name: ClassVar[str] = "matching.wish.acknowledged.v1"
+
+    wish_id: UUID
+    county_code: CountyCode
+    donor_id: str = Field(max_length=80)
+
+
+class WishWithdrawn(Event):
+    type_name: ClassVar[str] = "matching.wish.withdrawn.v1"
+
+    wish_id: UUID
+    county_code: CountyCode
+    reason: WishWithdrawalReason

@@ -12,6 +12,7 @@ from contracts.vocabulary import (
     ConsentScope,
     CountyCode,
     Flag,
+    Gender,
     Guardianship,
     Language,
     LeavingReason,
@@ -52,6 +53,7 @@ class ChildRegistered(Event):
     guardianship: Guardianship | None = None  # absent from the first v2 events
     township_key: PlaceKey | None = None  # absent from the first v2 events, and when the township is unknown
     village_key: PlaceKey | None = None
+    gender: Gender | None = None  # absent from the first v2 events; a wish on the board says "girl, 9-11"
 
 
 @upcaster(ChildRegisteredV1.type_name, ChildRegistered.type_name)

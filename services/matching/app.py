@@ -10,7 +10,7 @@ from backbone.app import create_app as create_service_app
 from backbone.clock import Clock
 from backbone.runtime import Runtime, ServiceSpec, Timer
 from backbone.settings import Settings
-from services.matching import api, contacts, pairing_api
+from services.matching import api, contacts, pairing_api, wishes
 from services.matching.candidates import Candidates
 from services.matching.pairings import lapse_due
 from services.matching.reconcile import reconcile
@@ -21,12 +21,13 @@ SPEC = ServiceSpec(
     name="matching",
     default_port=8002,
     views=Views.metadata,
-    routers=[api.router, pairing_api.router, contacts.router],
+    routers=[api.router, pairing_api.router, contacts.router, wishes.router],
     projections=lambda runtime: [Engagement(), Candidates(partial(follow, runtime))],
     timers=lambda runtime: [
         Timer("lapse-proposals", runtime.settings.timer_seconds, partial(lapse_due, runtime)),
         Timer("follow-candidates", runtime.settings.timer_seconds, partial(follow_all, runtime)),
         Timer("escalate-overdue", runtime.settings.timer_seconds, partial(escalate_overdue, runtime)),
+        Timer("lapse-wish-claims", runtime.settings.timer_seconds, partial(wishes.lapse_claims, runtime)),
     ],
 )
 

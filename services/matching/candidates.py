@@ -44,6 +44,7 @@ class CandidateChild(Views):
     eligible: Mapped[bool] = mapped_column(Boolean, default=False)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     registered_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    gender: Mapped[str | None] = mapped_column(String(8), nullable=True)
 
 
 class CandidateVolunteer(Views):
@@ -63,7 +64,7 @@ class CandidateVolunteer(Views):
 
 _CHILD_FIELDS = {
     "child_id", "county_code", "risk_level", "category", "age_band", "needs", "languages", "flags", "township_key",
-    "village_key",
+    "village_key", "gender",
 }  # fmt: skip
 # Called in the projection's transaction with the children (registered, risk, eligibility, leaving) and volunteers
 # (eligibility) that changed in the batch.

@@ -98,6 +98,7 @@ def register_child(state: Child | None, command: RegisterChild) -> list[ChildReg
             guardianship=command.guardianship,
             township_key=command.township_key,
             village_key=command.village_key,
+            gender=command.gender,
         )
     ]
 

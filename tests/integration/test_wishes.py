@@ -1,0 +1,146 @@
+"""Micro-wishes against real NATS and each database: the donors' board without a child's identity, one winner of
+concurrent claims, a lapsed claim back on the board, fulfilment on a visit and an anonymous thank-you."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from nats.aio.client import Client as NATS
+
+from backbone.clock import SettableClock
+from tests.helpers import RegistryEvents, auth, read_stream, token, wait_until
+
+XINGAN = "450325"
+COORDINATOR = auth("coordinator", [XINGAN])
+
+
+def donor(sub: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token('donor', sub=sub)}"}
+
+
+async def posted_wish(matching: httpx.AsyncClient, registry_events: RegistryEvents) -> tuple[uuid.UUID, dict[str, Any]]:
+    child = await registry_events.child("low", gender="female")
+
+    async def known() -> bool:
+        page = await matching.get("/views/candidates/children", params={"county_code": XINGAN}, headers=COORDINATOR)
+        return bool(page.json()["total"] == 1)
+
+    await wait_until(known, what="the child known to matching")
+    body = {
+        "child_id": str(child),
+        "item": "一个书包 a school bag",
+        "category": "study",
+        "estimated_value_yuan": "80.00",
+    }
+    answer = await matching.post("/wishes", json=body, headers=COORDINATOR)
+    assert answer.status_code == 201, answer.text
+    wish: dict[str, Any] = answer.json()
+    return child, wish
+
+
+async def test_donors_see_the_board_without_who_the_child_is(
+    matching: httpx.AsyncClient, registry_events: RegistryEvents, nc: NATS
+) -> None:
+    child, wish = await posted_wish(matching, registry_events)
+    assert wish["child_id"] == str(child)  # the coordinator sees whose wish it is
+
+    board = await matching.get("/wishes", params={"county_code": XINGAN}, headers=donor("donor-a"))
+
+    assert board.status_code == 200
+    (shown,) = board.json()["items"]
+    assert shown["child"] == "girl, 9-11"
+    assert shown["item"] == "一个书包 a school bag"
+    assert shown["estimated_value_yuan"] == "80.00"
+    assert str(child) not in board.text
+    assert "child_id" not in shown
+    refused = await matching.post("/wishes", json={"child_id": str(child)}, headers=donor("donor-a"))
+    assert refused.status_code == 403
+    assert (await matching.get("/views/wishes", params={"county_code": XINGAN}, headers=donor("x"))).status_code == 403
+
+    async def published() -> bool:
+        return len(await read_stream(nc.jetstream(), "MATCHING", "matching.wish.posted")) == 1
+
+    await wait_until(published, what="the wish on the bus")
+    (message,) = await read_stream(nc.jetstream(), "MATCHING", "matching.wish.posted")
+    assert set(json.loads(message.data)["data"]) == {
+        "wish_id", "child_id", "county_code", "item", "category", "estimated_value_yuan", "campaign_id",
+    }  # fmt: skip
+
+
+async def test_of_two_donors_claiming_at_once_one_wins(
+    matching: httpx.AsyncClient, registry_events: RegistryEvents
+) -> None:
+    _, wish = await posted_wish(matching, registry_events)
+
+    answers = await asyncio.gather(
+        *(matching.post(f"/wishes/{wish['wish_id']}/claim", headers=donor(sub)) for sub in ("donor-a", "donor-b"))
+    )
+
+    assert sorted(a.status_code for a in answers) == [200, 409]
+    board = await matching.get("/wishes", params={"county_code": XINGAN}, headers=donor("donor-c"))
+    assert board.json()["total"] == 0  # off the board while claimed
+
+
+async def test_a_claim_not_fulfilled_in_time_returns_the_wish_to_the_board(
+    matching: httpx.AsyncClient, registry_events: RegistryEvents, clock: SettableClock
+) -> None:
+    _, wish = await posted_wish(matching, registry_events)
+    claimed = await matching.post(f"/wishes/{wish['wish_id']}/claim", headers=donor("donor-a"))
+    assert claimed.json()["status"] == "claimed"
+
+    clock.advance(timedelta(days=15))
+
+    async def back_on_the_board() -> bool:
+        board = await matching.get("/wishes", params={"county_code": XINGAN}, headers=donor("donor-b"))
+        return bool(board.json()["total"] == 1)
+
+    await wait_until(back_on_the_board, what="the lapsed claim's wish back on the board")
+    mine = await matching.get("/wishes/mine", headers=donor("donor-a"))
+    assert mine.json()["total"] == 0
+    again = await matching.post(f"/wishes/{wish['wish_id']}/claim", headers=donor("donor-b"))
+    assert again.status_code == 200
+
+
+async def test_a_wish_fulfilled_and_acknowledged_thanks_the_donor_without_naming_the_child(
+    matching: httpx.AsyncClient, registry_events: RegistryEvents
+) -> None:
+    child, wish = await posted_wish(matching, registry_events)
+    path = f"/wishes/{wish['wish_id']}"
+    too_early = await matching.post(f"{path}/fulfil", json={}, headers=COORDINATOR)
+    assert too_early.status_code == 409
+    await matching.post(f"{path}/claim", headers=donor("donor-a"))
+    someone_else = await matching.post(f"{path}/release", headers=donor("donor-b"))
+    assert someone_else.status_code == 403
+
+    fulfilled = await matching.post(f"{path}/fulfil", json={"contact_id": str(uuid.uuid4())}, headers=COORDINATOR)
+    assert fulfilled.json()["status"] == "fulfilled"
+    thanked = await matching.post(f"{path}/acknowledge", headers=COORDINATOR)
+    assert thanked.json()["status"] == "acknowledged"
+
+    mine = await matching.get("/wishes/mine", headers=donor("donor-a"))
+    (own,) = mine.json()["items"]
+    assert own["status"] == "acknowledged"
+    assert str(child) not in mine.text
+    withdrawn = await matching.post(f"{path}/withdraw", json={"reason": "other"}, headers=COORDINATOR)
+    assert withdrawn.status_code == 409
+
+
+async def test_bad_wishes_are_refused_with_a_clear_422(
+    matching: httpx.AsyncClient, registry_events: RegistryEvents
+) -> None:
+    child, wish = await posted_wish(matching, registry_events)
+    base = {"child_id": str(child), "item": "a ball", "category": "sports", "estimated_value_yuan": "30"}
+    for bad in ({"estimated_value_yuan": "-1"}, {"item": "x" * 41}, {"category": "car"}, {"item": "  "}):
+        answer = await matching.post("/wishes", json=base | bad, headers=COORDINATOR)
+        assert answer.status_code == 422, bad
+    unknown = await matching.post("/wishes", json=base | {"child_id": str(uuid.uuid4())}, headers=COORDINATOR)
+    assert unknown.status_code == 404
+    withdrawn = await matching.post(
+        f"/wishes/{wish['wish_id']}/withdraw", json={"reason": "no_longer_needed"}, headers=COORDINATOR
+    )
+    assert withdrawn.json()["status"] == "withdrawn"
