@@ -1,4 +1,4 @@
-"""Events of the matching context (stream MATCHING): runs and the pairing lifecycle. Ids, county, reasons; no people."""
+"""Events of the matching context (stream MATCHING): runs, pairings, visits, contacts, wishes, aid. Ids, no people."""
 
 from datetime import datetime
 from decimal import Decimal
@@ -7,6 +7,7 @@ from uuid import UUID
 
 from pydantic import Field, StringConstraints
 
+from contracts.campaigns import AidKind
 from contracts.catalogue import Event
 from contracts.vocabulary import CountyCode, RiskLevel
 
@@ -280,3 +281,18 @@ class WishWithdrawn(Event):
     wish_id: UUID
     county_code: CountyCode
     reason: WishWithdrawalReason
+
+
+class AidDistributed(Event):
+    """Goods or money given to a child under a campaign; the receipt number is the distribution's id."""
+
+    type_name: ClassVar[str] = "matching.aid.distributed.v1"
+
+    distribution_id: UUID
+    child_id: UUID
+    county_code: CountyCode
+    campaign_id: UUID
+    kind: AidKind
+    quantity: int = Field(ge=1, le=1000)
+    value_yuan: Yuan
+    donor_id: UUID | None = None

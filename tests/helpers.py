@@ -210,12 +210,10 @@ class RegistryEvents:
     ) -> uuid.UUID:
         child_id = uuid.uuid4()
         registered = ChildRegistered(
+            **{"category": "left_behind", "age_band": "9-11"} | fields,
             child_id=child_id,
             county_code=county or self.county,
-            category="left_behind",
             risk_level=risk,
-            age_band="9-11",
-            **fields,
         )
         await self.emit(registered, ChildPairingEligibilityChanged(child_id=child_id, eligible=eligible))
         return child_id

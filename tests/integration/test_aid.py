@@ -1,0 +1,88 @@
+"""Campaign aid against real NATS and each database: a distribution list from the candidate view's filters, a receipt
+per child, all or none, never twice for the same campaign and kind."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+
+from tests.helpers import RegistryEvents, auth, wait_until
+
+LINGSHAN = "450721"
+COORDINATOR = auth("coordinator", [LINGSHAN])
+CAMPAIGN = str(uuid.uuid4())
+
+
+async def test_warm_packs_go_to_the_listed_orphans_once_each_with_a_receipt(
+    matching: httpx.AsyncClient, registry_events: RegistryEvents
+) -> None:
+    orphans = [await registry_events.child("low", county=LINGSHAN, category="orphan") for _ in range(3)]
+    await registry_events.child("low", county=LINGSHAN)  # left behind: not on this campaign's list
+    listing = {"county_code": LINGSHAN, "campaign_id": CAMPAIGN, "kind": "warm_pack", "category": ["orphan"]}
+
+    async def listed() -> bool:
+        page = await matching.get("/aid-lists", params=listing, headers=COORDINATOR)
+        return page.status_code == 200 and page.json()["total"] == 3
+
+    await wait_until(listed, what="the orphans on the distribution list")
+    body = {"campaign_id": CAMPAIGN, "kind": "warm_pack", "quantity": 1, "value_yuan": "363.64"}
+
+    given = await matching.post(
+        "/aid-distributions", json=body | {"child_ids": [str(c) for c in orphans]}, headers=COORDINATOR
+    )
+
+    assert given.status_code == 201, given.text
+    result = given.json()
+    assert result["quantity"] == 3
+    assert result["value_yuan"] == "1090.92"
+    assert sorted(r["child_id"] for r in result["receipts"]) == sorted(str(c) for c in orphans)
+    receipt = await matching.get(f"/aid-distributions/{result['receipts'][0]['distribution_id']}", headers=COORDINATOR)
+    assert receipt.json()["kind"] == "warm_pack"
+    page = (await matching.get("/aid-lists", params=listing, headers=COORDINATOR)).json()
+    assert all(child["received"] for child in page["items"])
+
+    twice = await matching.post("/aid-distributions", json=body | {"child_ids": [str(orphans[0])]}, headers=COORDINATOR)
+    assert twice.status_code == 409
+    assert twice.json()["error"]["details"]["child_ids"] == [str(orphans[0])]
+    clothes = await matching.post(
+        "/aid-distributions",
+        json=body | {"kind": "winter_clothes", "child_ids": [str(orphans[0])]},
+        headers=COORDINATOR,
+    )
+    assert clothes.status_code == 201
+
+
+async def test_a_list_with_an_unknown_child_or_another_countys_gives_nothing(
+    matching: httpx.AsyncClient, registry_events: RegistryEvents
+) -> None:
+    ours = await registry_events.child("low", county=LINGSHAN)
+    theirs = await registry_events.child("low", county="450325")
+
+    async def known() -> bool:
+        page = await matching.get("/views/candidates/children", params={"county_code": LINGSHAN}, headers=COORDINATOR)
+        return bool(page.json()["total"] == 1)
+
+    await wait_until(known, what="the child known to matching")
+    body = {"campaign_id": CAMPAIGN, "kind": "health_pack", "quantity": 1, "value_yuan": "50"}
+    unknown = await matching.post(
+        "/aid-distributions", json=body | {"child_ids": [str(ours), str(uuid.uuid4())]}, headers=COORDINATOR
+    )
+    assert unknown.status_code == 422
+
+    async def both_known() -> bool:
+        page = await matching.get("/views/candidates/children", params={"county_code": "450325"}, headers=auth("admin"))
+        return bool(page.json()["total"] == 1)
+
+    await wait_until(both_known, what="the other county's child")
+    other = await matching.post(
+        "/aid-distributions", json=body | {"child_ids": [str(ours), str(theirs)]}, headers=COORDINATOR
+    )
+    assert other.status_code == 403
+    listing = {"county_code": LINGSHAN, "campaign_id": CAMPAIGN, "kind": "health_pack"}
+    page = (await matching.get("/aid-lists", params=listing, headers=COORDINATOR)).json()
+    assert [child["received"] for child in page["items"]] == [False]  # nothing half-given
+    negative = await matching.post(
+        "/aid-distributions", json=body | {"value_yuan": "-5", "child_ids": [str(ours)]}, headers=COORDINATOR
+    )
+    assert negative.status_code == 422
