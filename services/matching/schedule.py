@@ -85,10 +85,6 @@ async def plan(runtime: Runtime, conn: AsyncConnection, children: Collection[uui
         CandidateChild.risk_level,
         CandidateChild.active,
         CandidateChild.registered_at,
-        ScheduleRecord.risk_level.label("planned_risk"),
-        ScheduleRecord.active.label("planned_active"),
-        ScheduleRecord.last_in_person_at,
-        ScheduleRecord.version,
     ).outerjoin(ScheduleRecord, ScheduleRecord.child_id == CandidateChild.child_id)
     if children is not None:
         query = query.where(CandidateChild.child_id.in_(list(children)))
@@ -102,19 +98,29 @@ async def plan(runtime: Runtime, conn: AsyncConnection, children: Collection[uui
         )
     changed = 0
     interval = await Intervals.load(conn)
-    for row in (await conn.execute(query.order_by(CandidateChild.child_id))).all():
-        if row.version is None:
-            if row.active:
-                await _start(runtime, conn, row, row.registered_at + interval(row.county_code, row.risk_level))
+    children_now = (await conn.execute(query.order_by(CandidateChild.child_id))).all()
+    schedules = await _held(conn, ScheduleRecord.child_id.in_([c.child_id for c in children_now]))
+    for child in children_now:
+        planned = schedules.get(child.child_id)
+        if planned is None:
+            if child.active:
+                await _start(runtime, conn, child, child.registered_at + interval(child.county_code, child.risk_level))
                 changed += 1
-        elif row.planned_active and not row.active:
-            await _record(runtime, conn, row, None, "left_programme", active=False)
+        elif planned.active and not child.active:
+            await _record(runtime, conn, planned, None, "left_programme", active=False)
             changed += 1
-        elif row.planned_active and row.planned_risk != row.risk_level:
-            since = row.last_in_person_at or row.registered_at
-            await _record(runtime, conn, row, since + interval(row.county_code, row.risk_level), "risk_changed")
+        elif planned.active and planned.risk_level != child.risk_level:
+            due = (planned.last_in_person_at or planned.registered_at) + interval(child.county_code, child.risk_level)
+            await _record(runtime, conn, planned, due, "risk_changed", risk_level=child.risk_level)
             changed += 1
     return changed
+
+
+async def _held(conn: AsyncConnection, which: Any) -> dict[uuid.UUID, Any]:
+    """These schedules, locked until the transaction ends (on PostgreSQL; SQLite's writers are serial): a contact,
+    the timer and the candidate view's consumer may all move the same child's schedule at once."""
+    query = select(ScheduleRecord).where(which).order_by(ScheduleRecord.child_id).with_for_update()
+    return {row.child_id: row for row in await conn.execute(query)}
 
 
 async def change_policy(runtime: Runtime, policy: VisitPolicyChanged) -> int:
@@ -130,11 +136,9 @@ async def change_policy(runtime: Runtime, policy: VisitPolicyChanged) -> int:
             )
         )
         interval = await Intervals.load(conn)
-        query = select(ScheduleRecord).where(
-            ScheduleRecord.county_code == policy.county_code, ScheduleRecord.active.is_(True)
-        )
         moved = 0
-        for row in (await conn.execute(query.order_by(ScheduleRecord.child_id))).all():
+        held = await _held(conn, (ScheduleRecord.county_code == policy.county_code) & ScheduleRecord.active.is_(True))
+        for row in held.values():
             due = (row.last_in_person_at or row.registered_at) + interval(row.county_code, row.risk_level)
             if due != row.due_at:
                 await _record(runtime, conn, row, due, "policy_changed")
@@ -144,7 +148,7 @@ async def change_policy(runtime: Runtime, policy: VisitPolicyChanged) -> int:
 
 async def visited(runtime: Runtime, conn: AsyncConnection, child_id: uuid.UUID, at: datetime) -> None:
     """An in-person contact: the next is due one interval after it (an older contact recorded late changes nothing)."""
-    row = (await conn.execute(select(ScheduleRecord).where(ScheduleRecord.child_id == child_id))).first()
+    row = (await _held(conn, ScheduleRecord.child_id == child_id)).get(child_id)
     if row is None or not row.active or (row.last_in_person_at is not None and row.last_in_person_at >= at):
         return
     interval = await Intervals.load(conn)
@@ -207,12 +211,15 @@ async def _record(
     row: Any,
     due_at: datetime | None,
     because: DueBecause,
+    *,
+    risk_level: str | None = None,
     **values: Any,
 ) -> None:
+    risk = risk_level or row.risk_level
     due = ChildVisitDue(
-        child_id=row.child_id, county_code=row.county_code, risk_level=row.risk_level, due_at=due_at, because=because
+        child_id=row.child_id, county_code=row.county_code, risk_level=risk, due_at=due_at, because=because
     )
-    await _write(conn, runtime, row, due, risk_level=row.risk_level, due_at=due_at, overdue_for=None, **values)
+    await _write(conn, runtime, row, due, risk_level=risk, due_at=due_at, overdue_for=None, **values)
 
 
 async def _write(
