@@ -10,7 +10,7 @@ from backbone.app import create_app as create_service_app
 from backbone.clock import Clock
 from backbone.runtime import Runtime, ServiceSpec, Timer
 from backbone.settings import Settings
-from services.matching import aid, api, contacts, pairing_api, summary, wishes
+from services.matching import aid, api, contacts, pairing_api, summary, volunteer_views, wishes
 from services.matching.candidates import Candidates
 from services.matching.pairings import lapse_due
 from services.matching.reconcile import reconcile
@@ -21,7 +21,15 @@ SPEC = ServiceSpec(
     name="matching",
     default_port=8002,
     views=Views.metadata,
-    routers=[api.router, pairing_api.router, contacts.router, wishes.router, aid.router, summary.router],
+    routers=[
+        api.router,
+        pairing_api.router,
+        contacts.router,
+        wishes.router,
+        aid.router,
+        summary.router,
+        volunteer_views.router,
+    ],
     projections=lambda runtime: [Engagement(), Candidates(partial(follow, runtime))],
     timers=lambda runtime: [
         Timer("lapse-proposals", runtime.settings.timer_seconds, partial(lapse_due, runtime)),

@@ -18,6 +18,7 @@ import pytest
 from nats.aio.client import Client as NATS
 from sqlalchemy import select
 
+from backbone.clock import PROGRAMME_TIMEZONE as SHANGHAI
 from backbone.clock import SettableClock
 from backbone.database import Database
 from backbone.natsserver import NatsServer
@@ -273,3 +274,29 @@ async def test_a_county_sets_its_own_intervals_and_every_next_visit_is_replanned
     assert refused.status_code == 422
     elsewhere = await matching.put("/visit-policies/450102", json=policy, headers=COORDINATOR)
     assert elsewhere.status_code == 403
+
+
+async def test_a_volunteer_sees_their_due_visits_as_a_calendar_and_their_hours_in_the_view(
+    matching: httpx.AsyncClient, registry_events: RegistryEvents, clock: SettableClock
+) -> None:
+    volunteer, proposal = await paired_child(matching, registry_events)
+    as_volunteer = {"Authorization": f"Bearer {token('volunteer', sub=str(volunteer))}"}
+    visited = clock.now() - timedelta(hours=3)
+    body = {"kind": "visit", "in_person": True, "occurred_at": visited.isoformat(), "duration_minutes": 90}
+    await matching.post(f"/pairings/{proposal['pairing_id']}/contacts", json=body, headers=as_volunteer)
+
+    feed = await matching.get(f"/volunteers/{volunteer}/calendar.ics", headers=as_volunteer)
+
+    assert feed.status_code == 200
+    assert feed.headers["content-type"].startswith("text/calendar")
+    lines = feed.text.split("\r\n")
+    assert lines[0] == "BEGIN:VCALENDAR"
+    assert lines.count("BEGIN:VEVENT") == 1
+    due_day = (visited + timedelta(days=DAYS["high"])).astimezone(SHANGHAI).strftime("%Y%m%d")
+    assert f"DTSTART;VALUE=DATE:{due_day}" in lines
+    assert proposal["child_id"] not in feed.text
+    other = {"Authorization": f"Bearer {token('volunteer', sub=str(uuid.uuid4()))}"}
+    assert (await matching.get(f"/volunteers/{volunteer}/calendar.ics", headers=other)).status_code == 403
+    view = await matching.get("/views/volunteers", params={"county_code": XINGAN}, headers=COORDINATOR)
+    (row,) = view.json()["items"]
+    assert (row["children"], row["contacts"], row["visits"], row["hours"]) == (1, 1, 1, 1.5)
