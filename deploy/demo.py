@@ -127,9 +127,31 @@ def load(registry_url: str, admin_token: str, today: date | None = None) -> int:
     return added
 
 
-def engage(matching_url: str, admin_token: str, today: date | None = None, wait: float = 30.0) -> int:
+CAMPAIGN = "情暖新春 共护未来"
+
+
+def campaign(registry_url: str, admin_token: str, today: date | None = None) -> str:
+    """The demo's winter campaign (as the seed's, around today), created once; returns its id."""
+    today = today or date.today()
+    headers = {"Authorization": f"Bearer {admin_token}"}
+    with httpx.Client(base_url=registry_url, headers=headers, timeout=30) as client:
+        for existing in client.get("/campaigns", params={"limit": 100}).raise_for_status().json()["items"]:
+            if existing["name"] == CAMPAIGN:
+                return str(existing["id"])
+        body = {
+            "name": CAMPAIGN,
+            "starts_on": str(today - timedelta(days=30)),
+            "ends_on": str(today + timedelta(days=15)),
+            "counties": list(COUNTIES),
+            "goals": {"warm_pack": 385, "winter_clothes": 793},
+        }
+        return str(client.post("/campaigns", json=body).raise_for_status().json()["id"])
+
+
+def engage(matching_url: str, admin_token: str, campaign_id: str, today: date | None = None, wait: float = 30.0) -> int:
     """Match each county once, confirm most proposals and record visits over the past weeks, some long ago (so a
-    few children are overdue); returns how many pairings were confirmed this time."""
+    few children are overdue); put wishes on the board and hand out warm packs to orphans and de-facto-unsupported
+    children; returns how many pairings were confirmed this time."""
     today = today or date.today()
     headers = {"Authorization": f"Bearer {admin_token}"}
     confirmed = 0
@@ -138,6 +160,7 @@ def engage(matching_url: str, admin_token: str, today: date | None = None, wait:
             if client.get("/views/pairings", params={"county_code": county_code, "limit": 1}).json()["total"]:
                 continue  # matched on an earlier run
             _wait_for_candidates(client, county_code, size // 2, wait)
+            _wishes_and_aid(client, county_code, campaign_id)
             run = client.post("/matching-runs", json={"county_code": county_code}).raise_for_status().json()
             for index, proposal in enumerate(run["proposals"]):
                 if index % 6 == 5:
@@ -151,9 +174,47 @@ def engage(matching_url: str, admin_token: str, today: date | None = None, wait:
                     "in_person": True,
                     "occurred_at": f"{today - timedelta(days=days_ago)}T10:00:00+08:00",
                     "duration_minutes": rng.choice([30, 60, 90]),
+                    "campaign_id": campaign_id,
                 }
                 client.post(f"/pairings/{proposal['pairing_id']}/contacts", json=visit).raise_for_status()
     return confirmed
+
+
+def _wishes_and_aid(client: httpx.Client, county_code: str, campaign_id: str) -> None:
+    """Four wishes per county (one claimed by the demo donor), and a warm pack for each orphan and de-facto-unsupported
+    child, under the campaign."""
+    children = client.get("/views/candidates/children", params={"county_code": county_code, "limit": 4}).json()
+    for index, child in enumerate(children["items"]):
+        item, category, value = WISHES[index % len(WISHES)]
+        wish = {
+            "child_id": child["child_id"],
+            "item": item,
+            "category": category,
+            "estimated_value_yuan": value,
+            "campaign_id": campaign_id,
+        }
+        posted = client.post("/wishes", json=wish).raise_for_status().json()
+        if index == 0:
+            client.post(f"/wishes/{posted['wish_id']}/claim").raise_for_status()
+    listing: dict[str, str | int | list[str]] = {
+        "county_code": county_code,
+        "campaign_id": campaign_id,
+        "kind": "warm_pack",
+        "category": ["orphan", "de_facto_unsupported"],
+        "limit": 500,
+    }
+    targeted = [c["child_id"] for c in client.get("/aid-lists", params=listing).json()["items"] if not c["received"]]
+    if targeted:
+        aid = {"campaign_id": campaign_id, "kind": "warm_pack", "quantity": 1, "value_yuan": "363.64"}
+        client.post("/aid-distributions", json=aid | {"child_ids": targeted}).raise_for_status()
+
+
+WISHES = [
+    ("一个新书包", "study", "80"),
+    ("一件羽绒服", "clothing", "150"),
+    ("一套课外书", "book", "60"),
+    ("一个篮球", "sports", "50"),
+]
 
 
 def _wait_for_candidates(client: httpx.Client, county_code: str, volunteers: int, wait: float) -> None:

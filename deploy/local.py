@@ -77,7 +77,8 @@ def main() -> int:
             for role, counties in ROLES.items()
         }
         created = demo.load(urls["registry"], tokens["admin"])
-        paired = demo.engage(urls["matching"], tokens["admin"])
+        campaign_id = demo.campaign(urls["registry"], tokens["admin"])
+        paired = demo.engage(urls["matching"], tokens["admin"], campaign_id)
         print(f"\nNATS          {nats_url}  (JetStream store: {data / 'nats'})")
         for name, url in urls.items():
             print(f"{name:<13} {url}   docs: {url}/docs")

@@ -75,6 +75,11 @@ def test_make_run_starts_everything_loads_demo_data_once_and_stops_within_five_s
         ).json()["items"]
         assert any(row["volunteer_id"] for row in engagement)  # a living programme: children paired and visited,
         assert any(row["overdue"] for row in engagement)  # some of them overdue
+        matching = f"http://127.0.0.1:{ports['matching']}"
+        board = httpx.get(f"{matching}/wishes", params={"county_code": "450325"}, headers=auth("donor")).json()
+        assert board["total"] == 3  # four wishes, one claimed
+        figures = httpx.get(f"{matching}/views/summary", params={"code": "45"}, headers=auth("donor")).json()
+        assert figures["aid"]["warm_pack"]["quantity"] not in (0, "<5")  # a campaign's warm packs handed out
     finally:
         stopped_in = interrupt(runner)
     assert runner.returncode == 0
