@@ -88,10 +88,13 @@ class ProjectionConsumer:
         self.fetch_timeout, self.ack_wait = fetch_timeout, ack_wait
         self._lag_checked = self._replay_reported = 0.0
         self._stopping = asyncio.Event()
+        self._waiting: asyncio.Future[list[Msg]] | None = None  # a fetch waiting for messages, if any
 
     def stop(self) -> None:
-        """Finish the batch in hand, then return from `run`."""
+        """Finish the batch in hand, then return from `run`; a fetch still waiting for messages is called off."""
         self._stopping.set()
+        if self._waiting is not None:
+            self._waiting.cancel()
 
     def config(self, generation: int, start: int | None = None) -> ConsumerConfig:
         """The durable consumer of a generation: from the first event, or from stream sequence `start`."""
@@ -157,13 +160,20 @@ class ProjectionConsumer:
                     await self.js.delete_consumer(self.projection.stream, durable_name(self.projection, generation))
                 return
             while not self._stopping.is_set():
+                self._waiting = asyncio.ensure_future(subscription.fetch(self.batch_size, timeout=self.fetch_timeout))
                 try:
-                    msgs = await subscription.fetch(self.batch_size, timeout=self.fetch_timeout)
+                    msgs = await self._waiting
+                except asyncio.CancelledError:
+                    if self._stopping.is_set() and not _cancelling():
+                        return  # called off by stop(); anything it had received is redelivered after ack_wait
+                    raise
                 except nats.errors.TimeoutError:
                     if (await self.state()).generation != generation:
                         return
                     await self._report_lag(subscription, force=True)
                     continue
+                finally:
+                    self._waiting = None
                 try:
                     await self.handle(msgs, generation)
                 except StaleGeneration:
@@ -313,3 +323,9 @@ class ProjectionConsumer:
             self._lag_checked = now
             info = await subscription.consumer_info()
             CONSUMER_LAG.labels(self.projection.name).set(info.num_pending or 0)
+
+
+def _cancelling() -> bool:
+    """Whether the running task itself is being cancelled (not just something it awaited)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

@@ -238,6 +238,7 @@ class WishClaimed(Event):
     type_name: ClassVar[str] = "matching.wish.claimed.v1"
 
     wish_id: UUID
+    child_id: UUID
     county_code: CountyCode
     donor_id: str = Field(max_length=80)
     claim_deadline: datetime
@@ -249,6 +250,7 @@ class WishReleased(Event):
     type_name: ClassVar[str] = "matching.wish.released.v1"
 
     wish_id: UUID
+    child_id: UUID
     county_code: CountyCode
     donor_id: str = Field(max_length=80)
     lapsed: bool
@@ -260,6 +262,7 @@ class WishFulfilled(Event):
     type_name: ClassVar[str] = "matching.wish.fulfilled.v1"
 
     wish_id: UUID
+    child_id: UUID
     county_code: CountyCode
     donor_id: str = Field(max_length=80)
     contact_id: UUID | None = None
@@ -271,6 +274,7 @@ class WishAcknowledged(Event):
     type_name: ClassVar[str] = "matching.wish.acknowledged.v1"
 
     wish_id: UUID
+    child_id: UUID
     county_code: CountyCode
     donor_id: str = Field(max_length=80)
 
@@ -279,6 +283,7 @@ class WishWithdrawn(Event):
     type_name: ClassVar[str] = "matching.wish.withdrawn.v1"
 
     wish_id: UUID
+    child_id: UUID
     county_code: CountyCode
     reason: WishWithdrawalReason
 

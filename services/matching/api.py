@@ -39,6 +39,7 @@ class EngagementOut(BaseModel):
     next_due_at: datetime | None = Field(description="when the next in-person contact is due")
     overdue: bool
     escalated: bool = Field(description="overdue and escalated to the county's child director (high risk)")
+    open_wishes: int = Field(description="wishes posted and neither fulfilled nor withdrawn")
 
 
 @dataclass(frozen=True)

@@ -153,9 +153,11 @@ def _contact(
 
 async def _record(runtime: Runtime, principal: Principal, contact: ContactRecorded, note: str | None) -> ContactOut:
     async with runtime.transaction() as conn:
+        if contact.in_person:
+            # First, before this transaction writes anything: on PostgreSQL the event store refuses to append to a
+            # stream behind a transaction younger than this one, and the timer may hold this child's schedule.
+            await schedule.visited(runtime, conn, contact.child_id, contact.occurred_at)
         await runtime.append(conn, Append(str(contact.contact_id), 0, [contact]))
         row = {**contact.model_dump(), "note": note, "recorded_by": principal.sub, "recorded_at": runtime.clock.now()}
         await conn.execute(insert(ContactRecord).values(**row))
-        if contact.in_person:
-            await schedule.visited(runtime, conn, contact.child_id, contact.occurred_at)
     return ContactOut.model_validate(row)

@@ -100,12 +100,12 @@ async def plan(runtime: Runtime, conn: AsyncConnection, children: Collection[uui
     interval = await Intervals.load(conn)
     children_now = (await conn.execute(query.order_by(CandidateChild.child_id))).all()
     schedules = await _held(conn, ScheduleRecord.child_id.in_([c.child_id for c in children_now]))
+    starting: list[tuple[Any, datetime]] = []
     for child in children_now:
         planned = schedules.get(child.child_id)
         if planned is None:
             if child.active:
-                await _start(runtime, conn, child, child.registered_at + interval(child.county_code, child.risk_level))
-                changed += 1
+                starting.append((child, child.registered_at + interval(child.county_code, child.risk_level)))
         elif planned.active and not child.active:
             await _record(runtime, conn, planned, None, "left_programme", active=False)
             changed += 1
@@ -113,7 +113,8 @@ async def plan(runtime: Runtime, conn: AsyncConnection, children: Collection[uui
             due = (planned.last_in_person_at or planned.registered_at) + interval(child.county_code, child.risk_level)
             await _record(runtime, conn, planned, due, "risk_changed", risk_level=child.risk_level)
             changed += 1
-    return changed
+    await _start(runtime, conn, starting)
+    return changed + len(starting)
 
 
 async def _held(conn: AsyncConnection, which: Any) -> dict[uuid.UUID, Any]:
@@ -183,25 +184,36 @@ async def escalate_overdue(runtime: Runtime, batch: int = 500) -> int:
             return raised
 
 
-async def _start(runtime: Runtime, conn: AsyncConnection, row: Any, due_at: datetime) -> None:
-    due = ChildVisitDue(
-        child_id=row.child_id,
-        county_code=row.county_code,
-        risk_level=row.risk_level,
-        due_at=due_at,
-        because="registered",
-    )
-    await runtime.append(conn, Append(str(row.child_id), 0, [due]))
-    await conn.execute(
-        insert(ScheduleRecord).values(
-            child_id=row.child_id,
-            county_code=row.county_code,
-            risk_level=row.risk_level,
-            active=True,
-            registered_at=row.registered_at,
-            due_at=due.due_at,
-            version=1,
+async def _start(runtime: Runtime, conn: AsyncConnection, children: list[tuple[Any, datetime]]) -> None:
+    """New schedules for newly registered children, in one statement each for the events and the rows (a bulk
+    import brings hundreds in one batch)."""
+    if not children:
+        return
+    events = [
+        ChildVisitDue(
+            child_id=child.child_id,
+            county_code=child.county_code,
+            risk_level=child.risk_level,
+            due_at=due_at,
+            because="registered",
         )
+        for child, due_at in children
+    ]
+    await runtime.append(conn, *(Append(str(e.child_id), 0, [e]) for e in events))
+    await conn.execute(
+        insert(ScheduleRecord),
+        [
+            {
+                "child_id": child.child_id,
+                "county_code": child.county_code,
+                "risk_level": child.risk_level,
+                "active": True,
+                "registered_at": child.registered_at,
+                "due_at": due_at,
+                "version": 1,
+            }
+            for child, due_at in children
+        ],
     )
 
 

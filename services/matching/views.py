@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import Boolean, Index, MetaData, String, Table, Uuid, case, literal, update
+from sqlalchemy import Boolean, Index, Integer, MetaData, String, Table, Uuid, case, func, literal, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -22,6 +22,9 @@ from contracts.matching import (
     PairingConfirmed,
     PairingResumed,
     PairingSuspended,
+    WishFulfilled,
+    WishPosted,
+    WishWithdrawn,
 )
 
 
@@ -46,6 +49,7 @@ class EngagementRow(Views):
     last_in_person_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     next_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     escalated_for: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)  # the due date escalated
+    open_wishes: Mapped[int] = mapped_column(Integer, default=0)  # posted and neither fulfilled nor withdrawn
 
 
 class Engagement(Projection):
@@ -53,7 +57,7 @@ class Engagement(Projection):
 
     name: ClassVar[str] = "matching-engagement"
     stream: ClassVar[str] = "MATCHING"
-    subjects: ClassVar[list[str]] = ["matching.child.>", "matching.pairing.>", "matching.contact.>"]
+    subjects: ClassVar[list[str]] = ["matching.child.>", "matching.pairing.>", "matching.contact.>", "matching.wish.>"]
     views: ClassVar[list[Table]] = [EngagementRow.__table__]  # type: ignore[list-item]
 
     async def apply(self, conn: AsyncConnection, events: Sequence[Delivered]) -> None:
@@ -92,6 +96,10 @@ class Engagement(Projection):
                     )
                 case ContactRecorded() as contact:
                     await self._contact(conn, contact)
+                case WishPosted() as wish:
+                    await self._wishes(conn, wish.child_id, wish.county_code, +1)
+                case WishFulfilled() | WishWithdrawn() as wish:
+                    await self._wishes(conn, wish.child_id, wish.county_code, -1)
 
     async def _row(self, conn: AsyncConnection, child_id: uuid.UUID, county_code: str, **values: Any) -> None:
         """Create the child's row with these values, or set them on it (events of different aggregates meet here)."""
@@ -107,6 +115,14 @@ class Engagement(Projection):
             update(EngagementRow)
             .where(EngagementRow.child_id == child_id, EngagementRow.pairing_id == current)
             .values(**values)
+        )
+
+    async def _wishes(self, conn: AsyncConnection, child_id: uuid.UUID, county_code: str, change: int) -> None:
+        await self._row(conn, child_id, county_code)
+        await conn.execute(
+            update(EngagementRow)
+            .where(EngagementRow.child_id == child_id)
+            .values(open_wishes=func.coalesce(EngagementRow.open_wishes, 0) + change)
         )
 
     async def _contact(self, conn: AsyncConnection, contact: ContactRecorded) -> None:

@@ -183,7 +183,11 @@ async def lapse_claims(runtime: Runtime, batch: int = 500) -> int:
             due = (await conn.execute(query)).all()
             for row in due:
                 released = WishReleased(
-                    wish_id=row.wish_id, county_code=row.county_code, donor_id=row.donor_id, lapsed=True
+                    wish_id=row.wish_id,
+                    child_id=row.child_id,
+                    county_code=row.county_code,
+                    donor_id=row.donor_id,
+                    lapsed=True,
                 )
                 await change(runtime, conn, row, released, donor_id=None, claim_deadline=None)
         lapsed += len(due)
@@ -265,7 +269,11 @@ async def claim(wish_id: uuid.UUID, runtime: RuntimeDep, principal: Donor) -> Bo
     async with runtime.transaction() as conn:
         row = await _load(conn, wish_id)
         claimed = WishClaimed(
-            wish_id=wish_id, county_code=row.county_code, donor_id=principal.sub, claim_deadline=deadline
+            wish_id=wish_id,
+            child_id=row.child_id,
+            county_code=row.county_code,
+            donor_id=principal.sub,
+            claim_deadline=deadline,
         )
         await change(runtime, conn, row, claimed, donor_id=principal.sub, claim_deadline=deadline)
         return board_wish(await _load(conn, wish_id))
@@ -277,7 +285,9 @@ async def release(wish_id: uuid.UUID, runtime: RuntimeDep, principal: Donor) -> 
         row = await _load(conn, wish_id)
         if row.donor_id != principal.sub:
             raise ApiError(403, "forbidden", "only the donor who claimed a wish may give it up")
-        released = WishReleased(wish_id=wish_id, county_code=row.county_code, donor_id=principal.sub, lapsed=False)
+        released = WishReleased(
+            wish_id=wish_id, child_id=row.child_id, county_code=row.county_code, donor_id=principal.sub, lapsed=False
+        )
         await change(runtime, conn, row, released, donor_id=None, claim_deadline=None)
         return board_wish(await _load(conn, wish_id))
 
@@ -299,7 +309,11 @@ async def fulfil(wish_id: uuid.UUID, body: FulfilIn, runtime: RuntimeDep, princi
 
     def fulfilled(row: Row[Any]) -> WishFulfilled:
         return WishFulfilled(
-            wish_id=wish_id, county_code=row.county_code, donor_id=row.donor_id, contact_id=body.contact_id
+            wish_id=wish_id,
+            child_id=row.child_id,
+            county_code=row.county_code,
+            donor_id=row.donor_id,
+            contact_id=body.contact_id,
         )
 
     return await _coordinated(
@@ -312,7 +326,9 @@ async def acknowledge(wish_id: uuid.UUID, runtime: RuntimeDep, principal: Coordi
     """The child's side says thank you; the donor sees it among their wishes, and nothing of who the child is."""
 
     def thanked(row: Row[Any]) -> WishAcknowledged:
-        return WishAcknowledged(wish_id=wish_id, county_code=row.county_code, donor_id=row.donor_id)
+        return WishAcknowledged(
+            wish_id=wish_id, child_id=row.child_id, county_code=row.county_code, donor_id=row.donor_id
+        )
 
     return await _coordinated(runtime, principal, wish_id, WishAcknowledged, thanked)
 
@@ -320,6 +336,6 @@ async def acknowledge(wish_id: uuid.UUID, runtime: RuntimeDep, principal: Coordi
 @router.post("/wishes/{wish_id}/withdraw", response_model=WishOut)
 async def withdraw(wish_id: uuid.UUID, body: WithdrawIn, runtime: RuntimeDep, principal: Coordinator) -> WishOut:
     def withdrawn(row: Row[Any]) -> WishWithdrawn:
-        return WishWithdrawn(wish_id=wish_id, county_code=row.county_code, reason=body.reason)
+        return WishWithdrawn(wish_id=wish_id, child_id=row.child_id, county_code=row.county_code, reason=body.reason)
 
     return await _coordinated(runtime, principal, wish_id, WishWithdrawn, withdrawn)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 
 import httpx
+import pytest
 from sqlalchemy import insert
 
 from backbone.database import Database
@@ -19,6 +20,7 @@ from tests.helpers import auth, county_of
 XINGAN = "450325"
 
 
+@pytest.mark.timer_seconds(3600)  # the rows are put in the view directly: no schedules to plan for them
 async def test_a_county_of_5000_children_and_3000_volunteers_is_matched_in_one_request(
     matching: httpx.AsyncClient, database_url: str
 ) -> None:

@@ -110,6 +110,7 @@ async def test_a_wish_fulfilled_and_acknowledged_thanks_the_donor_without_naming
     matching: httpx.AsyncClient, registry_events: RegistryEvents
 ) -> None:
     child, wish = await posted_wish(matching, registry_events)
+    await open_wishes(matching, child, 1)
     path = f"/wishes/{wish['wish_id']}"
     too_early = await matching.post(f"{path}/fulfil", json={}, headers=COORDINATOR)
     assert too_early.status_code == 409
@@ -121,6 +122,7 @@ async def test_a_wish_fulfilled_and_acknowledged_thanks_the_donor_without_naming
     assert fulfilled.json()["status"] == "fulfilled"
     thanked = await matching.post(f"{path}/acknowledge", headers=COORDINATOR)
     assert thanked.json()["status"] == "acknowledged"
+    await open_wishes(matching, child, 0)  # the engagement view counts it done
 
     mine = await matching.get("/wishes/mine", headers=donor("donor-a"))
     (own,) = mine.json()["items"]
@@ -144,3 +146,11 @@ async def test_bad_wishes_are_refused_with_a_clear_422(
         f"/wishes/{wish['wish_id']}/withdraw", json={"reason": "no_longer_needed"}, headers=COORDINATOR
     )
     assert withdrawn.json()["status"] == "withdrawn"
+
+
+async def open_wishes(matching: httpx.AsyncClient, child: uuid.UUID, count: int) -> None:
+    async def counted() -> bool:
+        page = await matching.get("/views/engagement", params={"county_code": XINGAN}, headers=COORDINATOR)
+        return any(r["child_id"] == str(child) and r["open_wishes"] == count for r in page.json()["items"])
+
+    await wait_until(counted, what=f"{count} open wishes in the engagement view")
