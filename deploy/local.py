@@ -76,8 +76,9 @@ def main() -> int:
             role: mint(secret, sub=f"demo-{role}", role=role, counties=counties, ttl=timedelta(days=7))  # type: ignore[arg-type]
             for role, counties in ROLES.items()
         }
-        created = demo.load(urls["registry"], tokens["admin"])
+        # The campaign first: matching hears of it before the people, so it knows it when tagging their visits.
         campaign_id = demo.campaign(urls["registry"], tokens["admin"])
+        created = demo.load(urls["registry"], tokens["admin"])
         paired = demo.engage(urls["matching"], tokens["admin"], campaign_id)
         print(f"\nNATS          {nats_url}  (JetStream store: {data / 'nats'})")
         for name, url in urls.items():

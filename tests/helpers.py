@@ -27,6 +27,7 @@ from backbone.database import Database
 from backbone.natsserver import free_port
 from backbone.settings import DEVELOPMENT_SECRET
 from contracts import CloudEvent, Event, encode
+from contracts.campaigns import CampaignCreated
 from contracts.catalogue import CONTEXT_STREAMS
 from contracts.cloudevents import CONTENT_TYPE, dataschema
 from contracts.registry import ChildPairingEligibilityChanged, ChildRegistered
@@ -233,6 +234,19 @@ class RegistryEvents:
         )
         await self.emit(registered, volunteer_eligibility(volunteer_id, eligible))
         return volunteer_id
+
+
+def campaign(campaign_id: str, *counties: str) -> CampaignCreated:
+    """A registry campaign covering these counties (the seed's winter campaign)."""
+    from datetime import date
+
+    return CampaignCreated(
+        campaign_id=uuid.UUID(campaign_id),
+        name="情暖新春 共护未来",
+        starts_on=date(2023, 1, 10),
+        ends_on=date(2023, 2, 15),
+        counties=list(counties),
+    )
 
 
 def volunteer_eligibility(volunteer_id: uuid.UUID, eligible: bool) -> VolunteerEligibilityChanged:

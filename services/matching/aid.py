@@ -25,7 +25,7 @@ from backbone.store import Append
 from contracts.campaigns import AidKind
 from contracts.matching import AidDistributed, Yuan
 from contracts.vocabulary import Category, CountyCode, RiskLevel
-from services.matching.candidates import CandidateChild
+from services.matching.candidates import CandidateChild, require_campaign
 from services.matching.views import Views
 
 router = APIRouter(tags=["aid"])
@@ -131,8 +131,9 @@ async def distribute(body: DistributionIn, runtime: RuntimeDep, principal: Coord
             raise ApiError(
                 422, "unknown_children", f"{len(missing)} children are not in the programme", {"child_ids": missing}
             )
-        for county_code in set(counties.values()):
+        for county_code in sorted(set(counties.values())):
             require_county(principal, county_code)
+            await require_campaign(conn, body.campaign_id, county_code)
         already = (
             await conn.execute(
                 select(AidRecord.child_id).where(

@@ -10,12 +10,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Boolean, Index, Integer, String, Table, Uuid, insert, update
+from sqlalchemy import JSON, Boolean, Index, Integer, String, Table, Uuid, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backbone.database import UtcDateTime
+from backbone.errors import ApiError
 from backbone.projection import Delivered, Projection
+from contracts.campaigns import CampaignCreated
 from contracts.registry import (
     ChildLeftProgramme,
     ChildNeedsChanged,
@@ -47,6 +49,15 @@ class CandidateChild(Views):
     gender: Mapped[str | None] = mapped_column(String(8), nullable=True)
 
 
+class KnownCampaign(Views):
+    """The registry's campaigns: contacts, wishes and aid may be tagged only with one of these, in its counties."""
+
+    __tablename__ = "known_campaigns"
+
+    campaign_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    counties: Mapped[list[Any]] = mapped_column(JSON)
+
+
 class CandidateVolunteer(Views):
     __tablename__ = "candidate_volunteers"
     __table_args__ = (Index("ix_candidate_volunteers_county", "county_code", "eligible"),)
@@ -76,8 +87,12 @@ class Candidates(Projection):
 
     name: ClassVar[str] = "matching-candidates"
     stream: ClassVar[str] = "REGISTRY"
-    subjects: ClassVar[list[str]] = ["registry.child.>", "registry.volunteer.>"]
-    views: ClassVar[list[Table]] = [CandidateChild.__table__, CandidateVolunteer.__table__]  # type: ignore[list-item]
+    subjects: ClassVar[list[str]] = ["registry.child.>", "registry.volunteer.>", "registry.campaign.>"]
+    views: ClassVar[list[Table]] = [
+        CandidateChild.__table__,  # type: ignore[list-item]
+        CandidateVolunteer.__table__,  # type: ignore[list-item]
+        KnownCampaign.__table__,  # type: ignore[list-item]
+    ]
 
     def __init__(self, changed: Changed | None = None) -> None:
         self.changed = changed
@@ -132,6 +147,8 @@ class Candidates(Projection):
                     volunteers.add(volunteer_id)
                 case VolunteerCapacityChanged(volunteer_id=volunteer_id, capacity=capacity):
                     await self._volunteer(conn, volunteer_id, capacity=capacity)
+                case CampaignCreated(campaign_id=campaign_id, counties=counties):
+                    await conn.execute(insert(KnownCampaign).values(campaign_id=campaign_id, counties=counties))
 
         if registered:
             await conn.execute(insert(CandidateChild), registered)
@@ -145,3 +162,14 @@ class Candidates(Projection):
         await conn.execute(
             update(CandidateVolunteer).where(CandidateVolunteer.volunteer_id == volunteer_id).values(**values)
         )
+
+
+async def require_campaign(conn: AsyncConnection, campaign_id: uuid.UUID | None, county_code: str) -> None:
+    """A 422 unless the campaign is one the registry created and it covers the county (None: untagged, fine)."""
+    if campaign_id is None:
+        return
+    counties = await conn.scalar(select(KnownCampaign.counties).where(KnownCampaign.campaign_id == campaign_id))
+    if counties is None:
+        raise ApiError(422, "unknown_campaign", f"no campaign {campaign_id} known to matching")
+    if county_code not in counties:
+        raise ApiError(422, "campaign_not_in_county", f"campaign {campaign_id} does not cover county {county_code}")

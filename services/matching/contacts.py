@@ -24,7 +24,7 @@ from backbone.runtime import Runtime
 from backbone.store import Append
 from contracts.matching import ContactKind, ContactRecorded, Visitor
 from services.matching import pairings, schedule
-from services.matching.candidates import CandidateChild
+from services.matching.candidates import CandidateChild, require_campaign
 from services.matching.views import Views
 
 router = APIRouter(tags=["contacts"])
@@ -153,6 +153,7 @@ def _contact(
 
 async def _record(runtime: Runtime, principal: Principal, contact: ContactRecorded, note: str | None) -> ContactOut:
     async with runtime.transaction() as conn:
+        await require_campaign(conn, contact.campaign_id, contact.county_code)
         if contact.in_person:
             # First, before this transaction writes anything: on PostgreSQL the event store refuses to append to a
             # stream behind a transaction younger than this one, and the timer may hold this child's schedule.

@@ -40,7 +40,7 @@ from contracts.matching import (
     Yuan,
 )
 from contracts.vocabulary import CountyCode
-from services.matching.candidates import CandidateChild
+from services.matching.candidates import CandidateChild, require_campaign
 from services.matching.views import Views
 
 router = APIRouter(tags=["wishes"])
@@ -208,6 +208,7 @@ async def post_wish(body: WishIn, runtime: RuntimeDep, principal: Coordinator) -
         require_county(principal, child.county_code)
         if not child.active:
             raise ApiError(409, "left_programme", "the child has left the programme")
+        await require_campaign(conn, body.campaign_id, child.county_code)
         posted = WishPosted(wish_id=uuid.uuid4(), county_code=child.county_code, **body.model_dump())
         await runtime.append(conn, Append(str(posted.wish_id), 0, [posted]))
         values = {

@@ -7,7 +7,7 @@ import uuid
 
 import httpx
 
-from tests.helpers import RegistryEvents, auth, wait_until
+from tests.helpers import RegistryEvents, auth, campaign, wait_until
 
 LINGSHAN = "450721"
 COORDINATOR = auth("coordinator", [LINGSHAN])
@@ -17,6 +17,7 @@ CAMPAIGN = str(uuid.uuid4())
 async def test_warm_packs_go_to_the_listed_orphans_once_each_with_a_receipt(
     matching: httpx.AsyncClient, registry_events: RegistryEvents
 ) -> None:
+    await registry_events.emit(campaign(CAMPAIGN, LINGSHAN))
     orphans = [await registry_events.child("low", county=LINGSHAN, category="orphan") for _ in range(3)]
     await registry_events.child("low", county=LINGSHAN)  # left behind: not on this campaign's list
     listing = {"county_code": LINGSHAN, "campaign_id": CAMPAIGN, "kind": "warm_pack", "category": ["orphan"]}
@@ -56,6 +57,7 @@ async def test_warm_packs_go_to_the_listed_orphans_once_each_with_a_receipt(
 async def test_a_list_with_an_unknown_child_or_another_countys_gives_nothing(
     matching: httpx.AsyncClient, registry_events: RegistryEvents
 ) -> None:
+    await registry_events.emit(campaign(CAMPAIGN, LINGSHAN))
     ours = await registry_events.child("low", county=LINGSHAN)
     theirs = await registry_events.child("low", county="450325")
 
@@ -86,3 +88,31 @@ async def test_a_list_with_an_unknown_child_or_another_countys_gives_nothing(
         "/aid-distributions", json=body | {"value_yuan": "-5", "child_ids": [str(ours)]}, headers=COORDINATOR
     )
     assert negative.status_code == 422
+
+
+async def test_aid_wishes_and_contacts_name_only_a_campaign_of_the_registry_that_covers_the_county(
+    matching: httpx.AsyncClient, registry_events: RegistryEvents
+) -> None:
+    elsewhere = str(uuid.uuid4())
+    await registry_events.emit(campaign(CAMPAIGN, LINGSHAN), campaign(elsewhere, "450325"))
+    child = await registry_events.child("low", county=LINGSHAN)
+
+    async def known() -> bool:
+        page = await matching.get("/views/candidates/children", params={"county_code": LINGSHAN}, headers=COORDINATOR)
+        return bool(page.json()["total"] == 1)
+
+    await wait_until(known, what="the child known to matching")
+    aid = {"kind": "warm_pack", "quantity": 1, "value_yuan": "363.64", "child_ids": [str(child)]}
+    wish = {"child_id": str(child), "item": "a ball", "category": "sports", "estimated_value_yuan": "30"}
+    visit = {"kind": "visit", "in_person": True, "occurred_at": "2023-01-20T10:00:00+08:00", "duration_minutes": 30}
+    for campaign_id, code in ((str(uuid.uuid4()), "unknown_campaign"), (elsewhere, "campaign_not_in_county")):
+        for path, body in (
+            ("/aid-distributions", aid),
+            ("/wishes", wish),
+            (f"/children/{child}/contacts", visit | {"visitor": "cadre"}),
+        ):
+            answer = await matching.post(path, json=body | {"campaign_id": campaign_id}, headers=COORDINATOR)
+            assert answer.status_code == 422, (path, answer.text)
+            assert answer.json()["error"]["code"] == code
+    given = await matching.post("/aid-distributions", json=aid | {"campaign_id": CAMPAIGN}, headers=COORDINATOR)
+    assert given.status_code == 201

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from backbone.clock import SettableClock
-from tests.helpers import RegistryEvents, auth, token, wait_until
+from tests.helpers import RegistryEvents, auth, campaign, token, wait_until
 
 XINGAN = "450325"
 COORDINATOR = auth("coordinator", [XINGAN])
@@ -27,6 +27,7 @@ async def test_the_summary_of_a_five_week_winter_campaign_equals_its_own_inputs(
     matching: httpx.AsyncClient, registry_events: RegistryEvents, clock: SettableClock
 ) -> None:
     rng = random.Random(2023)
+    await registry_events.emit(campaign(CAMPAIGN, XINGAN))
     children: dict[str, dict[str, str]] = {}
     for _ in range(CHILDREN):
         facts = {"category": rng.choice(CATEGORIES), "risk": rng.choice(["high", "medium", "medium", "low", "low"])}
