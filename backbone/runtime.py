@@ -7,13 +7,14 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 import nats
 import structlog
 from fastapi import APIRouter
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, Select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backbone.clock import Clock, SystemClock, local_date
@@ -23,8 +24,9 @@ from backbone.metrics import EVENTS_APPENDED
 from backbone.projection import Projection
 from backbone.relay import Relay
 from backbone.settings import Settings
-from backbone.store import Append, EventStore, Plumbing
+from backbone.store import Append, ConcurrencyConflict, EventStore, Plumbing
 from backbone.streams import ensure_streams
+from contracts import Event
 from contracts.catalogue import CONTEXT_STREAMS
 
 log = structlog.get_logger("runtime")
@@ -158,6 +160,34 @@ class Runtime:
     async def append(self, conn: AsyncConnection, *appends: Append) -> None:
         await self.store.append(conn, *appends)
         EVENTS_APPENDED.labels(self.spec.name).inc(sum(len(a.events) for a in appends))
+
+    async def advance(self, conn: AsyncConnection, model: Any, row: Any, event: Event, **values: Any) -> None:
+        """Append `event` to the stream of the record `row` (a row of `model`, keyed by its one primary key, with a
+        `version` column) and write `values` to the record, both only if nobody moved it on since `row` was read."""
+        (key,) = model.__table__.primary_key.columns
+        done = await conn.execute(
+            update(model)
+            .where(key == getattr(row, key.name), model.version == row.version)
+            .values(version=row.version + 1, **values)
+        )
+        if done.rowcount != 1:
+            raise ConcurrencyConflict(str(getattr(row, key.name)), row.version)
+        await self.append(conn, Append(str(getattr(row, key.name)), row.version, [event]))
+
+    async def work_through(
+        self, due: Select[Any], act: Callable[[AsyncConnection, Any], Awaitable[object]], batch: int = 500
+    ) -> int:
+        """Act on each row `due` selects, `batch` rows per transaction, until none is left; returns how many. Replicas
+        and timers work side by side: each transaction takes only rows nobody else holds (SKIP LOCKED)."""
+        done = 0
+        while True:
+            async with self.transaction() as conn:
+                rows = (await conn.execute(due.limit(batch).with_for_update(skip_locked=True))).all()
+                for row in rows:
+                    await act(conn, row)
+            done += len(rows)
+            if len(rows) < batch:
+                return done
 
     async def problems(self) -> dict[str, str]:
         found: dict[str, str] = {}

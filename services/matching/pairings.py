@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Index, Integer, String, Uuid, func, select, text, update
+from sqlalchemy import JSON, Index, Integer, String, Uuid, func, select, text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
@@ -21,7 +21,6 @@ from backbone.database import UtcDateTime
 from backbone.errors import ApiError
 from backbone.projection import state
 from backbone.runtime import Runtime
-from backbone.store import Append, ConcurrencyConflict
 from contracts.matching import (
     PairingClosed,
     PairingConfirmed,
@@ -133,20 +132,16 @@ async def transition(runtime: Runtime, conn: AsyncConnection, row: Row[Any], cha
         raise ApiError(
             409, f"pairing_{row.status}", f"the pairing is {row.status}; this needs it {' or '.join(starts)}"
         )
-    done = await conn.execute(
-        update(PairingRecord)
-        .where(PairingRecord.pairing_id == row.pairing_id, PairingRecord.version == row.version)
-        .values(
-            status=status,
-            version=row.version + 1,
-            changed_at=runtime.clock.now(),
-            reason=getattr(change, "reason", None),
-            declined_by=getattr(change, "declined_by", None),
-        )
+    await runtime.advance(
+        conn,
+        PairingRecord,
+        row,
+        change,
+        status=status,
+        changed_at=runtime.clock.now(),
+        reason=getattr(change, "reason", None),
+        declined_by=getattr(change, "declined_by", None),
     )
-    if done.rowcount != 1:
-        raise ConcurrencyConflict(str(row.pairing_id), row.version)
-    await runtime.append(conn, Append(str(row.pairing_id), row.version, [change]))
 
 
 def ids(row: Row[Any]) -> dict[str, Any]:
@@ -160,20 +155,14 @@ def ids(row: Row[Any]) -> dict[str, Any]:
 
 
 async def lapse_due(runtime: Runtime, county_code: str | None = None, batch: int = 500) -> int:
-    """Proposals nobody confirmed in time lapse: the child may be proposed again, the place is free again.
-    Replicas' timers and runs lapse side by side: each takes the rows nobody else holds (SKIP LOCKED)."""
+    """Proposals nobody confirmed in time lapse: the child may be proposed again, the place is free again."""
     query = select(PairingRecord).where(
         PairingRecord.status == "proposed", PairingRecord.expires_at <= runtime.clock.now()
     )
     if county_code is not None:
         query = query.where(PairingRecord.county_code == county_code)
-    query = query.order_by(PairingRecord.expires_at, PairingRecord.pairing_id).limit(batch)
-    lapsed = 0
-    while True:
-        async with runtime.transaction() as conn:
-            due = (await conn.execute(query.with_for_update(skip_locked=True))).all()
-            for row in due:
-                await transition(runtime, conn, row, PairingLapsed(**ids(row)))
-        lapsed += len(due)
-        if len(due) < batch:
-            return lapsed
+
+    async def lapse(conn: AsyncConnection, row: Row[Any]) -> None:
+        await transition(runtime, conn, row, PairingLapsed(**ids(row)))
+
+    return await runtime.work_through(query.order_by(PairingRecord.expires_at, PairingRecord.pairing_id), lapse, batch)

@@ -16,13 +16,13 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Boolean, Index, Integer, String, Uuid, insert, or_, select, update
+from sqlalchemy import Boolean, Index, Integer, String, Uuid, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backbone.database import UtcDateTime
 from backbone.runtime import Runtime
-from backbone.store import Append, ConcurrencyConflict, upsert
+from backbone.store import Append, upsert
 from contracts.matching import ChildOverdue, ChildVisitDue, DueBecause, VisitPolicyChanged
 from services.matching.candidates import CandidateChild
 from services.matching.pairings import candidates_rebuilding
@@ -158,30 +158,24 @@ async def visited(runtime: Runtime, conn: AsyncConnection, child_id: uuid.UUID, 
 
 async def escalate_overdue(runtime: Runtime, batch: int = 500) -> int:
     """Raise `matching.child.overdue` once for each due date that has passed; returns how many were raised."""
-    raised = 0
-    while True:
-        async with runtime.transaction() as conn:
-            query = (
-                select(ScheduleRecord)
-                .where(ScheduleRecord.active.is_(True), ScheduleRecord.due_at < runtime.clock.now())
-                .where(or_(ScheduleRecord.overdue_for.is_(None), ScheduleRecord.overdue_for != ScheduleRecord.due_at))
-                .order_by(ScheduleRecord.due_at, ScheduleRecord.child_id)
-                .limit(batch)
-                .with_for_update(skip_locked=True)
-            )
-            due = (await conn.execute(query)).all()
-            for row in due:
-                overdue = ChildOverdue(
-                    child_id=row.child_id,
-                    county_code=row.county_code,
-                    risk_level=row.risk_level,
-                    due_at=row.due_at,
-                    escalated_to="child_director" if row.risk_level == "high" else None,
-                )
-                await _write(conn, runtime, row, overdue, overdue_for=row.due_at)
-        raised += len(due)
-        if len(due) < batch:
-            return raised
+    due = (
+        select(ScheduleRecord)
+        .where(ScheduleRecord.active.is_(True), ScheduleRecord.due_at < runtime.clock.now())
+        .where(or_(ScheduleRecord.overdue_for.is_(None), ScheduleRecord.overdue_for != ScheduleRecord.due_at))
+        .order_by(ScheduleRecord.due_at, ScheduleRecord.child_id)
+    )
+
+    async def raise_overdue(conn: AsyncConnection, row: Any) -> None:
+        overdue = ChildOverdue(
+            child_id=row.child_id,
+            county_code=row.county_code,
+            risk_level=row.risk_level,
+            due_at=row.due_at,
+            escalated_to="child_director" if row.risk_level == "high" else None,
+        )
+        await runtime.advance(conn, ScheduleRecord, row, overdue, overdue_for=row.due_at)
+
+    return await runtime.work_through(due, raise_overdue, batch)
 
 
 async def _start(runtime: Runtime, conn: AsyncConnection, children: list[tuple[Any, datetime]]) -> None:
@@ -231,17 +225,4 @@ async def _record(
     due = ChildVisitDue(
         child_id=row.child_id, county_code=row.county_code, risk_level=risk, due_at=due_at, because=because
     )
-    await _write(conn, runtime, row, due, risk_level=risk, due_at=due_at, overdue_for=None, **values)
-
-
-async def _write(
-    conn: AsyncConnection, runtime: Runtime, row: Any, event: ChildVisitDue | ChildOverdue, **values: Any
-) -> None:
-    done = await conn.execute(
-        update(ScheduleRecord)
-        .where(ScheduleRecord.child_id == row.child_id, ScheduleRecord.version == row.version)
-        .values(version=row.version + 1, **values)
-    )
-    if done.rowcount != 1:
-        raise ConcurrencyConflict(str(row.child_id), row.version)
-    await runtime.append(conn, Append(str(row.child_id), row.version, [event]))
+    await runtime.advance(conn, ScheduleRecord, row, due, risk_level=risk, due_at=due_at, overdue_for=None, **values)

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Index, Integer, Numeric, String, Uuid, insert, select, update
+from sqlalchemy import Index, Integer, Numeric, String, Uuid, insert, select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
@@ -26,7 +26,7 @@ from backbone.deps import RuntimeDep, require, require_county
 from backbone.errors import ApiError
 from backbone.paging import Page, Paging, fetch_page
 from backbone.runtime import Runtime
-from backbone.store import Append, ConcurrencyConflict
+from backbone.store import Append
 from contracts.matching import (
     WishAcknowledged,
     WishCategory,
@@ -157,42 +157,24 @@ def allowed(row: Row[Any], kind: type[WishChange]) -> str:
 
 async def change(runtime: Runtime, conn: AsyncConnection, row: Row[Any], event: WishChange, **values: Any) -> None:
     """Move the wish on by `event`, from a status it may start from, unless someone else moved it first (409)."""
-    status = allowed(row, type(event))
-    done = await conn.execute(
-        update(WishRecord)
-        .where(WishRecord.wish_id == row.wish_id, WishRecord.version == row.version)
-        .values(status=status, version=row.version + 1, **values)
-    )
-    if done.rowcount != 1:
-        raise ConcurrencyConflict(str(row.wish_id), row.version)
-    await runtime.append(conn, Append(str(row.wish_id), row.version, [event]))
+    await runtime.advance(conn, WishRecord, row, event, status=allowed(row, type(event)), **values)
 
 
 async def lapse_claims(runtime: Runtime, batch: int = 500) -> int:
     """Claims past their deadline end: each wish goes back on the board."""
-    lapsed = 0
-    while True:
-        async with runtime.transaction() as conn:
-            query = (
-                select(WishRecord)
-                .where(WishRecord.status == "claimed", WishRecord.claim_deadline <= runtime.clock.now())
-                .order_by(WishRecord.claim_deadline, WishRecord.wish_id)
-                .limit(batch)
-                .with_for_update(skip_locked=True)
-            )
-            due = (await conn.execute(query)).all()
-            for row in due:
-                released = WishReleased(
-                    wish_id=row.wish_id,
-                    child_id=row.child_id,
-                    county_code=row.county_code,
-                    donor_id=row.donor_id,
-                    lapsed=True,
-                )
-                await change(runtime, conn, row, released, donor_id=None, claim_deadline=None)
-        lapsed += len(due)
-        if len(due) < batch:
-            return lapsed
+    due = (
+        select(WishRecord)
+        .where(WishRecord.status == "claimed", WishRecord.claim_deadline <= runtime.clock.now())
+        .order_by(WishRecord.claim_deadline, WishRecord.wish_id)
+    )
+
+    async def release(conn: AsyncConnection, row: Row[Any]) -> None:
+        released = WishReleased(
+            wish_id=row.wish_id, child_id=row.child_id, county_code=row.county_code, donor_id=row.donor_id, lapsed=True
+        )
+        await change(runtime, conn, row, released, donor_id=None, claim_deadline=None)
+
+    return await runtime.work_through(due, release, batch)
 
 
 Coordinator = Annotated[Principal, Depends(require("coordinator"))]
