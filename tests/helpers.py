@@ -302,3 +302,42 @@ def county_of(
         for _ in range(volunteers)
     ]
     return child_rows, volunteer_rows
+
+
+async def candidates(
+    matching: httpx.AsyncClient, kind: str, count: int, *, eligible: bool = True, county: str = "450325"
+) -> None:
+    """Wait until matching's candidates view holds `count` children or volunteers of the county with this
+    eligibility (it hears of them through the bus)."""
+    headers = auth("coordinator", [county])
+
+    async def arrived() -> bool:
+        page = await matching.get(
+            f"/views/candidates/{kind}",
+            params={"county_code": county, "eligible": eligible, "limit": 1},
+            headers=headers,
+        )
+        return page.status_code == 200 and page.json()["total"] >= count
+
+    await wait_until(arrived, what=f"{count} candidate {kind} (eligible={eligible}) in {county}")
+
+
+async def matching_run(matching: httpx.AsyncClient, county: str = "450325", **body: object) -> dict[str, Any]:
+    """A matching run over the county, which must succeed (201)."""
+    answer = await matching.post(
+        "/matching-runs", json={"county_code": county, **body}, headers=auth("coordinator", [county])
+    )
+    assert answer.status_code == 201, answer.text
+    result: dict[str, Any] = answer.json()
+    return result
+
+
+async def rebuild_cli(
+    projection: str, *, database_url: str, nats_url: str, data_dir: Path
+) -> subprocess.CompletedProcess[str]:
+    """`python -m services.matching rebuild <projection>` as an operator runs it, beside a running service."""
+    env = {**os.environ, "DATABASE_URL": database_url, "NATS_URL": nats_url, "DATA_DIR": str(data_dir)}
+    command = [sys.executable, "-m", "services.matching", "rebuild", projection]
+    return await asyncio.to_thread(
+        subprocess.run, command, env=env, capture_output=True, text=True, timeout=120, check=False
+    )

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -18,7 +14,7 @@ from backbone.store import Plumbing
 from backbone.streams import ensure_streams
 from services.matching.app import SPEC as MATCHING
 from services.matching.candidates import CandidateChild
-from tests.helpers import ServiceProcess, child_event, publish, rows, wait_until
+from tests.helpers import ServiceProcess, child_event, publish, rebuild_cli, rows, wait_until
 
 EVENTS = 12_000
 
@@ -60,15 +56,8 @@ async def test_killed_mid_batch_then_restarted_equals_a_clean_rebuild(
         service.stop()
     after_crash = await rows(db, CandidateChild.__table__)
 
-    env = {**os.environ, "DATABASE_URL": database_url, "NATS_URL": nats_server.url, "DATA_DIR": str(tmp_path)}
-    rebuilt = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "services.matching", "rebuild", "matching-candidates"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    rebuilt = await rebuild_cli(
+        "matching-candidates", database_url=database_url, nats_url=nats_server.url, data_dir=tmp_path
     )
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert f"rebuilt matching-candidates: {EVENTS} events" in rebuilt.stderr

@@ -3,11 +3,7 @@ level, re-planning, overdue and escalation on time, contacts that move the next 
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import subprocess
-import sys
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,7 +20,7 @@ from backbone.database import Database
 from backbone.natsserver import NatsServer
 from contracts.registry import ChildRiskChanged
 from services.matching.views import EngagementRow
-from tests.helpers import RegistryEvents, auth, read_stream, rows, token, wait_until
+from tests.helpers import RegistryEvents, auth, read_stream, rebuild_cli, rows, token, wait_until
 
 XINGAN = "450325"
 COORDINATOR = auth("coordinator", [XINGAN])
@@ -236,15 +232,8 @@ async def test_rebuilding_the_engagement_view_gives_identical_rows(
         await wait_until(settled, what="three children in the view, two of them escalated")
         before = await rows(db, EngagementRow.__table__)
 
-        env = {**os.environ, "DATABASE_URL": database_url, "NATS_URL": nats_server.url, "DATA_DIR": str(tmp_path)}
-        rebuilt = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "services.matching", "rebuild", "matching-engagement"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
+        rebuilt = await rebuild_cli(
+            "matching-engagement", database_url=database_url, nats_url=nats_server.url, data_dir=tmp_path
         )
 
         assert rebuilt.returncode == 0, rebuilt.stderr

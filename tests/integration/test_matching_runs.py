@@ -12,27 +12,10 @@ from sqlalchemy import update
 from backbone.database import Database
 from contracts.volunteers import VolunteerCapacityChanged
 from services.matching.candidates import CandidateChild, CandidateVolunteer
-from tests.helpers import RegistryEvents, auth, wait_until
+from tests.helpers import RegistryEvents, auth, candidates, matching_run, wait_until
 
 XINGAN = "450325"
 COORDINATOR = auth("coordinator", [XINGAN])
-
-
-async def candidates(matching: httpx.AsyncClient, kind: str, count: int) -> None:
-    async def arrived() -> bool:
-        page = await matching.get(
-            f"/views/candidates/{kind}", params={"county_code": XINGAN, "limit": 1}, headers=COORDINATOR
-        )
-        return page.status_code == 200 and page.json()["total"] >= count
-
-    await wait_until(arrived, what=f"{count} candidate {kind}")
-
-
-async def run(matching: httpx.AsyncClient, **body: object) -> dict[str, object]:
-    answer = await matching.post("/matching-runs", json={"county_code": XINGAN, **body}, headers=COORDINATOR)
-    assert answer.status_code == 201, answer.text
-    result: dict[str, object] = answer.json()
-    return result
 
 
 async def test_a_run_proposes_the_best_fitting_volunteer_with_its_score_parts(
@@ -48,7 +31,7 @@ async def test_a_run_proposes_the_best_fitting_volunteer_with_its_score_parts(
     await candidates(matching, "volunteers", 2)
     await candidates(matching, "children", 1)
 
-    result = await run(matching)
+    result = await matching_run(matching)
 
     (proposal,) = result["proposals"]  # type: ignore[misc]
     assert proposal["child_id"] == str(child)
@@ -87,7 +70,7 @@ async def test_of_two_confirmations_against_the_last_place_one_wins_and_the_othe
         await registry_events.child("low")
     await candidates(matching, "children", 2)
     await candidates(matching, "volunteers", 1)
-    proposals = (await run(matching))["proposals"]
+    proposals = (await matching_run(matching))["proposals"]
     assert len(proposals) == 2  # type: ignore[arg-type]
     # The volunteer now takes one child only: both proposals stand, one place is left.
     await registry_events.emit(VolunteerCapacityChanged(volunteer_id=volunteer, capacity=1))
@@ -118,7 +101,7 @@ async def test_the_same_proposal_confirmed_twice_at_once_is_confirmed_once(
     await registry_events.child("low")
     await candidates(matching, "children", 1)
     await candidates(matching, "volunteers", 1)
-    (proposal,) = (await run(matching))["proposals"]  # type: ignore[misc]
+    (proposal,) = (await matching_run(matching))["proposals"]  # type: ignore[misc]
 
     answers = await asyncio.gather(
         *(matching.post(f"/pairings/{proposal['pairing_id']}/confirm", headers=COORDINATOR) for _ in range(2))
@@ -152,7 +135,7 @@ async def test_confirming_checks_both_sides_as_the_candidate_view_has_them_now(
     child = await registry_events.child("low")
     await candidates(matching, "children", 1)
     await candidates(matching, "volunteers", 1)
-    (proposal,) = (await run(matching))["proposals"]  # type: ignore[misc]
+    (proposal,) = (await matching_run(matching))["proposals"]  # type: ignore[misc]
     confirm = f"/pairings/{proposal['pairing_id']}/confirm"
     db = Database(database_url)
     try:  # the view as it might stand for a moment, before reconciling withdraws the proposal
@@ -189,7 +172,7 @@ async def test_the_timer_brings_open_pairings_in_line_with_the_candidate_view(
     child = await registry_events.child("low")
     await candidates(matching, "children", 1)
     await candidates(matching, "volunteers", 1)
-    (proposal,) = (await run(matching))["proposals"]  # type: ignore[misc]
+    (proposal,) = (await matching_run(matching))["proposals"]  # type: ignore[misc]
     confirmed = await matching.post(f"/pairings/{proposal['pairing_id']}/confirm", headers=COORDINATOR)
     assert confirmed.json()["status"] == "confirmed"
     db = Database(database_url)

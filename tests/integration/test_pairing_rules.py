@@ -16,7 +16,7 @@ from nats.aio.client import Client as NATS
 
 from backbone.clock import SettableClock
 from contracts.registry import ChildLeftProgramme, ChildPairingEligibilityChanged, ChildRiskChanged
-from tests.helpers import RegistryEvents, auth, read_stream, volunteer_eligibility, wait_until
+from tests.helpers import RegistryEvents, auth, candidates, matching_run, read_stream, volunteer_eligibility, wait_until
 
 XINGAN, OTHER_COUNTY = "450325", "450102"
 COORDINATOR = auth("coordinator", [XINGAN])
@@ -25,30 +25,6 @@ TOWNSHIP, VILLAGE = "a" * 16, "b" * 16
 NEARBY = {"township_key": TOWNSHIP, "village_key": VILLAGE}
 CLOSE = {"languages": ["zh", "zhuang"], **NEARBY}
 PERSONAL_KEYS = {"name", "id_number", "phone", "township", "village", "birth_date"}
-
-
-async def candidates(
-    matching: httpx.AsyncClient, kind: str, count: int, *, eligible: bool = True, county: str = XINGAN
-) -> None:
-    """Wait until the candidates view holds `count` children or volunteers of the county with this eligibility."""
-    headers = auth("coordinator", [county])
-
-    async def arrived() -> bool:
-        page = await matching.get(
-            f"/views/candidates/{kind}",
-            params={"county_code": county, "eligible": eligible, "limit": 1},
-            headers=headers,
-        )
-        return page.status_code == 200 and page.json()["total"] >= count
-
-    await wait_until(arrived, what=f"{count} candidate {kind} (eligible={eligible}) in {county}")
-
-
-async def run(matching: httpx.AsyncClient, **body: object) -> dict[str, Any]:
-    answer = await matching.post("/matching-runs", json={"county_code": XINGAN, **body}, headers=COORDINATOR)
-    assert answer.status_code == 201, answer.text
-    result: dict[str, Any] = answer.json()
-    return result
 
 
 def proposed(result: dict[str, Any]) -> dict[str, str]:
@@ -114,7 +90,7 @@ async def test_only_eligible_volunteers_of_the_childs_county_are_proposed(
     await candidates(matching, "volunteers", 1, county=OTHER_COUNTY)
     await candidates(matching, "children", 1)
 
-    result = await run(matching)
+    result = await matching_run(matching)
 
     assert result["proposals"] == []
     assert unpaired(result) == {str(child): "no_eligible_volunteer"}
@@ -128,7 +104,7 @@ async def test_capacity_counts_proposed_and_confirmed_pairings(
     await candidates(matching, "children", 2)
     await candidates(matching, "volunteers", 1)
 
-    first = await run(matching)
+    first = await matching_run(matching)
 
     (proposal,) = first["proposals"]
     assert proposal["volunteer_id"] == str(volunteer)
@@ -136,14 +112,14 @@ async def test_capacity_counts_proposed_and_confirmed_pairings(
     assert unpaired(first)[left] in {"all_at_capacity", "places_went_to_others"}
 
     # The proposal holds the volunteer's only place: a second run proposes nobody for them.
-    second = await run(matching)
+    second = await matching_run(matching)
 
     assert second["proposals"] == []
     assert unpaired(second) == {left: "all_at_capacity"}
 
     # Confirmed, the pairing still holds the place.
     await confirmed(matching, proposal["pairing_id"])
-    third = await run(matching)
+    third = await matching_run(matching)
 
     assert third["proposals"] == []
     assert unpaired(third) == {left: "all_at_capacity"}
@@ -157,7 +133,7 @@ async def test_a_run_with_no_place_left_reports_a_child_who_speaks_a_home_langua
     await registry_events.child("low", languages=["zh", "zhuang"])
     await candidates(matching, "children", 1)
     await candidates(matching, "volunteers", 1)
-    assert len((await run(matching))["proposals"]) == 1
+    assert len((await matching_run(matching))["proposals"]) == 1
     waiting = await registry_events.child("low", languages=["zh", "zhuang"])
     await candidates(matching, "children", 2)
 
@@ -174,19 +150,19 @@ async def test_a_child_with_an_open_pairing_is_not_proposed_again(
     await registry_events.volunteer()
     await candidates(matching, "children", 1)
     await candidates(matching, "volunteers", 1)
-    (proposal,) = (await run(matching))["proposals"]
+    (proposal,) = (await matching_run(matching))["proposals"]
     # A second volunteer with free places, fitting the child better than the first.
     await registry_events.volunteer(capacity=3, **CLOSE)
     await candidates(matching, "volunteers", 2)
 
-    while_proposed = await run(matching)
-    named = await run(matching, child_ids=[str(child)])
+    while_proposed = await matching_run(matching)
+    named = await matching_run(matching, child_ids=[str(child)])
 
     assert while_proposed["proposals"] == []
     assert named["proposals"] == []
 
     await confirmed(matching, proposal["pairing_id"])
-    while_confirmed = await run(matching, child_ids=[str(child)])
+    while_confirmed = await matching_run(matching, child_ids=[str(child)])
 
     assert while_confirmed["proposals"] == []
 
@@ -203,7 +179,7 @@ async def test_a_high_risk_child_or_flagged_family_gets_only_a_social_worker_or_
     await candidates(matching, "children", 1, eligible=False)
     await candidates(matching, "volunteers", 1)
 
-    only_a_caring_parent = await run(matching)
+    only_a_caring_parent = await matching_run(matching)
 
     assert proposed(only_a_caring_parent) == {str(plain): str(caring_parent)}
     assert unpaired(only_a_caring_parent) == {
@@ -216,7 +192,7 @@ async def test_a_high_risk_child_or_flagged_family_gets_only_a_social_worker_or_
     social_worker = await registry_events.volunteer("social_worker", capacity=2, township_key="c" * 16)
     await candidates(matching, "volunteers", 2)
 
-    with_a_social_worker = await run(matching)
+    with_a_social_worker = await matching_run(matching)
 
     assert proposed(with_a_social_worker) == {str(high): str(social_worker), str(flagged): str(social_worker)}
     assert unpaired(with_a_social_worker) == {str(not_eligible): "child_not_eligible"}
@@ -230,14 +206,14 @@ async def test_a_declined_pair_and_a_pair_closed_for_a_safeguarding_concern_are_
     concern = await registry_events.child("low", **CLOSE)
     await candidates(matching, "children", 2)
     await candidates(matching, "volunteers", 1)
-    first = {p["child_id"]: p["pairing_id"] for p in (await run(matching))["proposals"]}
+    first = {p["child_id"]: p["pairing_id"] for p in (await matching_run(matching))["proposals"]}
     assert set(first) == {str(turned_down), str(concern)}
     assert (await decline(matching, first[str(turned_down)], "guardian", "guardian_preference")).status_code == 200
     await confirmed(matching, first[str(concern)])
     assert (await close(matching, first[str(concern)], "safeguarding_concern")).status_code == 200
 
-    everyone = await run(matching)
-    named = await run(matching, child_ids=[str(turned_down), str(concern)])
+    everyone = await matching_run(matching)
+    named = await matching_run(matching, child_ids=[str(turned_down), str(concern)])
 
     for result in (everyone, named):
         assert result["proposals"] == []
@@ -245,7 +221,7 @@ async def test_a_declined_pair_and_a_pair_closed_for_a_safeguarding_concern_are_
     # The volunteer's places are free: anyone else is proposed to them.
     newcomer = await registry_events.child("low")
     await candidates(matching, "children", 3)
-    assert proposed(await run(matching)) == {str(newcomer): str(volunteer)}
+    assert proposed(await matching_run(matching)) == {str(newcomer): str(volunteer)}
 
 
 async def test_the_last_place_goes_to_the_higher_risk_child_even_if_the_other_fits_better(
@@ -257,7 +233,7 @@ async def test_the_last_place_goes_to_the_higher_risk_child_even_if_the_other_fi
     await candidates(matching, "children", 2)
     await candidates(matching, "volunteers", 1)
 
-    result = await run(matching)
+    result = await matching_run(matching)
 
     assert proposed(result) == {str(high): str(social_worker)}
     assert unpaired(result) == {str(medium): "places_went_to_others"}
@@ -275,7 +251,7 @@ async def test_a_pairing_moves_only_along_its_transitions_and_a_decline_says_who
         await registry_events.child("low")
     await candidates(matching, "children", 2)
     await candidates(matching, "volunteers", 1)
-    first, second = (await run(matching))["proposals"]
+    first, second = (await matching_run(matching))["proposals"]
 
     closing_a_proposal = await close(matching, first["pairing_id"], "goals_met")
     assert closing_a_proposal.status_code == 409
@@ -316,7 +292,7 @@ async def test_a_lapsed_or_closed_pair_may_be_proposed_again_a_closed_one_for_co
     volunteer = await registry_events.volunteer()
     await candidates(matching, "children", 1)
     await candidates(matching, "volunteers", 1)
-    (proposal,) = (await run(matching))["proposals"]
+    (proposal,) = (await matching_run(matching))["proposals"]
     clock.advance(timedelta(days=6))
     assert (await pairing(matching, proposal["pairing_id"]))["status"] == "proposed"
 
@@ -327,7 +303,7 @@ async def test_a_lapsed_or_closed_pair_may_be_proposed_again_a_closed_one_for_co
     assert late.status_code == 409
     assert late.json()["error"]["code"] == "pairing_lapsed"
 
-    (after_lapse,) = (await run(matching))["proposals"]
+    (after_lapse,) = (await matching_run(matching))["proposals"]
 
     assert (after_lapse["child_id"], after_lapse["volunteer_id"]) == (str(child), str(volunteer))
     assert after_lapse["score_parts"] == {}
@@ -339,7 +315,7 @@ async def test_a_lapsed_or_closed_pair_may_be_proposed_again_a_closed_one_for_co
     await registry_events.volunteer(township_key=TOWNSHIP)
     await candidates(matching, "volunteers", 2)
 
-    (rematch,) = (await run(matching, child_ids=[str(child)]))["proposals"]
+    (rematch,) = (await matching_run(matching, child_ids=[str(child)]))["proposals"]
 
     assert rematch["volunteer_id"] == str(volunteer)
     assert rematch["score_parts"] == {"continuity": 4}
@@ -357,7 +333,7 @@ async def test_a_volunteer_losing_eligibility_suspends_confirmed_pairings_and_wi
         await registry_events.child("low")
     await candidates(matching, "children", 2)
     await candidates(matching, "volunteers", 1)
-    under_way, open_proposal = (p["pairing_id"] for p in (await run(matching))["proposals"])
+    under_way, open_proposal = (p["pairing_id"] for p in (await matching_run(matching))["proposals"])
     await confirmed(matching, under_way)
 
     await registry_events.emit(volunteer_eligibility(volunteer, False))
@@ -385,7 +361,7 @@ async def test_a_child_leaving_closes_and_a_child_losing_eligibility_suspends_th
     consent_withdrawn = await registry_events.child("low")
     await candidates(matching, "children", 2)
     await candidates(matching, "volunteers", 1)
-    ids = {p["child_id"]: p["pairing_id"] for p in (await run(matching))["proposals"]}
+    ids = {p["child_id"]: p["pairing_id"] for p in (await matching_run(matching))["proposals"]}
     for pairing_id in ids.values():
         await confirmed(matching, pairing_id)
 
@@ -408,7 +384,7 @@ async def test_a_pairing_suspended_for_both_sides_stays_suspended_until_both_are
     await registry_events.child("low")
     await candidates(matching, "children", 2)
     await candidates(matching, "volunteers", 1)
-    ids = {p["child_id"]: p["pairing_id"] for p in (await run(matching))["proposals"]}
+    ids = {p["child_id"]: p["pairing_id"] for p in (await matching_run(matching))["proposals"]}
     for pairing_id in ids.values():
         await confirmed(matching, pairing_id)
     await registry_events.emit(volunteer_eligibility(volunteer, False))
@@ -434,7 +410,7 @@ async def test_a_risk_rising_to_high_suspends_a_pairing_with_a_caring_parent(
     child = await registry_events.child("medium")
     await candidates(matching, "children", 1)
     await candidates(matching, "volunteers", 1)
-    (proposal,) = (await run(matching))["proposals"]
+    (proposal,) = (await matching_run(matching))["proposals"]
     await confirmed(matching, proposal["pairing_id"])
 
     await registry_events.emit(
@@ -458,7 +434,7 @@ async def test_a_rematch_names_known_children_of_the_county_only(
     await candidates(matching, "children", 1)
     await candidates(matching, "children", 1, county=OTHER_COUNTY)
     await candidates(matching, "volunteers", 1)
-    await run(matching)
+    await matching_run(matching)
 
     unknown = await matching.post(
         "/matching-runs", json={"county_code": XINGAN, "child_ids": [str(elsewhere)]}, headers=COORDINATOR
@@ -468,7 +444,7 @@ async def test_a_rematch_names_known_children_of_the_county_only(
     assert unknown.json()["error"]["details"]["child_ids"] == [str(elsewhere)]
     empty = await matching.post("/matching-runs", json={"county_code": XINGAN, "child_ids": []}, headers=COORDINATOR)
     assert empty.status_code == 422
-    again = await run(matching, child_ids=[str(paired)])
+    again = await matching_run(matching, child_ids=[str(paired)])
     assert again["proposals"] == []
     assert unpaired(again) == {str(paired): "has_open_pairing"}
 
@@ -482,7 +458,7 @@ async def test_runs_at_the_same_time_as_proposals_lapse_all_succeed_and_propose_
         await registry_events.child("low")
     await candidates(matching, "children", 6)
     await candidates(matching, "volunteers", 3)
-    assert len((await run(matching))["proposals"]) == 6
+    assert len((await matching_run(matching))["proposals"]) == 6
     clock.advance(timedelta(days=8))  # every proposal is due to lapse: each run lapses them, as does the timer
 
     answers = await asyncio.gather(
@@ -508,7 +484,7 @@ async def test_the_pairings_view_filters_exports_and_keeps_to_the_county(
     children = [await registry_events.child("low", **CLOSE) for _ in range(3)]
     await candidates(matching, "children", 3)
     await candidates(matching, "volunteers", 2)
-    proposals = {p["child_id"]: p for p in (await run(matching))["proposals"]}
+    proposals = {p["child_id"]: p for p in (await matching_run(matching))["proposals"]}
     assert len(proposals) == 3
     await confirmed(matching, proposals[str(children[0])]["pairing_id"])
 
@@ -558,7 +534,7 @@ async def test_runs_and_confirmations_are_on_the_bus_without_personal_data(
     await registry_events.volunteer(**CLOSE)
     await candidates(matching, "children", 1)
     await candidates(matching, "volunteers", 1)
-    (proposal,) = (await run(matching))["proposals"]
+    (proposal,) = (await matching_run(matching))["proposals"]
     await confirmed(matching, proposal["pairing_id"])
     js = nc.jetstream()
 
