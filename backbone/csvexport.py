@@ -13,12 +13,16 @@ from pydantic import BaseModel
 
 def csv_response(rows: Iterable[BaseModel], fields: Sequence[str], filename: str) -> Response:
     """One row per item; lists are joined with ';' (as the imports read them back)."""
+    dumped = (row.model_dump(mode="json", include=set(fields)) for row in rows)
+    return csv_table(fields, ([values.get(field) for field in fields] for values in dumped), filename)
+
+
+def csv_table(header: Sequence[str], rows: Iterable[Sequence[Any]], filename: str) -> Response:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(fields)
+    writer.writerow(header)
     for row in rows:
-        values = row.model_dump(mode="json", include=set(fields))
-        writer.writerow([_cell(values.get(field)) for field in fields])
+        writer.writerow([_cell(value) for value in row])
     return Response(
         ("\ufeff" + out.getvalue()).encode(),
         media_type="text/csv; charset=utf-8",

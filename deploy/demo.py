@@ -160,7 +160,8 @@ def engage(matching_url: str, admin_token: str, campaign_id: str, today: date | 
             if client.get("/views/pairings", params={"county_code": county_code, "limit": 1}).json()["total"]:
                 continue  # matched on an earlier run
             _wait_for_candidates(client, county_code, size // 2, wait)
-            _wishes_and_aid(client, county_code, campaign_id)
+            targeted = _wishes_and_aid(client, county_code, campaign_id)
+            _director_visits(client, county_code, campaign_id, targeted, today)
             run = client.post("/matching-runs", json={"county_code": county_code}).raise_for_status().json()
             for index, proposal in enumerate(run["proposals"]):
                 if index % 6 == 5:
@@ -180,9 +181,9 @@ def engage(matching_url: str, admin_token: str, campaign_id: str, today: date | 
     return confirmed
 
 
-def _wishes_and_aid(client: httpx.Client, county_code: str, campaign_id: str) -> None:
+def _wishes_and_aid(client: httpx.Client, county_code: str, campaign_id: str) -> list[str]:
     """Four wishes per county (one claimed by the demo donor), and a warm pack for each orphan and de-facto-unsupported
-    child, under the campaign."""
+    child, under the campaign; returns the children given a warm pack."""
     children = client.get("/views/candidates/children", params={"county_code": county_code, "limit": 4}).json()
     for index, child in enumerate(children["items"]):
         item, category, value = WISHES[index % len(WISHES)]
@@ -207,6 +208,28 @@ def _wishes_and_aid(client: httpx.Client, county_code: str, campaign_id: str) ->
     if targeted:
         aid = {"campaign_id": campaign_id, "kind": "warm_pack", "quantity": 1, "value_yuan": "363.64"}
         client.post("/aid-distributions", json=aid | {"child_ids": targeted}).raise_for_status()
+    return targeted
+
+
+def _director_visits(
+    client: httpx.Client, county_code: str, campaign_id: str, children: list[str], today: date
+) -> None:
+    """The county's child directors visit the orphans and de-facto-unsupported children at the festival, outside any
+    pairing (the seed's cadres' visits in Lingshan)."""
+    params: dict[str, str | int] = {"county_code": county_code, "limit": 500}
+    volunteers = client.get("/views/candidates/volunteers", params=params).raise_for_status().json()["items"]
+    directors = [v["volunteer_id"] for v in volunteers if v["kind"] == "child_director"]
+    for index, child_id in enumerate(children if directors else []):
+        visit = {
+            "kind": "visit",
+            "in_person": True,
+            "occurred_at": f"{today - timedelta(days=2)}T15:00:00+08:00",
+            "duration_minutes": 40,
+            "campaign_id": campaign_id,
+            "visitor": "child_director",
+            "volunteer_id": directors[index % len(directors)],
+        }
+        client.post(f"/children/{child_id}/contacts", json=visit).raise_for_status()
 
 
 WISHES = [

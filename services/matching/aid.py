@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Index, Integer, Numeric, String, Uuid, insert, select
+from sqlalchemy import Index, String, Uuid, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -26,26 +26,19 @@ from contracts.campaigns import AidKind
 from contracts.matching import AidDistributed, Yuan
 from contracts.vocabulary import Category, CountyCode, RiskLevel
 from services.matching.candidates import CandidateChild, require_campaign
-from services.matching.views import Views
+from services.matching.views import AidFacts, Views
 
 router = APIRouter(tags=["aid"])
 Coordinator = Annotated[Principal, Depends(require("coordinator"))]
 
 
-class AidRecord(Views):
+class AidRecord(AidFacts, Views):
     __tablename__ = "aid_distributions"
     __table_args__ = (
         Index("ix_aid_campaign_kind_child", "campaign_id", "kind", "child_id", unique=True),
         Index("ix_aid_county", "county_code", "distributed_at"),
     )
 
-    distribution_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    child_id: Mapped[uuid.UUID] = mapped_column(Uuid)
-    county_code: Mapped[str] = mapped_column(String(6))
-    campaign_id: Mapped[uuid.UUID] = mapped_column(Uuid)
-    kind: Mapped[str] = mapped_column(String(16))
-    quantity: Mapped[int] = mapped_column(Integer)
-    value_yuan: Mapped[Decimal] = mapped_column(Numeric(10, 2))
     donor_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     distributed_at: Mapped[datetime] = mapped_column(UtcDateTime)
     recorded_by: Mapped[str] = mapped_column(String(80))

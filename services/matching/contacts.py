@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-from sqlalchemy import Boolean, Index, Integer, String, Text, Uuid, insert, select
+from sqlalchemy import Index, String, Text, Uuid, insert, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backbone.auth import Principal
@@ -24,28 +24,18 @@ from backbone.runtime import Runtime
 from backbone.store import Append
 from contracts.matching import ContactKind, ContactRecorded, Visitor
 from services.matching import pairings, schedule
-from services.matching.candidates import CandidateChild, require_campaign
-from services.matching.views import Views
+from services.matching.candidates import CandidateChild, CandidateVolunteer, require_campaign
+from services.matching.views import ContactFacts, Views
 
 router = APIRouter(tags=["contacts"])
 CLOCK_SKEW = timedelta(minutes=5)  # a phone's clock a little ahead is not a contact in the future
 
 
-class ContactRecord(Views):
+class ContactRecord(ContactFacts, Views):
     __tablename__ = "contacts"
     __table_args__ = (Index("ix_contacts_child", "child_id", "occurred_at"),)
 
-    contact_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    child_id: Mapped[uuid.UUID] = mapped_column(Uuid)
-    county_code: Mapped[str] = mapped_column(String(6))
     pairing_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
-    volunteer_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
-    visitor: Mapped[str] = mapped_column(String(16))
-    kind: Mapped[str] = mapped_column(String(16))
-    in_person: Mapped[bool] = mapped_column(Boolean)
-    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    duration_minutes: Mapped[int] = mapped_column(Integer)
-    campaign_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     note: Mapped[str | None] = mapped_column(Text, nullable=True)  # never on the bus, never in a log
     recorded_by: Mapped[str] = mapped_column(String(80))
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -66,6 +56,9 @@ class VisitIn(ContactIn):
     """A contact outside a pairing: who made it."""
 
     visitor: Visitor = Field(description="child_director, cadre, social_worker or coordinator")
+    volunteer_id: uuid.UUID | None = Field(
+        default=None, description="the visitor, if registered (as a cadre, child director, social worker...)"
+    )
 
 
 class ContactOut(BaseModel):
@@ -116,12 +109,19 @@ async def record_visit(
     """A contact outside a pairing: the county's child director, a visiting cadre, a social worker."""
     async with runtime.db.read() as conn:
         child = (await conn.execute(select(CandidateChild).where(CandidateChild.child_id == child_id))).first()
+        visitor_county: str | None = None
+        if body.volunteer_id is not None:
+            visitor_county = await conn.scalar(
+                select(CandidateVolunteer.county_code).where(CandidateVolunteer.volunteer_id == body.volunteer_id)
+            )
     if child is None:
         raise ApiError(404, "not_found", f"no child {child_id} known to matching")
     require_county(principal, child.county_code)
     if not child.active:
         raise ApiError(409, "left_programme", "the child has left the programme")
-    contact = _contact(runtime, body, child_id, child.county_code, body.visitor, None, None)
+    if body.volunteer_id is not None and visitor_county != child.county_code:
+        raise ApiError(422, "unknown_visitor", f"no volunteer {body.volunteer_id} in county {child.county_code}")
+    contact = _contact(runtime, body, child_id, child.county_code, body.visitor, None, body.volunteer_id)
     return await _record(runtime, principal, contact, body.note)
 
 

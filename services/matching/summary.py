@@ -1,34 +1,44 @@
 """The programme's figures per county, city or region, and per campaign: each figure of the seed is one query here.
 
 A county is a six-digit GB/T 2260 code (450325 Xing'an); its city is the first four digits (4503 Guilin), its region
-the first two (45 Guangxi). Donors and anything public get counts under 5 as "<5", so that no child can be singled out.
+the first two (45 Guangxi). Every figure is read from the views (the candidate and engagement projections), so a
+rebuild from the streams gives the same figures. Donors get counts under 5 as "<5", so that no child can be singled
+out.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backbone.auth import Principal
+from backbone.csvexport import csv_table
 from backbone.deps import RuntimeDep, require
 from backbone.errors import ApiError
-from services.matching.aid import AidRecord
+from contracts.campaigns import AidKind
+from contracts.counties import area_name
+from contracts.matching import ContactKind, Visitor
+from contracts.vocabulary import Category, RiskLevel
 from services.matching.candidates import CandidateChild, CandidateVolunteer
-from services.matching.contacts import ContactRecord
-from services.matching.pairings import PairingRecord
-from services.matching.schedule import ScheduleRecord
-from services.matching.wishes import WishRecord
+from services.matching.views import AidRow, ContactRow, EngagementRow, WishRow
 
 router = APIRouter(tags=["views"])
 SMALL = 5  # counts below this are shown as "<5" to donors
 Count = int | str
 SCOPES = {"county": 6, "city": 4, "region": 2}
+PAIRED = ("confirmed", "suspended")
+WISHES = ("posted", "on_board", "claimed", "fulfilled", "thanked")
+AreaCode = Annotated[str, Query(pattern=r"^[1-8][0-9](?:[0-9]{2}(?:[0-9]{2})?)?$", description="2, 4 or 6 digits")]
+Caller = Annotated[Principal, Depends(require("coordinator", "donor"))]
 
 
 class AidFigures(BaseModel):
@@ -37,17 +47,27 @@ class AidFigures(BaseModel):
     value_yuan: Decimal
 
 
+class VisitorFigures(BaseModel):
+    people: Count = Field(description="named visitors (registered volunteers, cadres, child directors)")
+    children: Count = Field(description="children they visited in person")
+    visits: Count = Field(description="in-person contacts (person-times)")
+
+
 class Summary(BaseModel):
     scope: Literal["county", "city", "region"]
     code: str
+    name_zh: str | None
+    name_pinyin: str | None
     campaign_id: uuid.UUID | None
     children: Count
     children_by_category: dict[str, Count]
     children_by_risk: dict[str, Count]
-    caring_parents_active: Count = Field(description="caring parents in a confirmed pairing")
+    caring_parents_active: Count = Field(description="caring parents in a confirmed (or suspended) pairing")
     volunteers_active: Count
     children_paired: Count
     visits: Count = Field(description="in-person contacts (person-times)")
+    children_visited: dict[str, Count] = Field(description="children visited in person, by category")
+    visitors: dict[str, VisitorFigures] = Field(description="in-person visits by who made them")
     contacts_by_kind: dict[str, Count]
     wishes: dict[str, Count] = Field(description="posted (all), on_board, claimed, fulfilled (incl. thanked), thanked")
     aid: dict[str, AidFigures]
@@ -56,10 +76,7 @@ class Summary(BaseModel):
 
 @router.get("/views/summary", response_model=Summary)
 async def summary(
-    runtime: RuntimeDep,
-    principal: Annotated[Principal, Depends(require("coordinator", "donor"))],
-    code: Annotated[str, Query(pattern=r"^[1-8][0-9](?:[0-9]{2}(?:[0-9]{2})?)?$", description="2, 4 or 6 digits")],
-    campaign_id: Annotated[uuid.UUID | None, Query()] = None,
+    runtime: RuntimeDep, principal: Caller, code: AreaCode, campaign_id: Annotated[uuid.UUID | None, Query()] = None
 ) -> Summary:
     """Per county, city or region (by the length of `code`) and, with `campaign_id`, per campaign."""
     scope = next(name for name, digits in SCOPES.items() if digits == len(code))
@@ -67,10 +84,62 @@ async def summary(
         # A coordinator sees their county, and the city and region around it: counts only, no children.
         raise ApiError(403, "forbidden", f"no county of {code} is yours")
     async with runtime.db.read() as conn:
-        figures = await _figures(conn, code, campaign_id, runtime.clock.now())
-    if principal.role == "donor":
-        figures = _suppressed(figures)
-    return Summary(scope=scope, code=code, campaign_id=campaign_id, **figures)
+        counties = await _by_county(conn, code, campaign_id, runtime.clock.now())
+    figures = _empty()
+    for county in counties.values():
+        _merge(figures, county)
+    name_zh, name_pinyin = area_name(code) or (None, None)
+    return Summary(
+        scope=scope,
+        code=code,
+        name_zh=name_zh,
+        name_pinyin=name_pinyin,
+        campaign_id=campaign_id,
+        **_shown(figures, principal),
+    )
+
+
+@router.get("/views/summary/export", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+async def export_summary(
+    runtime: RuntimeDep, principal: Caller, code: AreaCode, campaign_id: Annotated[uuid.UUID | None, Query()] = None
+) -> Response:
+    """The same figures, one row per county of the area: a coordinator's own counties, every county for a donor (small
+    counts suppressed). A column per category, risk level, contact kind, visitor, wish state and aid kind."""
+    async with runtime.db.read() as conn:
+        counties = await _by_county(conn, code, campaign_id, runtime.clock.now())
+    if principal.role == "coordinator":
+        counties = {county: f for county, f in counties.items() if county in principal.counties}
+    columns = list(_columns())
+    rows = []
+    for county, figures in sorted(counties.items()):
+        name_zh, name_pinyin = area_name(county) or (None, None)
+        shown = _shown(figures, principal)
+        rows.append([county, name_zh, name_pinyin, *(_at(shown, column) for column in columns)])
+    header = ["county_code", "name_zh", "name_pinyin", *(".".join(column) for column in columns)]
+    return csv_table(header, rows, f"summary-{code}.csv")
+
+
+def _columns() -> Iterator[tuple[str, ...]]:
+    """The export's figure columns, fixed by the vocabularies so every export has the same ones."""
+    yield ("children",)
+    yield from (("children_by_category", c) for c in get_args(Category))
+    yield from (("children_by_risk", r) for r in get_args(RiskLevel))
+    yield from (("caring_parents_active",), ("volunteers_active",), ("children_paired",), ("visits",))
+    yield from (("children_visited", c) for c in get_args(Category))
+    yield from (("visitors", v, part) for v in get_args(Visitor) for part in VisitorFigures.model_fields)
+    yield from (("contacts_by_kind", k) for k in get_args(ContactKind))
+    yield from (("wishes", w) for w in WISHES)
+    yield from (("aid", k, part) for k in get_args(AidKind) for part in AidFigures.model_fields)
+    yield ("overdue_high_risk",)
+
+
+def _at(figures: dict[str, Any], path: tuple[str, ...]) -> Any:
+    node: Any = figures
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return 0
+        node = node[key]
+    return node
 
 
 def _in(column: Any, code: str) -> ColumnElement[bool]:
@@ -79,73 +148,152 @@ def _in(column: Any, code: str) -> ColumnElement[bool]:
     return inside
 
 
-async def _figures(conn: AsyncConnection, code: str, campaign: uuid.UUID | None, now: Any) -> dict[str, Any]:
-    children = _in(CandidateChild.county_code, code) & CandidateChild.active.is_(True)
-
-    async def counts(column: Any, *where: Any) -> dict[str, int]:
-        query = select(column, func.count()).where(*where).group_by(column)
-        return {str(key): int(n) for key, n in await conn.execute(query)}
-
-    async def scalar(query: Any) -> int:
-        return int(await conn.scalar(query) or 0)
-
-    confirmed = _in(PairingRecord.county_code, code) & PairingRecord.status.in_(("confirmed", "suspended"))
-    active_volunteers = select(PairingRecord.volunteer_id).where(confirmed).distinct()
-    contacts = [_in(ContactRecord.county_code, code)]
-    wishes = [_in(WishRecord.county_code, code)]
-    aid = [_in(AidRecord.county_code, code)]
-    if campaign is not None:
-        contacts.append(ContactRecord.campaign_id == campaign)
-        wishes.append(WishRecord.campaign_id == campaign)
-        aid.append(AidRecord.campaign_id == campaign)
-    by_status = await counts(WishRecord.status, *wishes)
-    aid_rows = await conn.execute(
-        select(
-            AidRecord.kind,
-            func.count(distinct(AidRecord.child_id)),
-            func.sum(AidRecord.quantity),
-            func.sum(AidRecord.value_yuan),
-        )
-        .where(*aid)
-        .group_by(AidRecord.kind)
-    )
+def _empty() -> dict[str, Any]:
     return {
-        "children": await scalar(select(func.count()).select_from(CandidateChild).where(children)),
-        "children_by_category": await counts(CandidateChild.category, children),
-        "children_by_risk": await counts(CandidateChild.risk_level, children),
-        "caring_parents_active": await scalar(
-            select(func.count())
-            .select_from(CandidateVolunteer)
-            .where(CandidateVolunteer.volunteer_id.in_(active_volunteers), CandidateVolunteer.kind == "caring_parent")
-        ),
-        "volunteers_active": await scalar(select(func.count(distinct(PairingRecord.volunteer_id))).where(confirmed)),
-        "children_paired": await scalar(select(func.count(distinct(PairingRecord.child_id))).where(confirmed)),
-        "visits": await scalar(
-            select(func.count()).select_from(ContactRecord).where(*contacts, ContactRecord.in_person)
-        ),
-        "contacts_by_kind": await counts(ContactRecord.kind, *contacts),
-        "wishes": {
-            "posted": sum(n for status, n in by_status.items() if status != "withdrawn"),
-            "on_board": by_status.get("posted", 0),
-            "claimed": by_status.get("claimed", 0),
-            "fulfilled": by_status.get("fulfilled", 0) + by_status.get("acknowledged", 0),
-            "thanked": by_status.get("acknowledged", 0),
-        },
-        "aid": {
-            kind: {"children": int(n), "quantity": int(quantity or 0), "value_yuan": Decimal(value or 0)}
-            for kind, n, quantity, value in aid_rows
-        },
-        "overdue_high_risk": await scalar(
-            select(func.count())
-            .select_from(ScheduleRecord)
-            .where(
-                _in(ScheduleRecord.county_code, code),
-                ScheduleRecord.active.is_(True),
-                ScheduleRecord.risk_level == "high",
-                ScheduleRecord.due_at < now,
-            )
-        ),
+        "children": 0,
+        "children_by_category": {},
+        "children_by_risk": {},
+        "caring_parents_active": 0,
+        "volunteers_active": 0,
+        "children_paired": 0,
+        "visits": 0,
+        "children_visited": {},
+        "visitors": {},
+        "contacts_by_kind": {},
+        "wishes": dict.fromkeys(WISHES, 0),
+        "aid": {},
+        "overdue_high_risk": 0,
     }
+
+
+def _add(figures: dict[str, Any], value: Any, *path: str) -> None:
+    node = figures
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+    node[path[-1]] = node.get(path[-1], 0) + value
+
+
+def _merge(into: dict[str, Any], figures: dict[str, Any]) -> None:
+    """Add a county's figures to an area's: each child and volunteer belongs to one county, so sums stay exact."""
+    for key, value in figures.items():
+        if isinstance(value, dict):
+            _merge(into.setdefault(key, {}), value)
+        else:
+            into[key] = into.get(key, 0) + value
+
+
+async def _by_county(
+    conn: AsyncConnection, code: str, campaign: uuid.UUID | None, now: datetime
+) -> dict[str, dict[str, Any]]:
+    """Every figure of every county in the area: one grouped query per source, whatever the area's size."""
+    counties: defaultdict[str, dict[str, Any]] = defaultdict(_empty)
+    tagged = [ContactRow.campaign_id == campaign] if campaign else []
+
+    children = select(CandidateChild.county_code, CandidateChild.category, CandidateChild.risk_level, func.count())
+    children = children.where(_in(CandidateChild.county_code, code), CandidateChild.active.is_(True))
+    for county, category, risk, n in await conn.execute(children.group_by(*children.selected_columns[:3])):
+        _add(counties[county], n, "children")
+        _add(counties[county], n, "children_by_category", category)
+        _add(counties[county], n, "children_by_risk", risk)
+
+    paired = (
+        select(
+            EngagementRow.county_code,
+            CandidateVolunteer.kind,
+            func.count(),
+            func.count(distinct(EngagementRow.volunteer_id)),
+        )
+        .outerjoin(CandidateVolunteer, CandidateVolunteer.volunteer_id == EngagementRow.volunteer_id)
+        .where(_in(EngagementRow.county_code, code), EngagementRow.pairing_status.in_(PAIRED))
+        .group_by(EngagementRow.county_code, CandidateVolunteer.kind)
+    )
+    for county, kind, n, volunteers in await conn.execute(paired):
+        _add(counties[county], n, "children_paired")
+        _add(counties[county], volunteers, "volunteers_active")
+        _add(counties[county], volunteers if kind == "caring_parent" else 0, "caring_parents_active")
+
+    contacts = (
+        select(ContactRow.county_code, ContactRow.kind, ContactRow.visitor, ContactRow.in_person, func.count())
+        .where(_in(ContactRow.county_code, code), *tagged)
+        .group_by(ContactRow.county_code, ContactRow.kind, ContactRow.visitor, ContactRow.in_person)
+    )
+    for county, kind, visitor, in_person, n in await conn.execute(contacts):
+        _add(counties[county], n, "contacts_by_kind", kind)
+        if in_person:
+            _add(counties[county], n, "visits")
+            _add(counties[county], n, "visitors", visitor, "visits")
+
+    visited = ContactRow.in_person.is_(True)
+    visitors = (
+        select(
+            ContactRow.county_code,
+            ContactRow.visitor,
+            func.count(distinct(ContactRow.volunteer_id)),
+            func.count(distinct(ContactRow.child_id)),
+        )
+        .where(_in(ContactRow.county_code, code), visited, *tagged)
+        .group_by(ContactRow.county_code, ContactRow.visitor)
+    )
+    for county, visitor, people, n in await conn.execute(visitors):
+        _add(counties[county], people, "visitors", visitor, "people")
+        _add(counties[county], n, "visitors", visitor, "children")
+    by_category = (
+        select(ContactRow.county_code, CandidateChild.category, func.count(distinct(ContactRow.child_id)))
+        .join(CandidateChild, CandidateChild.child_id == ContactRow.child_id)
+        .where(_in(ContactRow.county_code, code), visited, *tagged)
+        .group_by(ContactRow.county_code, CandidateChild.category)
+    )
+    for county, category, n in await conn.execute(by_category):
+        _add(counties[county], n, "children_visited", category)
+
+    wishes = select(WishRow.county_code, WishRow.status, func.count()).where(_in(WishRow.county_code, code))
+    if campaign:
+        wishes = wishes.where(WishRow.campaign_id == campaign)
+    for county, status, n in await conn.execute(wishes.group_by(WishRow.county_code, WishRow.status)):
+        for figure in _wish_figures(status):
+            _add(counties[county], n, "wishes", figure)
+
+    aid = select(
+        AidRow.county_code,
+        AidRow.kind,
+        func.count(distinct(AidRow.child_id)),
+        func.sum(AidRow.quantity),
+        func.sum(AidRow.value_yuan),
+    ).where(_in(AidRow.county_code, code))
+    if campaign:
+        aid = aid.where(AidRow.campaign_id == campaign)
+    for county, kind, n, quantity, value in await conn.execute(aid.group_by(AidRow.county_code, AidRow.kind)):
+        _add(counties[county], n, "aid", kind, "children")
+        _add(counties[county], int(quantity), "aid", kind, "quantity")
+        _add(counties[county], Decimal(value), "aid", kind, "value_yuan")
+
+    overdue = (
+        select(EngagementRow.county_code, func.count())
+        .where(
+            _in(EngagementRow.county_code, code),
+            EngagementRow.active.is_(True),
+            EngagementRow.risk_level == "high",
+            EngagementRow.next_due_at < now,
+        )
+        .group_by(EngagementRow.county_code)
+    )
+    for county, n in await conn.execute(overdue):
+        _add(counties[county], n, "overdue_high_risk")
+    return dict(counties)
+
+
+def _wish_figures(status: str) -> tuple[str, ...]:
+    """The figures a wish in this state counts in: a fulfilled wish was posted and is fulfilled, and so on."""
+    return {
+        "posted": ("posted", "on_board"),
+        "claimed": ("posted", "claimed"),
+        "fulfilled": ("posted", "fulfilled"),
+        "acknowledged": ("posted", "fulfilled", "thanked"),
+    }.get(status, ())  # a withdrawn wish counts nowhere
+
+
+def _shown(figures: dict[str, Any], principal: Principal) -> dict[str, Any]:
+    return _suppressed(figures) if principal.role == "donor" else figures
 
 
 def _suppressed(value: Any) -> Any:

@@ -5,9 +5,24 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, ClassVar
 
-from sqlalchemy import Boolean, Index, Integer, MetaData, String, Table, Uuid, case, func, literal, update
+from sqlalchemy import (
+    Boolean,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Uuid,
+    case,
+    func,
+    insert,
+    literal,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -15,6 +30,7 @@ from backbone.database import UtcDateTime
 from backbone.projection import Delivered, Projection
 from backbone.store import upsert
 from contracts.matching import (
+    AidDistributed,
     ChildOverdue,
     ChildVisitDue,
     ContactRecorded,
@@ -22,8 +38,11 @@ from contracts.matching import (
     PairingConfirmed,
     PairingResumed,
     PairingSuspended,
+    WishAcknowledged,
+    WishClaimed,
     WishFulfilled,
     WishPosted,
+    WishReleased,
     WishWithdrawn,
 )
 
@@ -52,13 +71,85 @@ class EngagementRow(Views):
     open_wishes: Mapped[int] = mapped_column(Integer, default=0)  # posted and neither fulfilled nor withdrawn
 
 
+class ContactFacts:
+    """A contact's columns, as the command side records it and as the figures count it."""
+
+    contact_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    child_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    county_code: Mapped[str] = mapped_column(String(6))
+    volunteer_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    visitor: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16))
+    in_person: Mapped[bool] = mapped_column(Boolean)
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    duration_minutes: Mapped[int] = mapped_column(Integer)
+    campaign_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+
+
+class ContactRow(ContactFacts, Views):
+    """A contact in the view: the note stays with the command side (`contacts`), never here."""
+
+    __tablename__ = "engagement_contacts"
+    __table_args__ = (Index("ix_engagement_contacts_county", "county_code", "campaign_id"),)
+
+
+class WishRow(Views):
+    """Where each wish stands, for the figures."""
+
+    __tablename__ = "engagement_wishes"
+    __table_args__ = (Index("ix_engagement_wishes_county", "county_code", "campaign_id"),)
+
+    wish_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    county_code: Mapped[str] = mapped_column(String(6))
+    campaign_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    status: Mapped[str] = mapped_column(String(12))
+
+
+class AidFacts:
+    """One child's share of a distribution, as the command side records it and as the figures count it."""
+
+    distribution_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    child_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    county_code: Mapped[str] = mapped_column(String(6))
+    campaign_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    kind: Mapped[str] = mapped_column(String(16))
+    quantity: Mapped[int] = mapped_column(Integer)
+    value_yuan: Mapped[Decimal] = mapped_column(Numeric(10, 2))
+
+
+class AidRow(AidFacts, Views):
+    __tablename__ = "engagement_aid"
+    __table_args__ = (Index("ix_engagement_aid_county", "county_code", "campaign_id"),)
+
+
+WISH_STATUS: dict[type[Any], str] = {
+    WishClaimed: "claimed",
+    WishReleased: "posted",
+    WishFulfilled: "fulfilled",
+    WishAcknowledged: "acknowledged",
+    WishWithdrawn: "withdrawn",
+}
+
+
 class Engagement(Projection):
-    """Folded from matching's own stream: the visit schedule, pairings and contacts of each child."""
+    """Folded from matching's own stream: each child's visit schedule, pairing, contacts and wishes, and the
+    contacts, wishes and aid every figure of the summary counts."""
 
     name: ClassVar[str] = "matching-engagement"
     stream: ClassVar[str] = "MATCHING"
-    subjects: ClassVar[list[str]] = ["matching.child.>", "matching.pairing.>", "matching.contact.>", "matching.wish.>"]
-    views: ClassVar[list[Table]] = [EngagementRow.__table__]  # type: ignore[list-item]
+    subjects: ClassVar[list[str]] = [
+        "matching.child.>",
+        "matching.pairing.>",
+        "matching.contact.>",
+        "matching.wish.>",
+        "matching.aid.>",
+    ]
+    views: ClassVar[list[Table]] = [
+        EngagementRow.__table__,  # type: ignore[list-item]
+        ContactRow.__table__,  # type: ignore[list-item]
+        WishRow.__table__,  # type: ignore[list-item]
+        AidRow.__table__,  # type: ignore[list-item]
+    ]
 
     async def apply(self, conn: AsyncConnection, events: Sequence[Delivered]) -> None:
         for delivered in events:
@@ -96,10 +187,22 @@ class Engagement(Projection):
                     )
                 case ContactRecorded() as contact:
                     await self._contact(conn, contact)
+                    await conn.execute(insert(ContactRow).values(contact.model_dump(include=_CONTACT_FIELDS)))
                 case WishPosted() as wish:
                     await self._wishes(conn, wish.child_id, wish.county_code, +1)
-                case WishFulfilled() | WishWithdrawn() as wish:
-                    await self._wishes(conn, wish.child_id, wish.county_code, -1)
+                    await conn.execute(
+                        insert(WishRow).values(
+                            **wish.model_dump(include={"wish_id", "county_code", "campaign_id"}), status="posted"
+                        )
+                    )
+                case WishClaimed() | WishReleased() | WishFulfilled() | WishAcknowledged() | WishWithdrawn() as wish:
+                    if isinstance(wish, WishFulfilled | WishWithdrawn):
+                        await self._wishes(conn, wish.child_id, wish.county_code, -1)
+                    await conn.execute(
+                        update(WishRow).where(WishRow.wish_id == wish.wish_id).values(status=WISH_STATUS[type(wish)])
+                    )
+                case AidDistributed() as aid:
+                    await conn.execute(insert(AidRow).values(aid.model_dump(exclude={"donor_id"})))
 
     async def _row(self, conn: AsyncConnection, child_id: uuid.UUID, county_code: str, **values: Any) -> None:
         """Create the child's row with these values, or set them on it (events of different aggregates meet here)."""
@@ -133,6 +236,9 @@ class Engagement(Projection):
         if contact.in_person:
             values["last_in_person_at"] = _later(EngagementRow.last_in_person_at, at)
         await conn.execute(update(EngagementRow).where(EngagementRow.child_id == contact.child_id).values(**values))
+
+
+_CONTACT_FIELDS = set(ContactFacts.__annotations__)
 
 
 def _later(column: Any, at: datetime) -> Any:

@@ -19,9 +19,7 @@ from backbone.errors import ApiError
 from backbone.paging import Page, Paging, fetch_page
 from contracts.vocabulary import CountyCode
 from services.matching.candidates import CandidateChild, CandidateVolunteer
-from services.matching.contacts import ContactRecord
-from services.matching.pairings import PairingRecord
-from services.matching.schedule import ScheduleRecord
+from services.matching.views import ContactRow, EngagementRow
 
 router = APIRouter(tags=["views"])
 Coordinator = Annotated[Principal, Depends(require("coordinator"))]
@@ -40,21 +38,21 @@ class VolunteerActivity(BaseModel):
 
 def _activity(county_code: str) -> Select[Any]:
     paired = (
-        select(PairingRecord.volunteer_id, func.count().label("children"))
-        .where(PairingRecord.county_code == county_code, PairingRecord.status == "confirmed")
-        .group_by(PairingRecord.volunteer_id)
+        select(EngagementRow.volunteer_id, func.count().label("children"))
+        .where(EngagementRow.county_code == county_code, EngagementRow.pairing_status == "confirmed")
+        .group_by(EngagementRow.volunteer_id)
         .subquery()
     )
     done = (
         select(
-            ContactRecord.volunteer_id,
+            ContactRow.volunteer_id,
             func.count().label("contacts"),
-            func.sum(case((ContactRecord.in_person, 1), else_=0)).label("visits"),
-            func.sum(ContactRecord.duration_minutes).label("minutes"),
-            func.max(ContactRecord.occurred_at).label("last_contact_at"),
+            func.sum(case((ContactRow.in_person, 1), else_=0)).label("visits"),
+            func.sum(ContactRow.duration_minutes).label("minutes"),
+            func.max(ContactRow.occurred_at).label("last_contact_at"),
         )
-        .where(ContactRecord.county_code == county_code, ContactRecord.volunteer_id.is_not(None))
-        .group_by(ContactRecord.volunteer_id)
+        .where(ContactRow.county_code == county_code, ContactRow.volunteer_id.is_not(None))
+        .group_by(ContactRow.volunteer_id)
         .subquery()
     )
     return (
@@ -121,16 +119,15 @@ async def calendar(volunteer_id: uuid.UUID, runtime: RuntimeDep, principal: Prin
         else:
             raise ApiError(403, "forbidden", "volunteers and coordinators only")
         due = await conn.execute(
-            select(PairingRecord.pairing_id, CandidateChild.age_band, ScheduleRecord.due_at)
-            .join(ScheduleRecord, ScheduleRecord.child_id == PairingRecord.child_id)
-            .join(CandidateChild, CandidateChild.child_id == PairingRecord.child_id)
+            select(EngagementRow.pairing_id, CandidateChild.age_band, EngagementRow.next_due_at.label("due_at"))
+            .join(CandidateChild, CandidateChild.child_id == EngagementRow.child_id)
             .where(
-                PairingRecord.volunteer_id == volunteer_id,
-                PairingRecord.status == "confirmed",
-                ScheduleRecord.active.is_(True),
-                ScheduleRecord.due_at.is_not(None),
+                EngagementRow.volunteer_id == volunteer_id,
+                EngagementRow.pairing_status == "confirmed",
+                EngagementRow.active.is_(True),
+                EngagementRow.next_due_at.is_not(None),
             )
-            .order_by(ScheduleRecord.due_at, PairingRecord.pairing_id)
+            .order_by(EngagementRow.next_due_at, EngagementRow.pairing_id)
         )
         events = [_event(row, runtime.clock.now()) for row in due]
     body = "\r\n".join(

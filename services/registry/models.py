@@ -9,9 +9,9 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from backbone.fields import Text
+from contracts.counties import county
 from contracts.vocabulary import Category, CountyCode, Flag, Gender, Guardianship, Language, Need, RiskLevel
 from services.registry import domain
-from services.registry.counties import county
 from services.registry.fields import IdNumber, Phone, birth_date_of
 from services.registry.places import place_keys
 

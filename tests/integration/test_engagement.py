@@ -6,21 +6,16 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from nats.aio.client import Client as NATS
-from sqlalchemy import select
 
 from backbone.clock import PROGRAMME_TIMEZONE as SHANGHAI
 from backbone.clock import SettableClock
-from backbone.database import Database
-from backbone.natsserver import NatsServer
 from contracts.registry import ChildRiskChanged
-from services.matching.views import EngagementRow
-from tests.helpers import RegistryEvents, auth, read_stream, rebuild_cli, rows, token, wait_until
+from tests.helpers import RegistryEvents, auth, read_stream, token, wait_until
 
 XINGAN = "450325"
 COORDINATOR = auth("coordinator", [XINGAN])
@@ -207,41 +202,6 @@ async def _moved(matching: httpx.AsyncClient, child_id: uuid.UUID, since: dateti
     return bool(row and row["last_contact_at"] and at(row["last_contact_at"]) > since)
 
 
-async def test_rebuilding_the_engagement_view_gives_identical_rows(
-    matching: httpx.AsyncClient,
-    registry_events: RegistryEvents,
-    clock: SettableClock,
-    database_url: str,
-    nats_server: NatsServer,
-    tmp_path: Path,
-) -> None:
-    _, proposal = await paired_child(matching, registry_events)
-    for risk in ("medium", "low"):
-        await registry_events.child(risk)
-    body = {"kind": "visit", "in_person": True, "occurred_at": clock.now().isoformat(), "duration_minutes": 30}
-    await matching.post(f"/pairings/{proposal['pairing_id']}/contacts", json=body, headers=COORDINATOR)
-    clock.advance(timedelta(days=20))  # the medium-risk child is overdue now, and the high-risk one
-    db = Database(database_url)
-    try:
-
-        async def settled() -> bool:
-            async with db.read() as conn:
-                found = (await conn.execute(select(EngagementRow.escalated_for))).all()
-            return len(found) == 3 and sum(1 for (escalated,) in found if escalated) == 2
-
-        await wait_until(settled, what="three children in the view, two of them escalated")
-        before = await rows(db, EngagementRow.__table__)
-
-        rebuilt = await rebuild_cli(
-            "matching-engagement", database_url=database_url, nats_url=nats_server.url, data_dir=tmp_path
-        )
-
-        assert rebuilt.returncode == 0, rebuilt.stderr
-        assert await rows(db, EngagementRow.__table__) == before
-    finally:
-        await db.dispose()
-
-
 async def test_a_county_sets_its_own_intervals_and_every_next_visit_is_replanned(
     matching: httpx.AsyncClient, registry_events: RegistryEvents
 ) -> None:
@@ -273,6 +233,8 @@ async def test_a_volunteer_sees_their_due_visits_as_a_calendar_and_their_hours_i
     visited = clock.now() - timedelta(hours=3)
     body = {"kind": "visit", "in_person": True, "occurred_at": visited.isoformat(), "duration_minutes": 90}
     await matching.post(f"/pairings/{proposal['pairing_id']}/contacts", json=body, headers=as_volunteer)
+    due = (visited + timedelta(days=DAYS["high"])).isoformat().replace("+00:00", "Z")
+    await row_where(matching, proposal["child_id"], "the visit in the views", next_due_at=due)
 
     feed = await matching.get(f"/volunteers/{volunteer}/calendar.ics", headers=as_volunteer)
 

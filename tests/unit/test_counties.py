@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from services.registry.counties import COUNTIES, County, counties_of_prefecture, county
+from contracts.counties import COUNTIES, County, counties_of_prefecture, county
 
 PREFECTURES = {
     "450100": "南宁市",
