@@ -31,8 +31,9 @@ def main(spec: ServiceSpec, argv: list[str] | None = None) -> int:
             host=settings.host,
             port=port,
             log_level="warning",
+            log_config=None,  # uvicorn's loggers go through the service's JSON logging (backbone.logs)
             access_log=False,
-            timeout_graceful_shutdown=3,
+            timeout_graceful_shutdown=1,  # in-flight requests; then the runtime stops (backbone.runtime)
         )
         return 0
     return asyncio.run(rebuild(spec, settings, args.projection, list_only=args.list))

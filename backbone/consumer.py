@@ -22,6 +22,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from backbone import context
 from backbone.database import Database
 from backbone.metrics import CONSUMER_LAG, EVENTS_CONSUMED, EVENTS_DEAD_LETTERED, PROJECTION_REPLAYING
 from backbone.projection import (
@@ -253,10 +254,13 @@ class ProjectionConsumer:
                         known[delivered.aggregate_id] = advanced[delivered.aggregate_id] = delivered.version
                     else:
                         outcome.waiting.append(msg)
+                _bind_causes(fresh)
                 await self.projection.apply(conn, fresh)
                 await save_cursors(conn, name, advanced)
         except UNAVAILABLE as error:
             raise Unavailable(repr(error)) from error
+        finally:
+            context.clear()
         EVENTS_CONSUMED.labels(name).inc(len(fresh))
         return outcome
 
@@ -329,3 +333,14 @@ def _cancelling() -> bool:
     """Whether the running task itself is being cancelled (not just something it awaited)."""
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
+
+
+def _bind_causes(events: Sequence[Delivered]) -> None:
+    """Events a projection's reaction appends, and its log lines, carry the correlation of what it reacts to, and
+    name as their cause the batch's last event: the reaction answers the state after it."""
+    last = events[-1].envelope if events else None
+    context.caused_by(
+        {delivered.envelope.correlationid for delivered in events},
+        last.id if last else None,
+        last.traceparent if last else None,
+    )

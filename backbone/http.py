@@ -70,19 +70,23 @@ def install(app: FastAPI, service: str, max_body_bytes: int, max_upload_bytes: i
             traceparent = context.new_traceparent()
         context.bind(context.Causes(correlation_id[:64], None, traceparent))
         started = time.perf_counter()
-        response: Response = await call_next(request)
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        elapsed = time.perf_counter() - started
-        REQUESTS.labels(service, request.method, route, str(response.status_code)).inc()
-        REQUEST_SECONDS.labels(service, route).observe(elapsed)
+
+        def observed(status: int) -> None:
+            route = getattr(request.scope.get("route"), "path", "unmatched")
+            elapsed = time.perf_counter() - started
+            REQUESTS.labels(service, request.method, route, str(status)).inc()
+            REQUEST_SECONDS.labels(service, route).observe(elapsed)
+            log.info("http.request", method=request.method, route=route, status=status, ms=round(elapsed * 1000, 1))
+
+        try:
+            response: Response = await call_next(request)
+        except Exception:
+            # Answered 500 already (backbone.errors); counted and logged here too. The context stays bound so that
+            # the server's own report of the exception carries the correlation id; the next request rebinds it.
+            observed(500)
+            raise
+        observed(response.status_code)
         response.headers["X-Correlation-ID"] = correlation_id[:64]
-        log.info(
-            "http.request",
-            method=request.method,
-            route=route,
-            status=response.status_code,
-            ms=round(elapsed * 1000, 1),
-        )
         context.clear()
         return response
 

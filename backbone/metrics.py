@@ -11,3 +11,16 @@ EVENTS_DEAD_LETTERED = Counter("events_dead_lettered_total", "Events sent to the
 CONSUMER_LAG = Gauge("consumer_lag", "Messages the projection's consumer has not yet received", ["projection"])
 RELAY_LAG = Gauge("relay_lag_seconds", "Age of the oldest committed event the relay has not yet published", ["stream"])
 PROJECTION_REPLAYING = Gauge("projection_replaying", "1 while a rebuild replays the projection", ["projection"])
+
+
+def prime(service: str, stream: str, projections: list[str]) -> None:
+    """Create every series a service will report at 0, so /metrics shows them (and dashboards and alerts find
+    them) from the first scrape, not from the first event."""
+    EVENTS_APPENDED.labels(service)
+    EVENTS_PUBLISHED.labels(stream)
+    RELAY_LAG.labels(stream)
+    for name in projections:
+        EVENTS_CONSUMED.labels(name)
+        EVENTS_DEAD_LETTERED.labels(name)
+        CONSUMER_LAG.labels(name)
+        PROJECTION_REPLAYING.labels(name)

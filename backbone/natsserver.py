@@ -50,8 +50,10 @@ class NatsServer:
         sync_always: bool = False,
         name: str = "handinhand",
         log_file: Path | None = None,
+        own_session: bool = False,  # out of the terminal's process group: Ctrl-C does not reach it directly
     ) -> None:
         self.store_dir, self.sync_always, self.name, self.log_file = store_dir, sync_always, name, log_file
+        self.own_session = own_session
         self.port = port or free_port()
         self.monitor_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -72,7 +74,9 @@ class NatsServer:
         config = self.store_dir / "nats-server.conf"
         config.write_text(self.config())
         output = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen([binary(), "-c", str(config)], stdout=output, stderr=output)
+        self.process = subprocess.Popen(
+            [binary(), "-c", str(config)], stdout=output, stderr=output, start_new_session=self.own_session
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -27,6 +27,7 @@ ROLES = {
     "coordinator": list(demo.COUNTIES),
     "volunteer": [],
     "donor": [],
+    "service": [],
 }
 
 
@@ -52,6 +53,7 @@ def main() -> int:
                 port=4222 if port_is_free(4222) else None,
                 sync_always=True,
                 log_file=data / "nats-server.log",
+                own_session=True,
             ).start()
             nats_url = nats.url
         for name, default_port in SERVICES.items():
@@ -66,7 +68,13 @@ def main() -> int:
                 env["DATABASE_URL"] = database_url
             log = open(data / f"{name}.log", "ab")  # noqa: SIM115 (closed with the process)
             children.append(
-                subprocess.Popen([sys.executable, "-m", f"services.{name}", "serve"], env=env, stdout=log, stderr=log)
+                subprocess.Popen(
+                    [sys.executable, "-m", f"services.{name}", "serve"],
+                    env=env,
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,  # Ctrl-C is for this process: it stops the services in order
+                )
             )
         urls = {name: f"http://127.0.0.1:{os.environ.get(f'{name.upper()}_PORT', p)}" for name, p in SERVICES.items()}
         for name, url in urls.items():
@@ -117,6 +125,8 @@ def _wait_ready(name: str, url: str, children: list[subprocess.Popen[bytes]]) ->
 
 
 def _stop_all(children: list[subprocess.Popen[bytes]], nats: NatsServer | None) -> None:
+    """The services first (each finishes its requests and batches and drains its NATS connection), NATS last.
+    They run in sessions of their own, so Ctrl-C reaches only this process and the order holds."""
     for child in children:
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
@@ -127,7 +137,7 @@ def _stop_all(children: list[subprocess.Popen[bytes]], nats: NatsServer | None) 
         except subprocess.TimeoutExpired:
             child.kill()
     if nats is not None:
-        nats.stop(timeout=1)
+        nats.stop(timeout=0.8)
 
 
 if __name__ == "__main__":

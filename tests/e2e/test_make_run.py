@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,12 @@ def start(data_dir: Path, ports: dict[str, int]) -> tuple[subprocess.Popen[str],
     env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL")}
     env |= {"DATA_DIR": str(data_dir)} | {f"{name.upper()}_PORT": str(port) for name, port in ports.items()}
     runner = subprocess.Popen(
-        [sys.executable, "-m", "deploy.local"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [sys.executable, "-m", "deploy.local"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # a process group of its own, as in a terminal
     )
     lines: list[str] = []
     assert runner.stdout is not None
@@ -39,8 +45,9 @@ def start(data_dir: Path, ports: dict[str, int]) -> tuple[subprocess.Popen[str],
 
 
 def interrupt(runner: subprocess.Popen[str]) -> float:
+    """Ctrl-C as a terminal sends it: SIGINT to the whole foreground process group."""
     started = time.monotonic()
-    runner.send_signal(signal.SIGINT)
+    os.killpg(runner.pid, signal.SIGINT)
     runner.wait(10)
     return time.monotonic() - started
 
@@ -61,7 +68,7 @@ def test_make_run_starts_everything_loads_demo_data_once_and_stops_within_five_s
         for _name, port in ports.items():
             assert f"http://127.0.0.1:{port}" in output
             assert httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5).status_code == 200
-        for role in ("admin", "coordinator", "volunteer", "donor"):
+        for role in ("admin", "coordinator", "volunteer", "donor", "service"):
             assert re.search(rf"^\s+{role}\s+eyJ", output, re.M), f"no {role} token printed"
         vetted = httpx.get(
             f"http://127.0.0.1:{ports['registry']}/volunteers",
@@ -86,6 +93,7 @@ def test_make_run_starts_everything_loads_demo_data_once_and_stops_within_five_s
         stopped_in = interrupt(runner)
     assert runner.returncode == 0
     assert stopped_in < 5.0
+    assert stopped_before_nats(tmp_path, list(ports))
     assert all(port_is_free(port) for port in ports.values())
 
     runner, lines = start(tmp_path, ports)  # again: the data is kept and nothing is loaded twice
@@ -111,3 +119,20 @@ def summary(matching: str, within: float = 10.0) -> dict[str, Any]:
         if (figures["aid"] and figures["visitors"]) or time.monotonic() > deadline:
             return figures
         time.sleep(0.2)
+
+
+def stopped_before_nats(data_dir: Path, services: list[str]) -> bool:
+    """Each service logged that it finished its work and drained its connection before NATS was told to stop (not
+    at the same moment: Ctrl-C reached only `make run`, which stopped NATS last)."""
+    nats_log = (data_dir / "nats-server.log").read_text()
+    trapped = re.findall(r"(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\.\d+) \[INF\] Trapped \"(\w+)\" signal", nats_log)
+    at, signal_name = trapped[-1]
+    assert signal_name == "terminated", f"NATS got {signal_name}, not make run's SIGTERM"
+    nats_stopping = datetime.strptime(at, "%Y/%m/%d %H:%M:%S.%f").astimezone(UTC)  # nats-server logs local time
+    for name in services:
+        stops = re.findall(
+            r'"event": "runtime.stopped".*"timestamp": "([^"]+)"', (data_dir / f"{name}.log").read_text()
+        )
+        assert stops, f"{name} never logged runtime.stopped"
+        assert datetime.fromisoformat(stops[-1].replace("Z", "+00:00")) <= nats_stopping, name
+    return True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import uuid
 from datetime import datetime, timedelta
@@ -81,15 +82,25 @@ async def test_a_registered_child_shows_in_engagement_within_a_second_and_is_not
 
         await wait_until(noticed, within=5, what="the coordinators' notice")
 
-    await wait_until(lambda: _subjects(wire, 2), within=5, what="both events on the wire")
-    by_type = {json.loads(m.data)["type"]: m for m in wire}
-    registered = json.loads(by_type["registry.child.registered.v2"].data)
-    notice = json.loads(by_type["notifications.notice.recorded.v1"].data)
+    wanted = {"registry.child.registered.v2", "notifications.notice.recorded.v1", "matching.child.visit_due.v1"}
+    await wait_until(lambda: _types(wire, wanted), within=5, what="the events of all three services on the wire")
+    by_type = {json.loads(m.data)["type"]: json.loads(m.data) for m in wire}
+    registered = by_type["registry.child.registered.v2"]
+    notice = by_type["notifications.notice.recorded.v1"]
     assert registered["subject"] == child_id
     assert registered["correlationid"] == correlation
     # the notice carries the request's correlation and names the registration as its cause
     assert notice["correlationid"] == correlation
     assert notice["causationid"] == registered["id"]
+    # so does the visit schedule matching plans in reaction, naming one of the request's events as its cause
+    due = by_type["matching.child.visit_due.v1"]
+    assert due["correlationid"] == correlation
+    assert due["causationid"] in {m["id"] for m in by_type.values() if m["type"].startswith("registry.child.")}
+
+
+async def _types(wire: list[Msg], wanted: set[str]) -> bool:
+    await asyncio.sleep(0)
+    return wanted <= {json.loads(m.data)["type"] for m in wire}
 
 
 async def _subjects(wire: list[Msg], count: int) -> bool:
@@ -127,7 +138,12 @@ def test_each_service_stops_within_five_seconds_and_answers_its_basics(system: S
         for path in ("/health", "/ready", "/metrics", "/docs", "/openapi.json"):
             answer = httpx.get(f"{service.url}{path}", timeout=5)
             assert answer.status_code == 200, f"{name}{path}: {answer.status_code}"
-        assert "events_appended_total" in httpx.get(f"{service.url}/metrics").text or name != "registry"
+        exposed = httpx.get(f"{service.url}/metrics").text
+        for family in ("http_requests_total", "events_appended_total", "events_published_total"):
+            assert re.search(rf"^{family}{{[^}}]*}} \d", exposed, re.M), f"{name}: no {family} sample"
+        if name != "registry":  # the registry follows no stream
+            for family in ("events_consumed_total", "events_dead_lettered_total", "consumer_lag"):
+                assert re.search(rf"^{family}{{[^}}]*}} \d", exposed, re.M), f"{name}: no {family} sample"
     for service in system.services.values():
         assert service.stop() < 5.0
 
