@@ -34,16 +34,29 @@ async def nc(nats_server: NatsServer) -> AsyncIterator[NATS]:
     await client.close()
 
 
-def postgres_or_skip() -> str:
-    if POSTGRES_URL:
-        return POSTGRES_URL
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str | None]:
+    """The PostgreSQL server's URL: TEST_POSTGRES_URL, or else, where a Docker engine runs, a throwaway container
+    (testcontainers) for the whole session; None if neither."""
+    if POSTGRES_URL or not (os.environ.get("DOCKER_HOST") or Path("/var/run/docker.sock").exists()):
+        yield POSTGRES_URL
+        return
+    from testcontainers.community.postgres import PostgresContainer
+
+    with PostgresContainer("postgres:16-alpine", driver="asyncpg") as container:
+        yield container.get_connection_url()
+
+
+def postgres_or_skip(server: str | None) -> str:
+    if server:
+        return server
     if IN_CI:
         pytest.fail("TEST_POSTGRES_URL is not set: CI must run the PostgreSQL tests, not skip them")
-    pytest.skip("TEST_POSTGRES_URL is not set (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test)")
+    pytest.skip("TEST_POSTGRES_URL is not set (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test) and no Docker")
 
 
-async def _admin(statement: str) -> None:
-    base = make_url(postgres_or_skip())
+async def _admin(server: str, statement: str) -> None:
+    base = make_url(server)
     conn = await asyncpg.connect(base.set(drivername="postgresql").render_as_string(hide_password=False))
     try:
         await conn.execute(statement)
@@ -52,14 +65,15 @@ async def _admin(statement: str) -> None:
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
+def postgres_url(postgres_server: str | None) -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    server = postgres_or_skip(postgres_server)
     name = f"t_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
     try:
-        yield make_url(postgres_or_skip()).set(database=name).render_as_string(hide_password=False)
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
     finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

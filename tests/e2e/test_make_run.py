@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -14,17 +15,19 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
-from backbone.natsserver import free_port, port_is_free
+from backbone.database import Database
+from backbone.natsserver import NatsServer, free_port, port_is_free
 from deploy import demo
 from tests.helpers import auth
 
 pytestmark = pytest.mark.e2e
 
 
-def start(data_dir: Path, ports: dict[str, int]) -> tuple[subprocess.Popen[str], list[str]]:
+def start(data_dir: Path, ports: dict[str, int], **more: str) -> tuple[subprocess.Popen[str], list[str]]:
     env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL")}
-    env |= {"DATA_DIR": str(data_dir)} | {f"{name.upper()}_PORT": str(port) for name, port in ports.items()}
+    env |= {"DATA_DIR": str(data_dir)} | {f"{name.upper()}_PORT": str(port) for name, port in ports.items()} | more
     runner = subprocess.Popen(
         [sys.executable, "-m", "deploy.local"],
         env=env,
@@ -107,6 +110,32 @@ def test_make_run_starts_everything_loads_demo_data_once_and_stops_within_five_s
         assert xingan.json()["total"] == demo.COUNTIES["450325"][1]
     finally:
         assert interrupt(runner) < 5.0
+
+
+def test_make_run_uses_an_existing_nats_and_a_postgresql_database_when_told(
+    tmp_path: Path, nats_server: NatsServer, postgres_url: str
+) -> None:
+    ports = {name: free_port() for name in ("registry", "matching", "notifications")}
+    runner, lines = start(tmp_path, ports, NATS_URL=nats_server.url, MATCHING_DATABASE_URL=postgres_url)
+    try:
+        assert re.search(rf"^NATS\s+{re.escape(nats_server.url)}\s", "".join(lines), re.M), "".join(lines)
+        assert not (tmp_path / "nats-server.log").exists()  # no server of its own
+        assert not (tmp_path / "matching.db").exists()
+        assert asyncio.run(count(postgres_url, "SELECT count(*) FROM pairings")) > 0  # matching worked on PostgreSQL
+    finally:
+        assert interrupt(runner) < 5.0
+    assert runner.returncode == 0
+    assert nats_server.process is not None
+    assert nats_server.process.poll() is None  # someone else's NATS: left running
+
+
+async def count(url: str, query: str) -> int:
+    db = Database(url)
+    try:
+        async with db.read() as conn:
+            return int(await conn.scalar(text(query)) or 0)
+    finally:
+        await db.dispose()
 
 
 def summary(matching: str, within: float = 10.0) -> dict[str, Any]:
