@@ -6,14 +6,17 @@ import uuid
 from pathlib import Path
 
 from nats.aio.client import Client as NATS
-from sqlalchemy import func, select
+from nats.js import JetStreamContext
+from sqlalchemy import func, select, update
 
+from backbone.consumer import durable_name
 from backbone.database import Database
 from backbone.natsserver import NatsServer
+from backbone.projection import ProjectionState
 from backbone.store import Plumbing
 from backbone.streams import ensure_streams
 from services.matching.app import SPEC as MATCHING
-from services.matching.candidates import CandidateChild
+from services.matching.candidates import CandidateChild, Candidates
 from tests.helpers import ServiceProcess, child_event, publish, rebuild_cli, rows, wait_until
 
 EVENTS = 12_000
@@ -44,6 +47,12 @@ async def test_killed_mid_batch_then_restarted_equals_a_clean_rebuild(
     service.start()
     try:
         await wait_until(lambda: _at_least(projected, 1500), what="the consumer to be well under way")
+        # Hold the projection's state row: the next batch, fetched and unacknowledged, waits inside its transaction.
+        async with db.begin() as conn:
+            hold = update(ProjectionState).where(ProjectionState.name == Candidates.name)
+            await conn.execute(hold.values(batches=ProjectionState.batches))
+            await wait_until(lambda: _in_hand(js), what="a batch fetched and waiting in its transaction")
+            service.kill()
     finally:
         service.kill()
     killed_at = await projected()
@@ -68,3 +77,9 @@ async def test_killed_mid_batch_then_restarted_equals_a_clean_rebuild(
 
 async def _at_least(count, expected: int) -> bool:  # type: ignore[no-untyped-def]
     return bool(await count() >= expected)
+
+
+async def _in_hand(js: JetStreamContext) -> bool:
+    """The live consumer holds messages it has neither acknowledged nor given back."""
+    info = await js.consumer_info(Candidates.stream, durable_name(Candidates(), 1))
+    return bool(info.num_ack_pending)
