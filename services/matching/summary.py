@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, distinct, func, select
+from sqlalchemy import ColumnElement, case, distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backbone.auth import Principal
@@ -71,6 +71,10 @@ class Summary(BaseModel):
     contacts_by_kind: dict[str, Count]
     wishes: dict[str, Count] = Field(description="posted (all), on_board, claimed, fulfilled (incl. thanked), thanked")
     aid: dict[str, AidFigures]
+    scheduled: dict[str, Count] = Field(description="children with a next in-person visit due, by risk")
+    overdue: dict[str, Count] = Field(
+        description="of those, past due now, by risk: compliance is 1 - overdue/scheduled"
+    )
     overdue_high_risk: Count
 
 
@@ -130,6 +134,8 @@ def _columns() -> Iterator[tuple[str, ...]]:
     yield from (("contacts_by_kind", k) for k in get_args(ContactKind))
     yield from (("wishes", w) for w in WISHES)
     yield from (("aid", k, part) for k in get_args(AidKind) for part in AidFigures.model_fields)
+    yield from (("scheduled", r) for r in get_args(RiskLevel))
+    yield from (("overdue", r) for r in get_args(RiskLevel))
     yield ("overdue_high_risk",)
 
 
@@ -162,6 +168,8 @@ def _empty() -> dict[str, Any]:
         "contacts_by_kind": {},
         "wishes": dict.fromkeys(WISHES, 0),
         "aid": {},
+        "scheduled": {},
+        "overdue": {},
         "overdue_high_risk": 0,
     }
 
@@ -267,18 +275,20 @@ async def _by_county(
         _add(counties[county], int(quantity), "aid", kind, "quantity")
         _add(counties[county], Decimal(value), "aid", kind, "value_yuan")
 
-    overdue = (
-        select(EngagementRow.county_code, func.count())
+    late = case((EngagementRow.next_due_at < now, 1), else_=0)
+    schedules = (
+        select(EngagementRow.county_code, EngagementRow.risk_level, func.count(), func.sum(late))
         .where(
             _in(EngagementRow.county_code, code),
             EngagementRow.active.is_(True),
-            EngagementRow.risk_level == "high",
-            EngagementRow.next_due_at < now,
+            EngagementRow.next_due_at.is_not(None),
         )
-        .group_by(EngagementRow.county_code)
+        .group_by(EngagementRow.county_code, EngagementRow.risk_level)
     )
-    for county, n in await conn.execute(overdue):
-        _add(counties[county], n, "overdue_high_risk")
+    for county, risk, n, overdue in await conn.execute(schedules):
+        _add(counties[county], n, "scheduled", risk)
+        _add(counties[county], int(overdue), "overdue", risk)
+        _add(counties[county], int(overdue) if risk == "high" else 0, "overdue_high_risk")
     return dict(counties)
 
 

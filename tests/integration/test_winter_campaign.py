@@ -186,6 +186,8 @@ async def _winter_campaign(
 
     now = clock.now()
     high = [c for c, facts in children.items() if facts["risk"] == "high"]
+    interval = {"high": 7, "medium": 14, "low": 30}  # days, the default visit policy
+    overdue = {c for c, f in children.items() if last_visit.get(c, started) + timedelta(interval[f["risk"]]) < now}
     paired_volunteers = {p["volunteer_id"] for p in confirmed}
     visited = {child for pairs in visits.values() for _, child in pairs}
     return campaign_id, {
@@ -219,7 +221,9 @@ async def _winter_campaign(
                 "value_yuan": str(Decimal("363.64") * len(targeted)),
             }
         },
-        "overdue_high_risk": sum(1 for c in high if last_visit.get(c, started) + timedelta(days=7) < now),
+        "scheduled": dict(Counter(f["risk"] for f in children.values())),
+        "overdue": {risk: sum(1 for c in overdue if children[c]["risk"] == risk) for risk in ("high", "medium", "low")},
+        "overdue_high_risk": sum(1 for c in high if c in overdue),
     }
 
 
