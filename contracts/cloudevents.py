@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationError, WithJsonSchema
 
 from contracts.catalogue import Event, UnknownEventType, upcast
 
@@ -15,6 +15,18 @@ SCHEMA_PREFIX = "urn:handinhand:schema:"
 
 class MalformedMessage(ValueError):
     """The bytes are not a CloudEvent this system can read."""
+
+
+# The CloudEvents `sequence` extension is a String: on the wire "7", in Python the int 7 (old messages with a JSON
+# number still read).
+AggregateVersion = Annotated[
+    int,
+    Field(ge=1),
+    PlainSerializer(str, return_type=str, when_used="json"),
+    WithJsonSchema(
+        {"type": "string", "pattern": "^[1-9][0-9]*$", "description": "the aggregate's version after this event"}
+    ),
+]
 
 
 class CloudEvent(BaseModel):
@@ -31,7 +43,7 @@ class CloudEvent(BaseModel):
     datacontenttype: Literal["application/json"] = "application/json"
     dataschema: str
     data: dict[str, Any]
-    sequence: int = Field(ge=1, description="the aggregate's version after this event")
+    sequence: AggregateVersion
     correlationid: str = Field(min_length=1)
     causationid: str | None = None
     traceparent: str | None = Field(default=None, pattern=r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")

@@ -128,3 +128,14 @@ class ChildPairingEligibilityChanged(Event):
     child_id: UUID
     eligible: bool
     reasons: list[str] = []
+
+
+class ChildPurposesChanged(Event):
+    """What the child's data may now be processed for beyond the minimum record (PIPL Art. 28/31): every purpose
+    from 14, under 14 only what a guardian consented to. Until the first of these a child has none; matching refuses
+    a wish, aid or an in-person contact in a pairing for a purpose not allowed."""
+
+    type_name: ClassVar[str] = "registry.child.purposes_changed.v1"
+
+    child_id: UUID
+    allowed: list[ConsentScope]

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import random
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
+
+from backbone.clock import local_date
 
 # County code (GB/T 2260) → (name, demo children). Sizes follow the seed's figures, scaled down.
 COUNTIES: dict[str, tuple[str, int]] = {
@@ -77,7 +79,8 @@ def volunteer(county_code: str, index: int) -> dict[str, Any]:
 
 
 def consent(client: httpx.Client, registered: dict[str, Any], today: date, index: int) -> None:
-    """Guardians consent for most children under 14; one in ten has not yet (the candidate view shows why)."""
+    """Guardians consent for most children under 14; one in ten has not yet (the candidate view shows why): no
+    pairing, wish, aid or home visit for that child until they do."""
     if index % 10 == 7 or registered["eligible_for_pairing"]:
         return
     guardian = registered.get("guardian_name") or "县未成年人救助保护中心"
@@ -105,7 +108,7 @@ def vet(client: httpx.Client, volunteer_id: str, today: date, index: int) -> Non
 
 def load(registry_url: str, admin_token: str, today: date | None = None) -> int:
     """Register the demo children and volunteers each county is still missing; returns how many were added."""
-    today = today or date.today()
+    today = today or local_date(datetime.now(UTC))  # the programme's calendar (China)
     headers = {"Authorization": f"Bearer {admin_token}"}
     added = 0
     with httpx.Client(base_url=registry_url, headers=headers, timeout=30) as client:
@@ -132,7 +135,7 @@ CAMPAIGN = "情暖新春 共护未来"
 
 def campaign(registry_url: str, admin_token: str, today: date | None = None) -> str:
     """The demo's winter campaign (as the seed's, around today), created once; returns its id."""
-    today = today or date.today()
+    today = today or local_date(datetime.now(UTC))  # the programme's calendar (China)
     headers = {"Authorization": f"Bearer {admin_token}"}
     with httpx.Client(base_url=registry_url, headers=headers, timeout=30) as client:
         for existing in client.get("/campaigns", params={"limit": 100}).raise_for_status().json()["items"]:
@@ -152,7 +155,7 @@ def engage(matching_url: str, admin_token: str, campaign_id: str, today: date | 
     """Match each county once, confirm most proposals and record visits over the past weeks, some long ago (so a
     few children are overdue); put wishes on the board and hand out warm packs to orphans and de-facto-unsupported
     children; returns how many pairings were confirmed this time."""
-    today = today or date.today()
+    today = today or local_date(datetime.now(UTC))  # the programme's calendar (China)
     headers = {"Authorization": f"Bearer {admin_token}"}
     confirmed = 0
     with httpx.Client(base_url=matching_url, headers=headers, timeout=60) as client:
@@ -183,9 +186,12 @@ def engage(matching_url: str, admin_token: str, campaign_id: str, today: date | 
 
 def _wishes_and_aid(client: httpx.Client, county_code: str, campaign_id: str) -> list[str]:
     """Four wishes per county (one claimed by the demo donor), and a warm pack for each orphan and de-facto-unsupported
-    child, under the campaign; returns the children given a warm pack."""
-    children = client.get("/views/candidates/children", params={"county_code": county_code, "limit": 4}).json()
-    for index, child in enumerate(children["items"]):
+    child, under the campaign; returns the children given a warm pack. Only children whose data may be processed
+    for wishes, or aid, get them (under 14: a guardian consented)."""
+    params: dict[str, str | int] = {"county_code": county_code, "limit": 500}
+    children = client.get("/views/candidates/children", params=params).raise_for_status().json()["items"]
+    wishing = [child for child in children if "wishes" in child["purposes"]][:4]
+    for index, child in enumerate(wishing):
         item, category, value = WISHES[index % len(WISHES)]
         wish = {
             "child_id": child["child_id"],
@@ -204,7 +210,8 @@ def _wishes_and_aid(client: httpx.Client, county_code: str, campaign_id: str) ->
         "category": ["orphan", "de_facto_unsupported"],
         "limit": 500,
     }
-    targeted = [c["child_id"] for c in client.get("/aid-lists", params=listing).json()["items"] if not c["received"]]
+    listed = client.get("/aid-lists", params=listing).raise_for_status().json()["items"]
+    targeted = [c["child_id"] for c in listed if c["aid_consent"] and not c["received"]]
     if targeted:
         aid = {"campaign_id": campaign_id, "kind": "warm_pack", "quantity": 1, "value_yuan": "363.64"}
         client.post("/aid-distributions", json=aid | {"child_ids": targeted}).raise_for_status()

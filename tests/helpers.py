@@ -30,10 +30,11 @@ from contracts import CloudEvent, Event, encode
 from contracts.campaigns import CampaignCreated
 from contracts.catalogue import CONTEXT_STREAMS
 from contracts.cloudevents import CONTENT_TYPE, dataschema
-from contracts.registry import ChildPairingEligibilityChanged, ChildRegistered
+from contracts.registry import ChildPairingEligibilityChanged, ChildPurposesChanged, ChildRegistered
 from contracts.volunteers import VolunteerEligibilityChanged, VolunteerRegistered
 
 SECRET = DEVELOPMENT_SECRET
+EVERY_PURPOSE = ("aid", "home_visits", "pairing", "wishes")  # a child of 14 or over, or a guardian's full consent
 
 
 def token(role: Role, counties: Iterable[str] = (), sub: str | None = None) -> str:
@@ -207,8 +208,17 @@ class RegistryEvents:
             await publish(self.js, [envelope], subject=event.subject(), stream=CONTEXT_STREAMS[event.context()])
 
     async def child(
-        self, risk: str = "medium", *, eligible: bool = True, county: str | None = None, **fields: Any
+        self,
+        risk: str = "medium",
+        *,
+        eligible: bool = True,
+        county: str | None = None,
+        purposes: Iterable[str] = EVERY_PURPOSE,
+        **fields: Any,
     ) -> uuid.UUID:
+        """A child as the registry announces it; `purposes` are what its data may be processed for (every one
+        unless said otherwise; none at all sends no purposes event, as the registry for a child under 14 without
+        consent)."""
         child_id = uuid.uuid4()
         registered = ChildRegistered(
             **{"category": "left_behind", "age_band": "9-11"} | fields,
@@ -216,7 +226,11 @@ class RegistryEvents:
             county_code=county or self.county,
             risk_level=risk,
         )
-        await self.emit(registered, ChildPairingEligibilityChanged(child_id=child_id, eligible=eligible))
+        events: list[Event] = [registered]
+        if allowed := sorted(set(purposes)):
+            events.append(ChildPurposesChanged(child_id=child_id, allowed=allowed))
+        # Eligibility last: a test that waits for an eligible candidate knows its purposes are in the view too.
+        await self.emit(*events, ChildPairingEligibilityChanged(child_id=child_id, eligible=eligible))
         return child_id
 
     async def volunteer(

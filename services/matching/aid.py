@@ -1,6 +1,6 @@
 """Campaign aid: goods or money given to children (warm packs, winter clothes, health packs, allowances), one receipt
 per child; the distribution list comes from the candidate view's filters (e.g. every orphan and de-facto-unsupported
-child of Lingshan County).
+child of Lingshan County). A child under 14 is given aid only with a guardian's consent to aid.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Index, String, Uuid, insert, select
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -25,7 +26,7 @@ from backbone.store import Append
 from contracts.campaigns import AidKind
 from contracts.matching import AidDistributed, Yuan
 from contracts.vocabulary import Category, CountyCode, RiskLevel
-from services.matching.candidates import CandidateChild, require_campaign
+from services.matching.candidates import CandidateChild, allows, require_campaign, require_purpose
 from services.matching.views import AidFacts, Views
 
 router = APIRouter(tags=["aid"])
@@ -81,6 +82,11 @@ class ListedChild(BaseModel):
     risk_level: str
     age_band: str
     received: bool = Field(description="already given this kind of aid under this campaign")
+    aid_consent: bool = Field(description="aid may be given: 14 or over, or a guardian consented to aid")
+
+
+def _listed(row: Row[Any]) -> ListedChild:
+    return ListedChild.model_validate({**row._mapping, "aid_consent": allows(row, "aid")})
 
 
 @router.get("/aid-lists", response_model=Page[ListedChild])
@@ -94,7 +100,8 @@ async def distribution_list(
     category: Annotated[list[Category] | None, Query()] = None,
     risk_level: Annotated[list[RiskLevel] | None, Query()] = None,
 ) -> Page[ListedChild]:
-    """The children a campaign's aid targets (by category and risk), and whether each has received it already."""
+    """The children a campaign's aid targets (by category and risk), whether each has received it already, and
+    whether each may be given aid at all (a child under 14 without a guardian's consent to aid may not)."""
     require_county(principal, county_code)
     received = select(AidRecord.child_id).where(AidRecord.campaign_id == campaign_id, AidRecord.kind == kind).subquery()
     query = (
@@ -107,26 +114,26 @@ async def distribution_list(
     if risk_level:
         query = query.where(CandidateChild.risk_level.in_(risk_level))
     async with runtime.db.read() as conn:
-        return await fetch_page(
-            conn, query.order_by(CandidateChild.child_id), paging, lambda row: ListedChild.model_validate(row._mapping)
-        )
+        return await fetch_page(conn, query.order_by(CandidateChild.child_id), paging, _listed)
 
 
 @router.post("/aid-distributions", status_code=201, response_model=DistributionOut)
 async def distribute(body: DistributionIn, runtime: RuntimeDep, principal: Coordinator) -> DistributionOut:
     """Give the same aid to each child listed, a receipt each; all or none (a child given this kind of aid under
-    this campaign already, or not in the coordinator's counties, refuses the whole list)."""
+    this campaign already, without consent to aid, or not in the coordinator's counties, refuses the whole list)."""
     children = list(dict.fromkeys(body.child_ids))
     now = runtime.clock.now()
     async with runtime.transaction() as conn:
-        counties = await _counties(conn, children)
-        if missing := [str(c) for c in children if c not in counties]:
+        found = await _children(conn, children)
+        if missing := [str(c) for c in children if c not in found]:
             raise ApiError(
                 422, "unknown_children", f"{len(missing)} children are not in the programme", {"child_ids": missing}
             )
+        counties = {child_id: row.county_code for child_id, row in found.items()}
         for county_code in sorted(set(counties.values())):
             require_county(principal, county_code)
             await require_campaign(conn, body.campaign_id, county_code)
+        require_purpose(list(found.values()), "aid")
         already = (
             await conn.execute(
                 select(AidRecord.child_id).where(
@@ -172,11 +179,12 @@ async def receipt(distribution_id: uuid.UUID, runtime: RuntimeDep, principal: Co
     return ReceiptOut.model_validate(row._mapping)
 
 
-async def _counties(conn: AsyncConnection, children: list[uuid.UUID]) -> dict[uuid.UUID, str]:
-    found: dict[uuid.UUID, str] = {}
+async def _children(conn: AsyncConnection, children: list[uuid.UUID]) -> dict[uuid.UUID, Row[Any]]:
+    """The listed children still in the programme: their county and the purposes their data may be processed for."""
+    found: dict[uuid.UUID, Row[Any]] = {}
     for start in range(0, len(children), 500):
-        query = select(CandidateChild.child_id, CandidateChild.county_code).where(
+        query = select(CandidateChild.child_id, CandidateChild.county_code, CandidateChild.purposes).where(
             CandidateChild.child_id.in_(children[start : start + 500]), CandidateChild.active.is_(True)
         )
-        found |= {child_id: county for child_id, county in await conn.execute(query)}
+        found |= {row.child_id: row for row in await conn.execute(query)}
     return found

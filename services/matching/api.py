@@ -18,7 +18,7 @@ from backbone.deps import RuntimeDep, require, require_county
 from backbone.errors import ApiError
 from backbone.paging import Page, Paging, fetch_page
 from contracts.matching import VisitPolicyChanged
-from contracts.vocabulary import CountyCode, RiskLevel
+from contracts.vocabulary import ConsentScope, CountyCode, RiskLevel
 from services.matching.candidates import CandidateChild, CandidateVolunteer
 from services.matching.pairings import OPEN, PairingRecord
 from services.matching.schedule import Intervals, change_policy
@@ -112,6 +112,10 @@ class CandidateChildOut(BaseModel):
     languages: list[str]
     flags: list[str]
     eligible: bool
+    purposes: list[ConsentScope] = Field(
+        description="what the child's data may be processed for beyond the minimum (pairing, home_visits, wishes, aid):"
+        " all from 14, under 14 what a guardian consented to; matching refuses the rest (409 no_consent)"
+    )
     open_pairing_id: uuid.UUID | None = Field(description="the child's proposed, confirmed or suspended pairing")
     needs_pairing: bool = Field(description="eligible, and no open pairing: a run will look for a volunteer")
 

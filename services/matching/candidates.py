@@ -1,6 +1,7 @@
-"""Who could be paired, per county, folded from registry events: children and volunteers with their eligibility.
+"""Who could be paired, per county, folded from registry events: children and volunteers with their eligibility,
+and what each child's data may be processed for (the purposes a guardian consented to for a child under 14).
 
-The matching service never reads the registry's database; eligibility comes as the registry decided it.
+The matching service never reads the registry's database; eligibility and purposes come as the registry decided them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import JSON, Boolean, Index, Integer, String, Table, Uuid, insert, select, update
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -22,9 +24,11 @@ from contracts.registry import (
     ChildLeftProgramme,
     ChildNeedsChanged,
     ChildPairingEligibilityChanged,
+    ChildPurposesChanged,
     ChildRegistered,
     ChildRiskChanged,
 )
+from contracts.vocabulary import ConsentScope
 from contracts.volunteers import VolunteerCapacityChanged, VolunteerEligibilityChanged, VolunteerRegistered
 from services.matching.views import Views
 
@@ -47,6 +51,8 @@ class CandidateChild(Views):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     registered_at: Mapped[datetime] = mapped_column(UtcDateTime)
     gender: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    # what the registry allows the child's data to be processed for (consent scopes); none until it says so
+    purposes: Mapped[list[Any]] = mapped_column(JSON, default=list)
 
 
 class KnownCampaign(Views):
@@ -109,6 +115,7 @@ class Candidates(Projection):
                         "eligible": False,
                         "active": True,
                         "registered_at": delivered.envelope.time,
+                        "purposes": [],
                     }
                 )
                 children.add(child.child_id)
@@ -128,6 +135,8 @@ class Candidates(Projection):
                 case ChildPairingEligibilityChanged(child_id=child_id, eligible=eligible):
                     await self._child(conn, child_id, eligible=eligible)
                     children.add(child_id)
+                case ChildPurposesChanged(child_id=child_id, allowed=allowed):
+                    await self._child(conn, child_id, purposes=sorted(allowed))
                 case VolunteerRegistered() as volunteer:
                     await conn.execute(
                         insert(CandidateVolunteer).values(
@@ -173,3 +182,25 @@ async def require_campaign(conn: AsyncConnection, campaign_id: uuid.UUID | None,
         raise ApiError(422, "unknown_campaign", f"no campaign {campaign_id} known to matching")
     if county_code not in counties:
         raise ApiError(422, "campaign_not_in_county", f"campaign {campaign_id} does not cover county {county_code}")
+
+
+def allows(child: Row[Any], purpose: ConsentScope) -> bool:
+    """Whether the registry allows processing the child's data for `purpose` (from 14, or with a guardian's consent)."""
+    return purpose in (child.purposes or ())
+
+
+def require_purpose(children: Sequence[Row[Any]], purpose: ConsentScope) -> None:
+    """A 409 naming every child whose data may not be processed for `purpose`: nothing is done for any of them."""
+    if refused := [child.child_id for child in children if not allows(child, purpose)]:
+        raise no_consent(purpose, refused, len(children))
+
+
+def no_consent(purpose: ConsentScope, refused: Sequence[uuid.UUID], of: int = 1) -> ApiError:
+    who = "the child" if of == 1 else f"{len(refused)} of the {of} children"
+    return ApiError(
+        409,
+        "no_consent",
+        f"no consent to {purpose} for {who}: under 14, a child's data is processed for {purpose} only with a"
+        " guardian's consent to it",
+        {"purpose": purpose, "child_ids": sorted(str(child_id) for child_id in refused)},
+    )

@@ -24,7 +24,7 @@ from backbone.runtime import Runtime
 from backbone.store import Append
 from contracts.matching import ContactKind, ContactRecorded, Visitor
 from services.matching import pairings, schedule
-from services.matching.candidates import CandidateChild, CandidateVolunteer, require_campaign
+from services.matching.candidates import CandidateChild, CandidateVolunteer, allows, no_consent, require_campaign
 from services.matching.views import ContactFacts, Views
 
 router = APIRouter(tags=["contacts"])
@@ -83,9 +83,11 @@ async def record_pairing_contact(
     runtime: RuntimeDep,
     principal: Annotated[Principal, Depends(require("coordinator", "volunteer"))],
 ) -> ContactOut:
-    """A contact by the paired volunteer (or recorded for them by a coordinator) in a confirmed pairing."""
+    """A contact by the paired volunteer (or recorded for them by a coordinator) in a confirmed pairing; in person
+    only with the child's consent to home visits (a call needs no more than the pairing's own consent)."""
     async with runtime.db.read() as conn:
         pairing = await pairings.load(conn, pairing_id)
+        child = (await conn.execute(select(CandidateChild).where(CandidateChild.child_id == pairing.child_id))).first()
     if principal.role == "volunteer":
         if principal.sub != str(pairing.volunteer_id):
             raise ApiError(403, "forbidden", "a volunteer records contacts in their own pairings only")
@@ -93,6 +95,8 @@ async def record_pairing_contact(
         require_county(principal, pairing.county_code)
     if pairing.status != "confirmed":
         raise ApiError(409, f"pairing_{pairing.status}", f"the pairing is {pairing.status}; contacts need it confirmed")
+    if body.in_person and (child is None or not allows(child, "home_visits")):  # unknown to the view: none known
+        raise no_consent("home_visits", [pairing.child_id])
     contact = _contact(
         runtime, body, pairing.child_id, pairing.county_code, "volunteer", pairing_id, pairing.volunteer_id
     )
@@ -106,7 +110,8 @@ async def record_visit(
     runtime: RuntimeDep,
     principal: Annotated[Principal, Depends(require("coordinator"))],
 ) -> ContactOut:
-    """A contact outside a pairing: the county's child director, a visiting cadre, a social worker."""
+    """A contact outside a pairing: the county's child director, a visiting cadre, a social worker. These are
+    statutory duties (Minors Protection Law), not purposes a guardian consents to: no consent is asked."""
     async with runtime.db.read() as conn:
         child = (await conn.execute(select(CandidateChild).where(CandidateChild.child_id == child_id))).first()
         visitor_county: str | None = None

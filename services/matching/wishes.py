@@ -27,6 +27,7 @@ from backbone.errors import ApiError
 from backbone.paging import Page, Paging, fetch_page
 from backbone.runtime import Runtime
 from backbone.store import Append
+from contracts.counties import area_name
 from contracts.matching import (
     WishAcknowledged,
     WishCategory,
@@ -40,7 +41,7 @@ from contracts.matching import (
     Yuan,
 )
 from contracts.vocabulary import CountyCode
-from services.matching.candidates import CandidateChild, require_campaign
+from services.matching.candidates import CandidateChild, require_campaign, require_purpose
 from services.matching.views import Views
 
 router = APIRouter(tags=["wishes"])
@@ -106,8 +107,10 @@ class WithdrawIn(BaseModel):
 class BoardWish(BaseModel):
     """A wish as a donor sees it: who the child is stays out."""
 
-    wish_id: uuid.UUID
+    id: uuid.UUID
+    wish_id: uuid.UUID = Field(description="the same as `id`")
     county_code: str
+    county: str | None = Field(description='"兴安县 Xing\'an Xian"')
     child: str = Field(description='"girl, 9-11" or "child, 9-11"')
     item: str
     category: str
@@ -132,12 +135,17 @@ def _child(row: Row[Any]) -> str:
     return f"{who}, {row.age_band}"
 
 
+def _shown(row: Row[Any]) -> dict[str, Any]:
+    county = area_name(row.county_code)
+    return {**row._mapping, "id": row.wish_id, "county": " ".join(county) if county else None, "child": _child(row)}
+
+
 def board_wish(row: Row[Any]) -> BoardWish:
-    return BoardWish.model_validate({**row._mapping, "child": _child(row)})
+    return BoardWish.model_validate(_shown(row))
 
 
 def wish_out(row: Row[Any]) -> WishOut:
-    return WishOut.model_validate({**row._mapping, "child": _child(row)})
+    return WishOut.model_validate(_shown(row))
 
 
 async def _load(conn: AsyncConnection, wish_id: uuid.UUID) -> Row[Any]:
@@ -190,6 +198,7 @@ async def post_wish(body: WishIn, runtime: RuntimeDep, principal: Coordinator) -
         require_county(principal, child.county_code)
         if not child.active:
             raise ApiError(409, "left_programme", "the child has left the programme")
+        require_purpose([child], "wishes")  # a wish on the board is the child's data shown to donors
         await require_campaign(conn, body.campaign_id, child.county_code)
         posted = WishPosted(wish_id=uuid.uuid4(), county_code=child.county_code, **body.model_dump())
         await runtime.append(conn, Append(str(posted.wish_id), 0, [posted]))

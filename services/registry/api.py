@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from functools import partial
 from typing import Annotated, Any, Literal
 
@@ -16,15 +16,15 @@ from sqlalchemy.engine import Row
 
 from backbone.auth import Principal
 from backbone.csvexport import csv_response
-from backbone.deps import RuntimeDep, require, require_county
+from backbone.deps import RuntimeDep, require_county
 from backbone.errors import ApiError
 from backbone.fields import Text
 from backbone.paging import Page, Paging, fetch_page
 from backbone.runtime import Runtime
+from backbone.store import RecordedEvent
 from contracts.vocabulary import (
     Category,
     ConsentScope,
-    CountyCode,
     Flag,
     Gender,
     Guardianship,
@@ -36,13 +36,16 @@ from contracts.vocabulary import (
 from services.registry import audit, domain, handlers, vault
 from services.registry.audit import AuditEntry
 from services.registry.fields import Phone
-from services.registry.models import PERSONAL, ChildIn, child_command
+from services.registry.models import PERSONAL, ChildIn, KnownCounty, child_command
 from services.registry.records import ChildRecord
 
 router = APIRouter(tags=["children"])
-Coordinator = Annotated[Principal, Depends(require("coordinator"))]
-Admin = Annotated[Principal, Depends(require("admin"))]
 EXPORT_LIMIT = 100_000
+
+
+def _staff(action: str) -> Any:
+    """Coordinators and admins only: anyone else trying `action` on children is refused and audit-logged."""
+    return Depends(audit.require(action, "coordinator"))
 
 
 async def _purpose(
@@ -77,6 +80,7 @@ class ChildOut(BaseModel):
     status: Literal["active", "left"]
     left_reason: LeavingReason | None
     consent_scope: list[ConsentScope] | None
+    allowed_purposes: list[ConsentScope] = Field(description="what the child's data may be processed for now")
     eligible_for_pairing: bool
     ineligible_reasons: list[str]
     version: int
@@ -120,12 +124,33 @@ class ConsentIn(BaseModel):
     scope: list[ConsentScope] = Field(min_length=1, max_length=4)
 
 
+class HistoryEntry(BaseModel):
+    """One event of the child's stream, as the registry recorded it."""
+
+    version: int
+    type: str
+    at: datetime
+    fields: dict[str, Any] = Field(description="the event's fields, as on the bus (no personal data)")
+    personal: dict[str, Any] | None = Field(
+        description="the personal part sealed with the event (registration: name, ID number, birth date, places, "
+        "guardian; a risk change: its reason; a consent: who gave it, their relation, when; a guardian change: "
+        "the new guardian), opened; null if it has none or it was erased"
+    )
+    personal_erased: bool = Field(description="the event had a personal part, unreadable since the erasure")
+
+
+class ChildHistory(BaseModel):
+    child_id: uuid.UUID
+    personal_data_erased: bool
+    events: list[HistoryEntry]
+
+
 class AuditOut(BaseModel):
     at: Any
     actor: str
     role: str
     action: str
-    child_id: uuid.UUID
+    child_id: uuid.UUID | None
     county_code: str | None
     purpose: str
     outcome: str
@@ -170,6 +195,7 @@ def _render(runtime: Runtime, record: Row[Any], key: bytes | None) -> ChildOut:
         status=record.status,
         left_reason=record.left_reason,
         consent_scope=record.consent_scope,
+        allowed_purposes=record.allowed_purposes or [],
         eligible_for_pairing=record.eligible_for_pairing,
         ineligible_reasons=record.ineligible_reasons,
         version=record.version,
@@ -177,8 +203,10 @@ def _render(runtime: Runtime, record: Row[Any], key: bytes | None) -> ChildOut:
 
 
 @router.post("/children", status_code=201, response_model=ChildOut)
-async def register_child(body: ChildIn, runtime: RuntimeDep, principal: Coordinator) -> ChildOut:
-    require_county(principal, body.county_code)
+async def register_child(
+    body: ChildIn, runtime: RuntimeDep, principal: Annotated[Principal, _staff("register")]
+) -> ChildOut:
+    await _in_county(runtime, principal, body.county_code, "register", None)
     command = child_command(body, runtime.today(), runtime.settings.secret)
     personal = {field: str(value) for field in PERSONAL if (value := getattr(body, field)) is not None}
     try:
@@ -208,9 +236,17 @@ async def _scoped(
     return record
 
 
+async def _in_county(runtime: Runtime, principal: Principal, county_code: str, action: str, why: str | None) -> None:
+    """A request for a whole county (a list, an export, a registration) outside the caller's counties is refused,
+    and audit-logged first, as a refused read of one child is."""
+    if not principal.may_act_in(county_code):
+        await audit.record(runtime, principal, action, [(None, county_code)], why, "denied")
+        require_county(principal, county_code)
+
+
 @dataclass(frozen=True)
 class ChildFilter:
-    county_code: CountyCode
+    county_code: KnownCounty
     category: Annotated[Category | None, Query()] = None
     risk_level: Annotated[RiskLevel | None, Query()] = None
     status: Annotated[Literal["active", "left"] | None, Query()] = None
@@ -234,9 +270,13 @@ Filter = Annotated[ChildFilter, Depends()]
 
 @router.get("/children", response_model=Page[ChildOut])
 async def list_children(
-    runtime: RuntimeDep, principal: Coordinator, where: Filter, paging: Paging, purpose: Purpose
+    runtime: RuntimeDep,
+    principal: Annotated[Principal, _staff("list")],
+    where: Filter,
+    paging: Paging,
+    purpose: Purpose,
 ) -> Page[ChildOut]:
-    require_county(principal, where.county_code)
+    await _in_county(runtime, principal, where.county_code, "list", purpose)
     async with runtime.db.read() as conn:
         page = await fetch_page(conn, where.query(), paging, lambda row: row)
     await audit.record(runtime, principal, "list", [(row.id, row.county_code) for row in page.items], purpose)
@@ -245,9 +285,11 @@ async def list_children(
 
 
 @router.get("/children/export", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
-async def export_children(runtime: RuntimeDep, principal: Coordinator, where: Filter, purpose: Purpose) -> Response:
+async def export_children(
+    runtime: RuntimeDep, principal: Annotated[Principal, _staff("export")], where: Filter, purpose: Purpose
+) -> Response:
     """Every child the filter selects, as CSV (personal fields included, so every row is audit-logged)."""
-    require_county(principal, where.county_code)
+    await _in_county(runtime, principal, where.county_code, "export", purpose)
     async with runtime.db.read() as conn:
         rows = (await conn.execute(where.query().limit(EXPORT_LIMIT))).all()
     await audit.record(runtime, principal, "export", [(row.id, row.county_code) for row in rows], purpose)
@@ -257,7 +299,11 @@ async def export_children(runtime: RuntimeDep, principal: Coordinator, where: Fi
 
 @router.get("/children/{child_id}", response_model=ChildOut)
 async def read_child(
-    child_id: uuid.UUID, runtime: RuntimeDep, principal: Coordinator, response: Response, purpose: Purpose
+    child_id: uuid.UUID,
+    runtime: RuntimeDep,
+    principal: Annotated[Principal, _staff("read")],
+    response: Response,
+    purpose: Purpose,
 ) -> ChildOut:
     child = await _out(runtime, await _scoped(runtime, principal, child_id, "read", purpose))
     response.headers["ETag"] = f'"{child.version}"'
@@ -283,11 +329,17 @@ async def _change(
     runtime: Runtime,
     principal: Principal,
     child_id: uuid.UUID,
+    action: str,
     decisions: list[handlers.Decision],
     purpose: str | None,
     **options: Any,
 ) -> ChildOut:
-    await _scoped(runtime, principal, child_id, "change", purpose)
+    await _scoped(runtime, principal, child_id, action, purpose)
+    return await _apply(runtime, child_id, decisions, **options)
+
+
+async def _apply(runtime: Runtime, child_id: uuid.UUID, decisions: list[handlers.Decision], **options: Any) -> ChildOut:
+    """Decide and append the changes to a child the caller was already found to be allowed to change."""
     try:
         await handlers.change_child(runtime, child_id, decisions, **options)
     except domain.DomainError as error:
@@ -302,10 +354,12 @@ async def change_child(
     child_id: uuid.UUID,
     body: ChildChange,
     runtime: RuntimeDep,
-    principal: Coordinator,
+    principal: Annotated[Principal, _staff("change")],
     purpose: Purpose,
     if_match: IfMatch = None,
 ) -> ChildOut:
+    """The risk reason and a new guardian are sealed with the change's first event: the history shows them."""
+    record = await _scoped(runtime, principal, child_id, "change", purpose)
     decisions: list[handlers.Decision] = []
     if body.risk_level is not None:
         decisions.append(partial(domain.change_risk, risk_level=body.risk_level))
@@ -313,67 +367,119 @@ async def change_child(
         decisions.append(partial(domain.change_needs, needs=tuple(body.needs)))
     guardian = {k: v for k, v in (("guardian_name", body.guardian_name), ("guardian_phone", body.guardian_phone)) if v}
     if body.guardianship is not None or guardian:
-        current = await _out(runtime, await _record(runtime, child_id))
-        kind = body.guardianship or current.guardianship or "temporary_state"
-        has_guardian = (guardian.get("guardian_name") or current.guardian_name) and (
-            guardian.get("guardian_phone") or current.guardian_phone
-        )
-        if kind != "temporary_state" and not has_guardian:
-            raise ApiError(422, "guardian_needed", "a guardian's name and phone are needed unless the state is one")
+        kind = await _guardianship(runtime, record, body.guardianship, guardian)
         decisions.append(partial(domain.change_guardianship, guardianship=kind, guardian_changed=bool(guardian)))
-    note = {"risk_reason": body.risk_reason} if body.risk_reason else None
-    return await _change(
-        runtime,
-        principal,
-        child_id,
-        decisions,
-        purpose,
-        expected_version=_version(if_match),
-        note=note,
-        updates=guardian or None,
+    note = ({"risk_reason": body.risk_reason} if body.risk_reason else {}) | guardian
+    return await _apply(
+        runtime, child_id, decisions, expected_version=_version(if_match), note=note or None, updates=guardian or None
     )
+
+
+async def _guardianship(
+    runtime: Runtime, record: Row[Any], kind: Guardianship | None, guardian: dict[str, str]
+) -> Guardianship:
+    """The guardianship after the change; a guardian's name and phone are needed unless the state is one."""
+    current = await _out(runtime, record)
+    kind = kind or current.guardianship or "temporary_state"
+    has_guardian = (guardian.get("guardian_name") or current.guardian_name) and (
+        guardian.get("guardian_phone") or current.guardian_phone
+    )
+    if kind != "temporary_state" and not has_guardian:
+        raise ApiError(422, "guardian_needed", "a guardian's name and phone are needed unless the state is one")
+    return kind
 
 
 @router.post("/children/{child_id}/leave", response_model=ChildOut)
 async def leave_programme(
-    child_id: uuid.UUID, body: Leaving, runtime: RuntimeDep, principal: Coordinator, purpose: Purpose
+    child_id: uuid.UUID,
+    body: Leaving,
+    runtime: RuntimeDep,
+    principal: Annotated[Principal, _staff("leave")],
+    purpose: Purpose,
 ) -> ChildOut:
-    return await _change(runtime, principal, child_id, [partial(domain.leave_programme, reason=body.reason)], purpose)
+    decisions: list[handlers.Decision] = [partial(domain.leave_programme, reason=body.reason)]
+    return await _change(runtime, principal, child_id, "leave", decisions, purpose)
 
 
 @router.post("/children/{child_id}/consent", response_model=ChildOut)
 async def record_consent(
-    child_id: uuid.UUID, body: ConsentIn, runtime: RuntimeDep, principal: Coordinator, purpose: Purpose
+    child_id: uuid.UUID,
+    body: ConsentIn,
+    runtime: RuntimeDep,
+    principal: Annotated[Principal, _staff("consent")],
+    purpose: Purpose,
 ) -> ChildOut:
+    """Who gave the consent, their relation and when are sealed with the event: the history shows them."""
+    if body.given_at > runtime.today():
+        raise ApiError(422, "in_future", "a consent cannot be recorded as given after today", {"field": "given_at"})
     decision = partial(domain.record_consent, scope=tuple(body.scope))
     note = {"given_by": body.given_by, "relation": body.relation, "given_at": body.given_at.isoformat()}
-    return await _change(runtime, principal, child_id, [decision], purpose, note=note)
+    return await _change(runtime, principal, child_id, "consent", [decision], purpose, note=note)
 
 
 @router.delete("/children/{child_id}/consent", response_model=ChildOut)
 async def withdraw_consent(
-    child_id: uuid.UUID, runtime: RuntimeDep, principal: Coordinator, purpose: Purpose
+    child_id: uuid.UUID,
+    runtime: RuntimeDep,
+    principal: Annotated[Principal, _staff("withdraw_consent")],
+    purpose: Purpose,
 ) -> ChildOut:
-    return await _change(runtime, principal, child_id, [domain.withdraw_consent], purpose)
+    return await _change(runtime, principal, child_id, "withdraw_consent", [domain.withdraw_consent], purpose)
 
 
 @router.delete("/children/{child_id}/personal-data", status_code=204)
 async def erase_personal_data(
-    child_id: uuid.UUID, runtime: RuntimeDep, principal: Coordinator, purpose: Purpose
+    child_id: uuid.UUID, runtime: RuntimeDep, principal: Annotated[Principal, _staff("erase")], purpose: Purpose
 ) -> Response:
     await _scoped(runtime, principal, child_id, "erase", purpose)
     await handlers.erase_personal_data(runtime, child_id)
     return Response(status_code=204)
 
 
+@router.get("/children/{child_id}/history", response_model=ChildHistory)
+async def child_history(
+    child_id: uuid.UUID, runtime: RuntimeDep, principal: Annotated[Principal, _staff("history")], purpose: Purpose
+) -> ChildHistory:
+    """Every event of the child, oldest first, with the personal part sealed with it opened: for a coordinator of
+    the child's county or an admin, and audit-logged like any read of personal data. After an erasure the events
+    are all still there, their personal parts gone."""
+    record = await _scoped(runtime, principal, child_id, "history", purpose)
+    async with runtime.db.read() as conn:
+        events = await runtime.store.load(conn, str(child_id))
+        key = await vault.key_of(conn, child_id)
+    return ChildHistory(
+        child_id=child_id,
+        personal_data_erased=record.erased_at is not None,
+        events=[_entry(child_id, recorded, key) for recorded in events],
+    )
+
+
+def _entry(child_id: uuid.UUID, recorded: RecordedEvent, key: bytes | None) -> HistoryEntry:
+    event = recorded.event()  # the newest version of its type, as the rest of the registry reads it
+    personal = vault.unseal(key, child_id, recorded.sealed)
+    return HistoryEntry(
+        version=recorded.version,
+        type=event.type_name,
+        at=recorded.recorded_at,
+        fields=event.model_dump(mode="json"),
+        personal=personal,
+        personal_erased=recorded.sealed is not None and personal is None,
+    )
+
+
 @router.get("/audit", response_model=Page[AuditOut], tags=["audit"])
 async def audit_log(
-    runtime: RuntimeDep, _: Admin, paging: Paging, child_id: uuid.UUID | None = None, actor: str | None = None
+    runtime: RuntimeDep,
+    _: Annotated[Principal, Depends(audit.require("read_audit"))],
+    paging: Paging,
+    child_id: uuid.UUID | None = None,
+    actor: Annotated[str | None, Query(max_length=100)] = None,
+    outcome: Literal["allowed", "denied"] | None = None,
 ) -> Page[AuditOut]:
+    """Newest first; `outcome=denied` for the refusals alone."""
     query = select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
-    if child_id is not None:
-        query = query.where(AuditEntry.child_id == child_id)
-    if actor is not None:
-        query = query.where(AuditEntry.actor == actor)
+    for column, value in ((AuditEntry.child_id, child_id), (AuditEntry.actor, actor), (AuditEntry.outcome, outcome)):
+        if value is not None:
+            query = query.where(column == value)
     async with runtime.db.read() as conn:
         return await fetch_page(conn, query, paging, lambda row: AuditOut.model_validate(row._mapping))

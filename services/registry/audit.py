@@ -1,17 +1,22 @@
-"""The audit log: every read of a child's personal record, allowed or refused (who, role, when, why)."""
+"""The audit log: every read or change of a child's record, and every refusal of one (who, role, when, what, why)."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Coroutine
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, Index, Integer, String, Uuid, insert
+from fastapi import Request
+from sqlalchemy import BigInteger, Index, Integer, String, Uuid, insert, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from backbone.auth import Principal
+from backbone.auth import Principal, Role
 from backbone.database import UtcDateTime
+from backbone.deps import PrincipalDep, RuntimeDep
+from backbone.errors import ApiError
 from backbone.runtime import Runtime
-from services.registry.records import Records
+from services.registry.records import ChildRecord, Records
 
 
 class AuditEntry(Records):
@@ -23,7 +28,8 @@ class AuditEntry(Records):
     actor: Mapped[str] = mapped_column(String(100))
     role: Mapped[str] = mapped_column(String(16))
     action: Mapped[str] = mapped_column(String(16))
-    child_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    # None: the request named no child (a list, a registration or an import refused)
+    child_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     county_code: Mapped[str | None] = mapped_column(String(6), nullable=True)
     purpose: Mapped[str] = mapped_column(String(200))
     outcome: Mapped[str] = mapped_column(String(16))
@@ -33,18 +39,19 @@ async def record(
     runtime: Runtime,
     principal: Principal,
     action: str,
-    children: list[tuple[uuid.UUID, str | None]],
+    children: list[tuple[uuid.UUID | None, str | None]],
     purpose: str | None,
     outcome: str = "allowed",
 ) -> None:
-    """One entry per child touched, written in a transaction of its own (a refusal is logged too)."""
+    """One entry per child touched (or per county refused), written in a transaction of its own (a refusal is
+    logged too). Ids, roles and county codes only: nothing personal goes in."""
     if not children:
         return
     now = runtime.clock.now()
     rows = [
         {
             "at": now,
-            "actor": principal.sub,
+            "actor": principal.sub[:100],
             "role": principal.role,
             "action": action,
             "child_id": child_id,
@@ -56,3 +63,34 @@ async def record(
     ]
     async with runtime.db.begin() as conn:
         await conn.execute(insert(AuditEntry), rows)
+
+
+def require(action: str, *roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """Like `backbone.deps.require` (admins and `roles` pass), but another role's attempt at `action` is
+    audit-logged before its 403: a donor or a volunteer trying a child's record is worth knowing about."""
+
+    async def check(request: Request, runtime: RuntimeDep, principal: PrincipalDep) -> Principal:
+        if principal.role == "admin" or principal.role in roles:
+            return principal
+        child_id = _child_in(request)
+        await record(runtime, principal, action, [(child_id, await _county_of(runtime, child_id))], None, "denied")
+        raise ApiError(403, "forbidden", f"role {principal.role!r} may not do this", {"allowed": ["admin", *roles]})
+
+    return check
+
+
+async def _county_of(runtime: Runtime, child_id: uuid.UUID | None) -> str | None:
+    """The county of the child refused, so that its coordinators' entries and this one read alike."""
+    if child_id is None:
+        return None
+    async with runtime.db.read() as conn:
+        county: str | None = await conn.scalar(select(ChildRecord.county_code).where(ChildRecord.id == child_id))
+    return county
+
+
+def _child_in(request: Request) -> uuid.UUID | None:
+    """The child the request names in its path, if any (a malformed id names none)."""
+    try:
+        return uuid.UUID(request.path_params["child_id"])
+    except (KeyError, ValueError):
+        return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date
+from typing import get_args
 from uuid import UUID
 
 from contracts.registry import (
@@ -12,6 +13,7 @@ from contracts.registry import (
     ChildNeedsChanged,
     ChildPairingEligibilityChanged,
     ChildPersonalDataErased,
+    ChildPurposesChanged,
     ChildRegistered,
     ChildRiskChanged,
     GuardianConsentRecorded,
@@ -32,6 +34,7 @@ from contracts.vocabulary import (
 )
 
 ADULT_AGE = 18
+PURPOSES: tuple[ConsentScope, ...] = tuple(sorted(get_args(ConsentScope)))
 
 
 class DomainError(ValueError):
@@ -54,6 +57,7 @@ class Child:
     erased: bool = False
     eligible: bool = False
     reasons: tuple[str, ...] = ()
+    purposes: tuple[ConsentScope, ...] = ()  # as last published: none until the registry says otherwise
 
 
 @dataclass(frozen=True)
@@ -176,13 +180,27 @@ def assess(child: Child, age: int | None) -> tuple[bool, tuple[str, ...]]:
     return not reasons, tuple(reasons)
 
 
-def reassess(state: Child | None, age: int | None) -> list[ChildPairingEligibilityChanged]:
+def purposes(child: Child, age: int | None) -> tuple[ConsentScope, ...]:
+    """What the child's data may be processed for beyond the minimum record: everything from 14 (the child decides
+    then), under 14 only what a guardian consented to, nothing once the personal data is erased."""
+    if child.erased or age is None:
+        return ()
+    if age >= CONSENT_AGE:
+        return PURPOSES
+    return tuple(sorted(child.consent or ()))
+
+
+def reassess(state: Child | None, age: int | None) -> list[ChildPairingEligibilityChanged | ChildPurposesChanged]:
+    """What a change, or only the clock, did to the child's eligibility for pairing and allowed purposes."""
     if state is None:
         return []
+    events: list[ChildPairingEligibilityChanged | ChildPurposesChanged] = []
     eligible, reasons = assess(state, age)
-    if (eligible, reasons) == (state.eligible, state.reasons):
-        return []
-    return [ChildPairingEligibilityChanged(child_id=state.child_id, eligible=eligible, reasons=list(reasons))]
+    if (eligible, reasons) != (state.eligible, state.reasons):
+        events.append(ChildPairingEligibilityChanged(child_id=state.child_id, eligible=eligible, reasons=list(reasons)))
+    if (allowed := purposes(state, age)) != state.purposes:
+        events.append(ChildPurposesChanged(child_id=state.child_id, allowed=list(allowed)))
+    return events
 
 
 def erase_personal_data(state: Child | None) -> list[ChildPersonalDataErased]:
@@ -214,4 +232,6 @@ def evolve(state: Child | None, event: object) -> Child | None:
             return replace(state, erased=True)
         case ChildPairingEligibilityChanged(eligible=eligible, reasons=reasons):
             return replace(state, eligible=eligible, reasons=tuple(reasons))
+        case ChildPurposesChanged(allowed=allowed):
+            return replace(state, purposes=tuple(allowed))
     return state

@@ -9,6 +9,7 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backbone.runtime import Runtime
@@ -97,7 +98,8 @@ async def change_child(
     """Decide one or several changes against the same version, and append them together.
 
     `note` is the change's own personal part (a reason, who consented), sealed into its first event;
-    `updates` changes the child's current personal fields. Eligibility for pairing is re-assessed every time.
+    `updates` changes the child's current personal fields. Eligibility for pairing and the purposes the
+    child's data may be processed for are re-assessed every time.
     Returns whether anything changed.
     """
     async with runtime.transaction() as conn:
@@ -142,13 +144,14 @@ def _age(personal: dict[str, Any], today: date) -> int | None:
 
 
 def _eligibility(state: domain.Child | None, age: int | None) -> dict[str, Any]:
-    """The record's eligibility columns, from the state after the events."""
+    """The record's eligibility and purposes columns, from the state after the events."""
     if state is None:
         return {}
     return {
         "eligible_for_pairing": state.eligible,
         "ineligible_reasons": list(state.reasons),
-        # the 14th and 18th birthdays change eligibility: the timer watches children before their 18th
+        "allowed_purposes": list(state.purposes),
+        # the 14th and 18th birthdays change eligibility and purposes: the timer watches children before their 18th
         "watch_birthdays": age is not None and age < domain.ADULT_AGE and not state.left and not state.erased,
     }
 
@@ -196,14 +199,15 @@ async def erase_personal_data(runtime: Runtime, child_id: uuid.UUID) -> bool:
 
 
 async def children_with_birthdays(runtime: Runtime) -> int:
-    """The timer's work: at 14 a child needs no guardian's consent to be paired; at 18 the programme ends."""
+    """The timer's work: at 14 a child needs no guardian's consent to be paired, nor for any other purpose; at 18
+    the programme ends."""
     today = runtime.today()
     async with runtime.db.read() as conn:
         waiting = (
             await conn.execute(
-                select(ChildRecord.id, ChildRecord.sealed, ChildRecord.eligible_for_pairing).where(
-                    ChildRecord.watch_birthdays.is_(True)
-                )
+                select(
+                    ChildRecord.id, ChildRecord.sealed, ChildRecord.eligible_for_pairing, ChildRecord.allowed_purposes
+                ).where(ChildRecord.watch_birthdays.is_(True))
             )
         ).all()
         keys = await vault.keys_of(conn, [row.id for row in waiting])
@@ -211,8 +215,13 @@ async def children_with_birthdays(runtime: Runtime) -> int:
     for row in waiting:
         personal = vault.unseal(keys.get(row.id), row.id, row.sealed) or {}
         age = _age(personal, today)
-        if age is not None and (age >= domain.ADULT_AGE or (age >= CONSENT_AGE and not row.eligible_for_pairing)):
+        if age is not None and (age >= domain.ADULT_AGE or (age >= CONSENT_AGE and _still_under_consent(row))):
             due.append(row.id)
     for child_id in due:
         await change_child(runtime, child_id, [])
     return len(due)
+
+
+def _still_under_consent(row: Row[Any]) -> bool:
+    """A child of 14 whose record still shows what a guardian's consent (or its absence) allowed before that."""
+    return not row.eligible_for_pairing or tuple(sorted(row.allowed_purposes or ())) != domain.PURPOSES

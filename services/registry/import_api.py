@@ -14,7 +14,7 @@ from backbone.auth import Principal
 from backbone.deps import RuntimeDep, require
 from backbone.errors import ApiError
 from backbone.runtime import Runtime
-from services.registry import domain, handlers, volunteer_handlers
+from services.registry import audit, domain, handlers, volunteer_handlers
 from services.registry.fingerprints import fingerprint
 from services.registry.importing import ImportRefused, Parsed, parse_children, parse_volunteers
 from services.registry.models import PERSONAL, ChildIn, child_command
@@ -36,26 +36,29 @@ class ImportOut(BaseModel):
 
 CSV_BODY = {"requestBody": {"content": {"text/csv": {"schema": {"type": "string", "format": "binary"}}}}}
 Coordinator = Annotated[Principal, Depends(require("coordinator"))]
+ChildImporter = Annotated[Principal, Depends(audit.require("import", "coordinator"))]
 AllOrNothing = Annotated[bool, Query(description="import nothing if any row is bad")]
 Row = TypeVar("Row", ChildIn, VolunteerIn)
 
 
 async def _rows(
     request: Request, principal: Principal, parse: Callable[[bytes], Parsed[Row]]
-) -> tuple[list[tuple[int, Row]], list[RejectedRow]]:
-    """The file's rows in the caller's counties, and every row refused so far (a bad file is a 422)."""
+) -> tuple[list[tuple[int, Row]], list[RejectedRow], set[str]]:
+    """The file's rows in the caller's counties, every row refused so far (a bad file is a 422), and the counties
+    outside the caller's that rows named."""
     try:
         parsed = parse(await request.body())
     except ImportRefused as error:
         raise ApiError(422, "import_refused", str(error)) from error
     rejected = [RejectedRow(line=r.line, errors=r.errors) for r in parsed.rejected]
-    accepted = []
+    accepted, foreign = [], set()
     for line, row in parsed.accepted:
         if principal.may_act_in(row.county_code):
             accepted.append((line, row))
         else:
             rejected.append(RejectedRow(line=line, errors=[f"county_code: not scoped to county {row.county_code}"]))
-    return accepted, rejected
+            foreign.add(row.county_code)
+    return accepted, rejected, foreign
 
 
 async def _finish(
@@ -77,10 +80,12 @@ async def _finish(
 
 @router.post("/children/import", response_model=ImportOut, openapi_extra=CSV_BODY)
 async def import_children(
-    request: Request, runtime: RuntimeDep, principal: Coordinator, all_or_nothing: AllOrNothing = False
+    request: Request, runtime: RuntimeDep, principal: ChildImporter, all_or_nothing: AllOrNothing = False
 ) -> ImportOut:
-    """CSV in UTF-8 or GB18030 with English or Chinese headers (姓名, 身份证号, …). Retrying adds nobody twice."""
-    accepted, rejected = await _rows(request, principal, parse_children)
+    """CSV in UTF-8 or GB18030 with English or Chinese headers (姓名, 身份证号, …). Retrying adds nobody twice;
+    rows for counties outside the caller's are refused, and each such county audit-logged."""
+    accepted, rejected, foreign = await _rows(request, principal, parse_children)
+    await audit.record(runtime, principal, "import", [(None, county) for county in sorted(foreign)], None, "denied")
     today, secret = runtime.today(), runtime.settings.secret
     registrations = []
     first_seen: dict[str, int] = {}
@@ -106,7 +111,7 @@ async def import_volunteers(
     request: Request, runtime: RuntimeDep, principal: Coordinator, all_or_nothing: AllOrNothing = False
 ) -> ImportOut:
     """CSV of volunteers (姓名, 电话, 类型, 县区代码, 乡镇, …). Retrying adds nobody twice."""
-    accepted, rejected = await _rows(request, principal, parse_volunteers)
+    accepted, rejected, _ = await _rows(request, principal, parse_volunteers)
     secret = runtime.settings.secret
     registrations = [
         registration(

@@ -37,6 +37,8 @@ class ChildRecord(Records):
     consent_scope: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     eligible_for_pairing: Mapped[bool] = mapped_column(Boolean, default=False)
     ineligible_reasons: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # what the child's data may be processed for beyond the minimum (consent scopes), as last published
+    allowed_purposes: Mapped[list[Any]] = mapped_column(JSON, default=list)
     # active minors: the timer looks at these for a 14th or 18th birthday
     watch_birthdays: Mapped[bool] = mapped_column(Boolean, default=False)
     # name, ID number, birth date, township, village, guardian's name and phone: encrypted with the child's key

@@ -1,7 +1,8 @@
 """The volunteer aggregate: vetting steps and trainings that expire, and the eligibility they add up to.
 
 Pure: the current time comes in with each decision. A volunteer is eligible while every screening step's latest
-result is a pass that has not expired and at least one training is current.
+result is a pass that has not expired and at least one training is current. Every pass and every training is
+recorded with its expiry: one without would keep a volunteer eligible for ever, Art. 62's record query included.
 """
 
 from __future__ import annotations
@@ -38,7 +39,12 @@ class Volunteer:
 
 
 def _expired(expires_at: date | None, now: datetime) -> bool:
-    return expires_at is not None and expires_at <= local_date(now)
+    """A pass or training without an expiry (recorded before one was required) counts as expired, not eternal."""
+    return expires_at is None or expires_at <= local_date(now)
+
+
+def _lapsed(step: str, expires_at: date | None) -> str:
+    return f"{step}: expired on {expires_at}" if expires_at else f"{step}: passed without an expiry date"
 
 
 def assess(volunteer: Volunteer, now: datetime) -> tuple[bool, tuple[str, ...]]:
@@ -53,7 +59,7 @@ def assess(volunteer: Volunteer, now: datetime) -> tuple[bool, tuple[str, ...]]:
         elif latest.result == "failed":
             reasons.append(f"{step}: failed")
         elif _expired(latest.expires_at, now):
-            reasons.append(f"{step}: expired on {latest.expires_at}")
+            reasons.append(_lapsed(step, latest.expires_at))
     if not any(not _expired(t.expires_at, now) for t in volunteer.trainings):
         reasons.append("training: none current")
     return not reasons, tuple(reasons)
@@ -91,9 +97,18 @@ def record(
     done = event.checked_at if isinstance(event, VolunteerScreeningRecorded) else event.completed_at
     if done > local_date(now):
         raise DomainError("in_future", "a check or training cannot be recorded before it happened")
+    if event.expires_at is None and _must_expire(event):
+        what = f"a passed {event.step}" if isinstance(event, VolunteerScreeningRecorded) else "a training"
+        raise DomainError("expiry_required", f"{what} needs its expiry date (expires_at): until when does it count?")
     if event.expires_at is not None and event.expires_at <= done:
         raise DomainError("expires_before_done", "the expiry date must come after the date it was done")
     return [event, *reassess(_with(state, event), now)]
+
+
+def _must_expire(event: VolunteerScreeningRecorded | VolunteerTrainingRecorded) -> bool:
+    """Every pass (application, interview, the Art. 62 record query, references) and every training: a volunteer
+    is vetted again from time to time. A failure needs none: it never makes anyone eligible."""
+    return not isinstance(event, VolunteerScreeningRecorded) or event.result == "passed"
 
 
 def change_capacity(state: Volunteer | None, capacity: int) -> list[Event]:

@@ -65,20 +65,25 @@ class VolunteerPatch(BaseModel):
 
 
 class ScreeningIn(BaseModel):
+    """A vetting step's result. A pass counts only until it expires, so it needs `expires_at` (422 `expiry_required`
+    otherwise); a failure needs none."""
+
     model_config = ConfigDict(extra="forbid")
 
     step: ScreeningStep
     result: Literal["passed", "failed"]
     checked_at: date
-    expires_at: date | None = None
+    expires_at: date | None = Field(default=None, description="required for a pass: until when it counts")
 
 
 class TrainingIn(BaseModel):
+    """A training counts only until it expires: without `expires_at` it is refused."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     course: Text
     completed_at: date
-    expires_at: date | None = None
+    expires_at: date = Field(description="until when the training counts")
 
 
 class ServiceIn(BaseModel):

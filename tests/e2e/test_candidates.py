@@ -53,7 +53,11 @@ async def test_children_and_volunteers_become_candidates_as_the_registry_decides
                 "expires_at": str(today + timedelta(days=365)),
             }
             await http.post(f"{registry}/volunteers/{volunteer['id']}/screenings", json=screening, headers=coordinator)
-        training = {"course": "儿童保护", "completed_at": str(today - timedelta(days=1))}
+        training = {
+            "course": "儿童保护",
+            "completed_at": str(today - timedelta(days=1)),
+            "expires_at": str(today + timedelta(days=365)),
+        }
         await http.post(f"{registry}/volunteers/{volunteer['id']}/trainings", json=training, headers=coordinator)
 
         await wait_until(lambda: candidate("children", "child_id", True), within=5, what="the child with consent")
@@ -89,9 +93,18 @@ async def test_a_vetted_volunteer_is_proposed_confirmed_and_suspended_when_their
             )
         ).json()
         for step in ("application", "interview", "record_check", "references"):
-            screening = {"step": step, "result": "passed", "checked_at": str(today - timedelta(days=1))}
+            screening = {
+                "step": step,
+                "result": "passed",
+                "checked_at": str(today - timedelta(days=1)),
+                "expires_at": str(today + timedelta(days=365)),
+            }
             await http.post(f"{registry}/volunteers/{volunteer['id']}/screenings", json=screening, headers=coordinator)
-        training = {"course": "儿童保护", "completed_at": str(today - timedelta(days=1))}
+        training = {
+            "course": "儿童保护",
+            "completed_at": str(today - timedelta(days=1)),
+            "expires_at": str(today + timedelta(days=365)),
+        }
         await http.post(f"{registry}/volunteers/{volunteer['id']}/trainings", json=training, headers=coordinator)
 
         async def eligible(kind: str) -> bool:

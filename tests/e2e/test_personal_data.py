@@ -2,44 +2,83 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from nats.aio.msg import Msg
 
+from backbone.clock import local_date
 from backbone.database import Database
 from backbone.store import EventStore
 from services.registry import vault
 from tests.e2e.conftest import System
 from tests.e2e.test_walking_skeleton import CHILD, XINGAN
-from tests.helpers import auth, wait_until
+from tests.helpers import auth, to_csv, wait_until
+from tests.unit.test_child_import import id_number
 
 pytestmark = pytest.mark.e2e
 LINGSHAN = "450721"
 
 
 def database_files(folder: Path, service: str) -> bytes:
+    """Every file of the service's database: the main file, its -wal and -shm (and a -journal, were there one)."""
     return b"".join(path.read_bytes() for path in folder.glob(f"{service}.db*"))
+
+
+def forms(value: str) -> list[bytes]:
+    """A value as it could sit in the files: UTF-8 text, or escaped as JSON columns store it."""
+    return [value.encode(), json.dumps(value).strip('"').encode()]
+
+
+def found_in(stored: bytes, person: dict[str, Any], fields: tuple[str, ...]) -> list[str]:
+    return [field for field in fields if any(form in stored for form in forms(str(person[field])))]
+
+
+PERSON = CHILD | {
+    "name": "覃隐私甲",
+    "id_number": id_number(XINGAN, date(2015, 3, 2), 777),
+    "birth_date": "2015-03-02",
+    "township": "隐私镇",
+    "village": "隐私村",
+    "guardian_name": "覃监护乙",
+    "guardian_phone": "13907739876",
+}
+CHILD_FIELDS = ("name", "id_number", "birth_date", "township", "village", "guardian_name", "guardian_phone")
+VOLUNTEER = {
+    "name": "黄隐私丙",
+    "phone": "13977739876",
+    "kind": "caring_parent",
+    "county_code": XINGAN,
+    "township": "志愿隐私镇",
+    "village": "志愿隐私村",
+    "availability": "周三隐私时段",
+}
+VOLUNTEER_FIELDS = ("name", "phone", "township", "village", "availability")
 
 
 async def test_erasure_leaves_no_key_or_plaintext_yet_the_child_still_counts(
     system: System, wire: list[Msg], tmp_path: Path
 ) -> None:
-    person = CHILD | {"name": "覃隐私甲", "village": "隐私村", "township": "隐私镇"}
     coordinator = auth("coordinator", [XINGAN])
     async with httpx.AsyncClient(base_url=system.url("registry"), timeout=10) as registry:
-        created = await registry.post("/children", json=person, headers=coordinator)
+        created = await registry.post("/children", json=PERSON, headers=coordinator)
         assert created.status_code == 201, created.text
         child_id = uuid.UUID(created.json()["id"])
+        reason = {"risk_level": "medium", "risk_reason": "隐私理由：祖母住院"}  # sealed into the change's event
+        assert (await registry.patch(f"/children/{child_id}", json=reason, headers=coordinator)).status_code == 200
         database = Database(f"sqlite+aiosqlite:///{tmp_path / 'registry.db'}")
         async with database.read() as conn:
             key = await vault.key_of(conn, child_id)
         assert key is not None
         assert key in database_files(tmp_path, "registry")
-        for field in ("name", "village", "township"):  # sealed at rest from the start
-            assert person[field].encode() not in database_files(tmp_path, "registry")
+        before = database_files(tmp_path, "registry")
+        assert found_in(before, PERSON, CHILD_FIELDS) == []  # sealed at rest from the start
+        assert found_in(before, reason, ("risk_reason",)) == []
 
         erased = await registry.delete(f"/children/{child_id}/personal-data", headers=coordinator)
         assert erased.status_code == 204, erased.text
@@ -48,22 +87,26 @@ async def test_erasure_leaves_no_key_or_plaintext_yet_the_child_still_counts(
 
         read = (await registry.get(f"/children/{child_id}", headers=coordinator)).json()
         assert read["personal_data_erased"] is True
-        assert (read["name"], read["birth_date"], read["village"]) == (None, None, None)
+        assert [read[field] for field in CHILD_FIELDS] == [None] * len(CHILD_FIELDS)
         assert read["age_band"] == created.json()["age_band"]
-        assert read["risk_level"] == "high"
+        assert read["risk_level"] == "medium"
 
     stored = database_files(tmp_path, "registry")
     assert key not in stored, "the destroyed key is still in the database files"
+    assert found_in(stored, PERSON, CHILD_FIELDS) == []
+    assert found_in(stored, reason, ("risk_reason",)) == []
     async with database.read() as conn:
         history = await EventStore(postgres=False).load(conn, str(child_id))
         assert await vault.key_of(conn, child_id) is None
-    assert [e.type for e in history] == [
+    assert [e.type for e in history if e.type != "registry.child.purposes_changed.v1"] == [
         "registry.child.registered.v2",
         "registry.child.pairing_eligibility_changed.v1",
+        "registry.child.risk_changed.v1",
         "registry.child.personal_data_erased.v1",
         "registry.child.pairing_eligibility_changed.v1",  # now for want of personal data
     ]
     assert history[0].event().child_id == child_id  # type: ignore[attr-defined]
+    assert [e.version for e in history if e.sealed is not None] == [1, 3]  # still there, and unreadable
     assert vault.unseal(None, child_id, history[0].sealed) is None
     await database.dispose()
 
@@ -74,7 +117,37 @@ async def test_erasure_leaves_no_key_or_plaintext_yet_the_child_still_counts(
             return any(row["child_id"] == str(child_id) for row in page.json()["items"])
 
         await wait_until(counted, within=5, what="the erased child in the engagement view")
-    assert not any(person["name"].encode() in m.data for m in wire)
+    assert not [field for field in CHILD_FIELDS if any(str(PERSON[field]).encode() in m.data for m in wire)]
+
+
+async def test_erasing_a_volunteer_leaves_neither_key_nor_plaintext_in_the_files(
+    system: System, tmp_path: Path
+) -> None:
+    coordinator = auth("coordinator", [XINGAN])
+    async with httpx.AsyncClient(base_url=system.url("registry"), timeout=10) as registry:
+        created = await registry.post("/volunteers", json=VOLUNTEER, headers=coordinator)
+        assert created.status_code == 201, created.text
+        volunteer_id = uuid.UUID(created.json()["id"])
+        path = f"/volunteers/{volunteer_id}"
+        served = {"served_on": str(local_date(datetime.now(UTC))), "hours": 2}
+        assert (await registry.post(f"{path}/service-hours", json=served, headers=coordinator)).status_code == 200
+        database = Database(f"sqlite+aiosqlite:///{tmp_path / 'registry.db'}")
+        async with database.read() as conn:
+            key = await vault.key_of(conn, volunteer_id)
+        await database.dispose()
+        assert key is not None
+        assert key in database_files(tmp_path, "registry")
+        sealed = ("name", "phone", "township", "village")  # availability is free text on the record until erased
+        assert found_in(database_files(tmp_path, "registry"), VOLUNTEER, sealed) == []
+
+        assert (await registry.delete(f"{path}/personal-data", headers=coordinator)).status_code == 204
+        read = (await registry.get(path, headers=coordinator)).json()
+        assert [read[field] for field in VOLUNTEER_FIELDS] == [None] * len(VOLUNTEER_FIELDS)
+        assert read["service_hours"] == 2.0
+
+    stored = database_files(tmp_path, "registry")
+    assert key not in stored, "the volunteer's destroyed key is still in the database files"
+    assert found_in(stored, VOLUNTEER, VOLUNTEER_FIELDS) == []
 
 
 async def test_reads_are_audited_refusals_included_and_donors_see_no_child(system: System) -> None:
@@ -89,16 +162,7 @@ async def test_reads_are_audited_refusals_included_and_donors_see_no_child(syste
         assert theirs.status_code == 403
         assert theirs.json()["error"]["code"] == "forbidden"
 
-        donor = auth("donor")
-        for method, path in [
-            ("GET", f"/children/{child_id}"),
-            ("GET", f"/children?county_code={XINGAN}"),
-            ("POST", "/children"),
-            ("DELETE", f"/children/{child_id}/personal-data"),
-            ("GET", "/audit"),
-        ]:
-            answer = await registry.request(method, path, headers=donor, json=CHILD if method == "POST" else None)
-            assert answer.status_code == 403, f"{method} {path}: {answer.status_code}"
+        await donor_is_refused_everywhere(registry, child_id)
 
         log = (await registry.get("/audit", params={"child_id": child_id}, headers=auth("admin"))).json()["items"]
         entries = {(e["actor"], e["action"], e["outcome"], e["purpose"]) for e in log}
@@ -113,3 +177,40 @@ async def test_reads_are_audited_refusals_included_and_donors_see_no_child(syste
         assert all(e["county_code"] == XINGAN for e in log)
         refused = await registry.get("/audit", headers=auth("coordinator", [XINGAN]))
         assert refused.status_code == 403  # only an admin reads the audit log
+
+
+async def donor_is_refused_everywhere(registry: httpx.AsyncClient, child_id: str) -> None:
+    """A donor token gets a 403 from every child endpoint, with a valid request each time, changes nothing, and
+    each refusal is in the audit log."""
+    before = (await registry.get(f"/children/{child_id}", headers=auth("admin"))).json()
+    consent = {"given_by": "某人", "relation": "grandfather", "given_at": "2023-01-12", "scope": ["pairing"]}
+    csv = to_csv(["name"], [["某人"]])
+    requests: list[tuple[str, str, dict[str, Any]]] = [
+        ("GET", f"/children/{child_id}", {}),
+        ("GET", "/children", {"params": {"county_code": XINGAN}}),
+        ("POST", "/children", {"json": CHILD}),
+        ("PATCH", f"/children/{child_id}", {"json": {"needs": ["tutoring"]}}),
+        ("POST", f"/children/{child_id}/leave", {"json": {"reason": "moved"}}),
+        ("POST", f"/children/{child_id}/consent", {"json": consent}),
+        ("DELETE", f"/children/{child_id}/consent", {}),
+        ("GET", f"/children/{child_id}/history", {}),
+        ("GET", "/children/export", {"params": {"county_code": XINGAN}}),
+        ("POST", "/children/import", {"content": csv, "headers": {"Content-Type": "text/csv"}}),
+        ("DELETE", f"/children/{child_id}/personal-data", {}),
+        ("GET", "/audit", {}),
+    ]
+    for method, path, options in requests:
+        headers = auth("donor") | options.pop("headers", {})
+        answer = await registry.request(method, path, headers=headers, **options)
+        assert answer.status_code == 403, f"{method} {path}: {answer.status_code}"
+        assert answer.json()["error"]["code"] == "forbidden"
+    after = (await registry.get(f"/children/{child_id}", headers=auth("admin"))).json()
+    assert after == before
+    params = {"actor": "donor", "outcome": "denied", "limit": 100}
+    refusals = (await registry.get("/audit", params=params, headers=auth("admin"))).json()["items"]
+    assert len(refusals) == len(requests)
+    assert {e["action"] for e in refusals} == {
+        "read", "list", "register", "change", "leave", "consent", "withdraw_consent", "history", "export", "import",
+        "erase", "read_audit",
+    }  # fmt: skip
+    assert all(e["role"] == "donor" for e in refusals)

@@ -186,7 +186,7 @@ async def test_a_risk_change_replans_the_visit_and_leaving_removes_the_child_wit
             return await row() is None
 
         await wait_until(gone, within=5, what="the child to leave the engagement view")
-    await wait_until(lambda: _subjects(wire, 8), within=5, what="the child's events on the wire")
+    await wait_until(lambda: _subjects(wire, 9), within=5, what="the child's events on the wire")
     types = [json.loads(m.data)["type"] for m in wire if m.subject.startswith("registry.")]
     assert types == [
         "registry.child.registered.v2",
@@ -194,6 +194,7 @@ async def test_a_risk_change_replans_the_visit_and_leaving_removes_the_child_wit
         "registry.child.risk_changed.v1",
         "registry.child.consent_recorded.v1",
         "registry.child.pairing_eligibility_changed.v1",  # consent to pairing given
+        "registry.child.purposes_changed.v1",  # the purposes it covers: pairing only
         "registry.child.left_programme.v1",
         "registry.child.pairing_eligibility_changed.v1",  # left
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -59,11 +60,17 @@ async def matching(
     """The matching service in this process, on real NATS and the adapter's database; timers every 0.2 s unless
     the test is marked `@pytest.mark.timer_seconds(n)`."""
     marker = request.node.get_closest_marker("timer_seconds")
+    async with serve_matching(database_url, nats_server, clock, marker.args[0] if marker else 0.2) as client:
+        yield client
+
+
+@contextlib.asynccontextmanager
+async def serve_matching(
+    database_url: str, nats_server: NatsServer, clock: SettableClock, timer_seconds: float = 0.2
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The matching service in this process, ready, as a client."""
     settings = Settings(
-        database_url=database_url,
-        nats_url=nats_server.url,
-        jwt_secret=SECRET,
-        timer_seconds=marker.args[0] if marker else 0.2,
+        database_url=database_url, nats_url=nats_server.url, jwt_secret=SECRET, timer_seconds=timer_seconds
     )
     app: FastAPI = create_matching_app(settings, clock)
     async with app.router.lifespan_context(app):

@@ -7,7 +7,7 @@ import uuid
 
 import httpx
 
-from tests.helpers import RegistryEvents, auth, campaign, wait_until
+from tests.helpers import RegistryEvents, auth, campaign, candidates, wait_until
 
 LINGSHAN = "450721"
 COORDINATOR = auth("coordinator", [LINGSHAN])
@@ -61,22 +61,14 @@ async def test_a_list_with_an_unknown_child_or_another_countys_gives_nothing(
     ours = await registry_events.child("low", county=LINGSHAN)
     theirs = await registry_events.child("low", county="450325")
 
-    async def known() -> bool:
-        page = await matching.get("/views/candidates/children", params={"county_code": LINGSHAN}, headers=COORDINATOR)
-        return bool(page.json()["total"] == 1)
-
-    await wait_until(known, what="the child known to matching")
+    await candidates(matching, "children", 1, county=LINGSHAN)
     body = {"campaign_id": CAMPAIGN, "kind": "health_pack", "quantity": 1, "value_yuan": "50"}
     unknown = await matching.post(
         "/aid-distributions", json=body | {"child_ids": [str(ours), str(uuid.uuid4())]}, headers=COORDINATOR
     )
     assert unknown.status_code == 422
 
-    async def both_known() -> bool:
-        page = await matching.get("/views/candidates/children", params={"county_code": "450325"}, headers=auth("admin"))
-        return bool(page.json()["total"] == 1)
-
-    await wait_until(both_known, what="the other county's child")
+    await candidates(matching, "children", 1, county="450325")
     other = await matching.post(
         "/aid-distributions", json=body | {"child_ids": [str(ours), str(theirs)]}, headers=COORDINATOR
     )
@@ -97,11 +89,7 @@ async def test_aid_wishes_and_contacts_name_only_a_campaign_of_the_registry_that
     await registry_events.emit(campaign(CAMPAIGN, LINGSHAN), campaign(elsewhere, "450325"))
     child = await registry_events.child("low", county=LINGSHAN)
 
-    async def known() -> bool:
-        page = await matching.get("/views/candidates/children", params={"county_code": LINGSHAN}, headers=COORDINATOR)
-        return bool(page.json()["total"] == 1)
-
-    await wait_until(known, what="the child known to matching")
+    await candidates(matching, "children", 1, county=LINGSHAN)
     aid = {"kind": "warm_pack", "quantity": 1, "value_yuan": "363.64", "child_ids": [str(child)]}
     wish = {"child_id": str(child), "item": "a ball", "category": "sports", "estimated_value_yuan": "30"}
     visit = {"kind": "visit", "in_person": True, "occurred_at": "2023-01-20T10:00:00+08:00", "duration_minutes": 30}

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from backbone.auth import mint
-from backbone.clock import SettableClock
+from backbone.clock import SettableClock, local_date
 from backbone.natsserver import NatsServer
 from backbone.settings import Settings
 from tests.helpers import SECRET, auth, wait_until
@@ -265,6 +265,142 @@ async def test_a_child_under_fourteen_is_paired_only_with_a_guardians_consent(re
     )
     outsider = auth("coordinator", [LINGSHAN])
     assert_error(await registry.post(f"{path}/consent", json=consent, headers=outsider), 403, "forbidden")
+
+
+async def test_a_consent_dated_after_today_is_refused(registry: httpx.AsyncClient, clock: SettableClock) -> None:
+    child = (await registry.post("/children", json=CHILD, headers=auth("admin"))).json()
+    path, coordinator = f"/children/{child['id']}", auth("coordinator", [XINGAN])
+    consent = {"given_by": "韦大山", "relation": "grandfather", "scope": ["pairing"]}
+    today = local_date(clock.now())
+    tomorrow = await registry.post(
+        f"{path}/consent", json=consent | {"given_at": str(today + timedelta(days=1))}, headers=coordinator
+    )
+    error = assert_error(tomorrow, 422, "in_future")
+    assert error["details"] == {"field": "given_at"}
+    assert (await registry.get(path, headers=coordinator)).json()["version"] == child["version"]  # nothing written
+    given_today = await registry.post(f"{path}/consent", json=consent | {"given_at": str(today)}, headers=coordinator)
+    assert given_today.status_code == 200, given_today.text
+
+
+async def test_a_list_or_export_of_a_county_that_does_not_exist_is_422_as_a_registration_is(
+    registry: httpx.AsyncClient,
+) -> None:
+    for path in ("/children", "/children/export"):
+        answer = await registry.get(path, params={"county_code": "450399"}, headers=auth("admin"))
+        error = assert_error(answer, 422, "invalid")
+        assert error["details"]["problems"][0]["field"] == "query.county_code"  # type: ignore[index]
+        assert "not a county code of Guangxi" in error["details"]["problems"][0]["problem"]  # type: ignore[index]
+
+
+async def audit_entries(registry: httpx.AsyncClient, **filters: str) -> list[dict[str, object]]:
+    answer = await registry.get("/audit", params={"limit": 500, **filters}, headers=auth("admin"))
+    assert answer.status_code == 200, answer.text
+    return list(answer.json()["items"])
+
+
+async def test_every_refusal_is_audited_role_and_county_alike_without_personal_data(
+    registry: httpx.AsyncClient,
+) -> None:
+    child = (await registry.post("/children", json=CHILD, headers=auth("admin"))).json()
+    path = f"/children/{child['id']}"
+    for role in ("donor", "volunteer"):
+        headers = auth(role)  # type: ignore[arg-type]
+        assert_error(await registry.get(path, headers=headers), 403, "forbidden")
+        assert_error(await registry.get(f"{path}/history", headers=headers), 403, "forbidden")
+        assert_error(await registry.post("/children", json=CHILD, headers=headers), 403, "forbidden")
+        assert_error(await registry.get("/children", params={"county_code": XINGAN}, headers=headers), 403, "forbidden")
+    outsider = auth("coordinator", [LINGSHAN])
+    assert_error(await registry.get("/children", params={"county_code": XINGAN}, headers=outsider), 403, "forbidden")
+    export = await registry.get("/children/export", params={"county_code": XINGAN}, headers=outsider)
+    assert_error(export, 403, "forbidden")
+    assert_error(await registry.post("/children", json=CHILD, headers=outsider), 403, "forbidden")
+    assert_error(await registry.get("/audit", headers=outsider), 403, "forbidden")
+
+    denied = await audit_entries(registry, outcome="denied")
+    seen = {(e["role"], e["action"], e["child_id"], e["county_code"]) for e in denied}
+    for role in ("donor", "volunteer"):
+        assert {
+            (role, "read", child["id"], XINGAN),
+            (role, "history", child["id"], XINGAN),
+            (role, "register", None, None),
+            (role, "list", None, None),
+        } <= seen
+    assert {
+        ("coordinator", "list", None, XINGAN),
+        ("coordinator", "export", None, XINGAN),
+        ("coordinator", "register", None, XINGAN),
+        ("coordinator", "read_audit", None, None),
+    } <= seen
+    assert all(e["at"] and e["actor"] and e["outcome"] == "denied" for e in denied)
+    assert len(denied) == 12
+    logged = str(denied)
+    for field in ("name", "guardian_name", "guardian_phone", "township", "village", "birth_date"):
+        assert str(CHILD[field]) not in logged
+    assert not [e for e in await audit_entries(registry, outcome="allowed") if e["role"] in ("donor", "volunteer")]
+
+
+async def test_a_childs_history_shows_every_change_with_its_personal_part_until_erased(
+    registry: httpx.AsyncClient,
+) -> None:
+    with_id = CHILD | {"id_number": "450325201605201234"}
+    child = (await registry.post("/children", json=with_id, headers=auth("admin"))).json()
+    path, coordinator = f"/children/{child['id']}", auth("coordinator", [XINGAN])
+    risk = {"risk_level": "high", "risk_reason": "祖母住院，无人照看"}
+    assert (await registry.patch(path, json=risk, headers=coordinator)).status_code == 200
+    guardian = {"guardianship": "relative", "guardian_name": "莫舅舅", "guardian_phone": "13977730002"}
+    assert (await registry.patch(path, json=guardian, headers=coordinator)).status_code == 200
+    consent = {"given_by": "莫舅舅", "relation": "uncle", "given_at": "2023-01-12", "scope": ["pairing", "wishes"]}
+    assert (await registry.post(f"{path}/consent", json=consent, headers=coordinator)).status_code == 200
+    assert (await registry.delete(f"{path}/consent", headers=coordinator)).status_code == 200
+    assert (await registry.post(f"{path}/leave", json={"reason": "moved"}, headers=coordinator)).status_code == 200
+
+    answer = await registry.get(f"{path}/history", params={"purpose": "个案复查"}, headers=coordinator)
+    assert answer.status_code == 200, answer.text
+    history = answer.json()
+    assert history["personal_data_erased"] is False
+    events = history["events"]
+    assert [e["version"] for e in events] == list(range(1, len(events) + 1))
+    by_type = {e["type"].split(".")[2]: e for e in events}
+    registered = by_type["registered"]
+    assert registered["personal"] == {
+        field: str(with_id[field])
+        for field in ("name", "id_number", "birth_date", "township", "village", "guardian_name", "guardian_phone")
+    }
+    assert registered["fields"]["county_code"] == XINGAN
+    assert registered["at"]
+    risk_changed = by_type["risk_changed"]
+    assert (risk_changed["fields"]["previous_risk_level"], risk_changed["fields"]["risk_level"]) == ("medium", "high")
+    assert risk_changed["personal"] == {"risk_reason": risk["risk_reason"]}
+    changed = by_type["guardianship_changed"]
+    assert changed["fields"]["guardianship"] == "relative"
+    assert changed["personal"] == {"guardian_name": "莫舅舅", "guardian_phone": "13977730002"}
+    recorded = by_type["consent_recorded"]
+    assert recorded["fields"]["scope"] == ["pairing", "wishes"]
+    assert recorded["personal"] == {"given_by": "莫舅舅", "relation": "uncle", "given_at": "2023-01-12"}
+    assert "consent_withdrawn" in by_type
+    assert by_type["left_programme"]["fields"]["reason"] == "moved"
+    assert not any(e["personal_erased"] for e in events)
+
+    outsider = await registry.get(f"{path}/history", headers=auth("coordinator", [LINGSHAN]))
+    assert_error(outsider, 403, "forbidden")
+    log = await audit_entries(registry, child_id=child["id"])
+    assert {(e["action"], e["outcome"], e["purpose"]) for e in log if e["action"] == "history"} == {
+        ("history", "allowed", "个案复查"),
+        ("history", "denied", "unstated"),
+    }
+
+    assert (await registry.delete(f"{path}/personal-data", headers=coordinator)).status_code == 204
+    after = (await registry.get(f"{path}/history", headers=coordinator)).json()
+    assert after["personal_data_erased"] is True
+    assert [e["type"] for e in after["events"][: len(events)]] == [e["type"] for e in events]  # every event loads
+    assert [e["fields"] for e in after["events"][: len(events)]] == [e["fields"] for e in events]
+    assert "registry.child.personal_data_erased.v1" in [e["type"] for e in after["events"]]
+    assert all(e["personal"] is None for e in after["events"])
+    sealed_before = [e["version"] for e in events if e["personal"] is not None]
+    assert [e["version"] for e in after["events"] if e["personal_erased"]] == sealed_before
+    assert len(sealed_before) == 4  # registered, risk reason, new guardian, consent
+    for field in ("name", "guardian_phone"):
+        assert str(with_id[field]) not in str(after)
 
 
 async def test_lists_filter_by_category_risk_and_status_and_export_as_csv(registry: httpx.AsyncClient) -> None:

@@ -117,6 +117,30 @@ async def test_service_hours_add_up_and_vetting_dates_must_make_sense(
     assert bad_phone.status_code == 422
 
 
+async def test_a_pass_or_a_training_without_an_expiry_is_refused_so_nobody_stays_eligible_for_ever(
+    registry: httpx.AsyncClient, clock: SettableClock
+) -> None:
+    coordinator = auth("coordinator", [XINGAN])
+    volunteer = (await registry.post("/volunteers", json=VOLUNTEER, headers=coordinator)).json()
+    path, today = f"/volunteers/{volunteer['id']}", str(local_date(clock.now()))
+    for step in STEPS:  # the Art. 62 record query, and every other step too
+        unbounded = {"step": step, "result": "passed", "checked_at": today}
+        refused = await registry.post(f"{path}/screenings", json=unbounded, headers=coordinator)
+        assert refused.status_code == 422, refused.text
+        error = refused.json()["error"]
+        assert (error["code"], set(error)) == ("expiry_required", {"code", "message", "details"})
+        assert f"passed {step} needs its expiry date (expires_at)" in error["message"]
+    training = await registry.post(
+        f"{path}/trainings", json={"course": "儿童保护", "completed_at": today}, headers=coordinator
+    )
+    assert (training.status_code, training.json()["error"]["code"]) == (422, "invalid")
+    assert [p["field"] for p in training.json()["error"]["details"]["problems"]] == ["body.expires_at"]
+    read = (await registry.get(path, headers=coordinator)).json()
+    assert (read["screenings"], read["trainings"], read["version"]) == ({}, [], volunteer["version"])  # nothing kept
+    failed = {"step": "record_check", "result": "failed", "checked_at": today}  # a failure needs no expiry
+    assert (await registry.post(f"{path}/screenings", json=failed, headers=coordinator)).status_code == 200
+
+
 async def test_volunteers_see_only_themselves_and_coordinators_only_their_counties(
     registry: httpx.AsyncClient,
 ) -> None:

@@ -13,7 +13,7 @@ import httpx
 from nats.aio.client import Client as NATS
 
 from backbone.clock import SettableClock
-from tests.helpers import RegistryEvents, auth, read_stream, token, wait_until
+from tests.helpers import RegistryEvents, auth, candidates, read_stream, token, wait_until
 
 XINGAN = "450325"
 COORDINATOR = auth("coordinator", [XINGAN])
@@ -26,11 +26,7 @@ def donor(sub: str) -> dict[str, str]:
 async def posted_wish(matching: httpx.AsyncClient, registry_events: RegistryEvents) -> tuple[uuid.UUID, dict[str, Any]]:
     child = await registry_events.child("low", gender="female")
 
-    async def known() -> bool:
-        page = await matching.get("/views/candidates/children", params={"county_code": XINGAN}, headers=COORDINATOR)
-        return bool(page.json()["total"] == 1)
-
-    await wait_until(known, what="the child known to matching")
+    await candidates(matching, "children", 1)
     body = {
         "child_id": str(child),
         "item": "一个书包 a school bag",
@@ -53,7 +49,8 @@ async def test_donors_see_the_board_without_who_the_child_is(
 
     assert board.status_code == 200
     (shown,) = board.json()["items"]
-    assert shown["child"] == "girl, 9-11"
+    assert (shown["child"], shown["county"]) == ("girl, 9-11", "兴安县 Xing'an Xian")  # "girl, 9-11, Xing'an County"
+    assert shown["id"] == wish["id"]
     assert shown["item"] == "一个书包 a school bag"
     assert shown["estimated_value_yuan"] == "80.00"
     assert str(child) not in board.text

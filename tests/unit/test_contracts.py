@@ -129,7 +129,7 @@ def test_an_encoded_message_matches_its_schema_and_the_cloudevents_sdk_reads_it(
     assert parsed.get_subject() == str(CHILD_ID)
     assert parsed.get_dataschema() == "urn:handinhand:schema:registry.child.registered.v2"
     assert parsed.get_time() == datetime(2024, 3, 1, 8, 30, tzinfo=UTC)
-    assert parsed.get_extension("sequence") == 3
+    assert parsed.get_extension("sequence") == "3"  # a String, as the sequence extension defines it
     assert parsed.get_extension("correlationid") == message["correlationid"]
     assert parsed.get_data() == message["data"]
 
