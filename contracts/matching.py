@@ -151,6 +151,8 @@ ContactKind = Literal["visit", "call", "video_call", "family_call", "tutoring", 
 # Who made contact: the paired volunteer, or someone visiting outside a pairing (the county's child director, a
 # visiting cadre, a social worker, the coordinator).
 Visitor = Literal["volunteer", "child_director", "cadre", "social_worker", "coordinator"]
+# Who may visit a child outside a pairing: officials doing a statutory duty, never a volunteer on their own.
+Official = Literal["child_director", "cadre", "social_worker", "coordinator"]
 # Why a child's next in-person contact is due when it is.
 DueBecause = Literal["registered", "risk_changed", "visited", "policy_changed", "left_programme"]
 
@@ -212,7 +214,8 @@ class VisitPolicyChanged(Event):
 
 
 WishCategory = Literal["study", "clothing", "daily_use", "toy", "book", "sports", "other"]
-WishWithdrawalReason = Literal["no_longer_needed", "child_left_programme", "duplicate", "other"]
+# `no_consent`: the child's data may no longer be shown for wishes (a guardian withdrew consent, or it was erased).
+WishWithdrawalReason = Literal["no_longer_needed", "child_left_programme", "no_consent", "duplicate", "other"]
 # What a donor sees on the board, and all the bus carries of a wish: a short item, never a note about the child.
 WishItem = Annotated[str, StringConstraints(min_length=1, max_length=40, strip_whitespace=True)]
 Yuan = Annotated[Decimal, Field(ge=0, le=100_000, max_digits=8, decimal_places=2)]

@@ -185,9 +185,9 @@ def engage(matching_url: str, admin_token: str, campaign_id: str, today: date | 
 
 
 def _wishes_and_aid(client: httpx.Client, county_code: str, campaign_id: str) -> list[str]:
-    """Four wishes per county (one claimed by the demo donor), and a warm pack for each orphan and de-facto-unsupported
-    child, under the campaign; returns the children given a warm pack. Only children whose data may be processed
-    for wishes, or aid, get them (under 14: a guardian consented)."""
+    """Four wishes per county (one claimed by the demo donor, one fulfilled and thanked), and a warm pack for each
+    orphan and de-facto-unsupported child, under the campaign; returns the children given a warm pack. Only children
+    whose data may be processed for wishes, or aid, get them (under 14: a guardian consented)."""
     params: dict[str, str | int] = {"county_code": county_code, "limit": 500}
     children = client.get("/views/candidates/children", params=params).raise_for_status().json()["items"]
     wishing = [child for child in children if "wishes" in child["purposes"]][:4]
@@ -201,8 +201,8 @@ def _wishes_and_aid(client: httpx.Client, county_code: str, campaign_id: str) ->
             "campaign_id": campaign_id,
         }
         posted = client.post("/wishes", json=wish).raise_for_status().json()
-        if index == 0:
-            client.post(f"/wishes/{posted['wish_id']}/claim").raise_for_status()
+        for step in ("claim", "fulfil", "acknowledge")[: (1, 3, 0, 0)[index]]:  # one claimed, one already thanked
+            client.post(f"/wishes/{posted['id']}/{step}", json={}).raise_for_status()
     listing: dict[str, str | int | list[str]] = {
         "county_code": county_code,
         "campaign_id": campaign_id,

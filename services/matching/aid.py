@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Index, String, Uuid, insert, select
 from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -160,7 +161,12 @@ async def distribute(body: DistributionIn, runtime: RuntimeDep, principal: Coord
         rows: list[dict[str, Any]] = [
             {**e.model_dump(), "distributed_at": now, "recorded_by": principal.sub} for e in events
         ]
-        await conn.execute(insert(AidRecord), rows)
+        try:
+            await conn.execute(insert(AidRecord), rows)
+        except IntegrityError as error:  # a distribution to one of them committed since the check above
+            raise ApiError(
+                409, "already_received", "a child listed received this meanwhile; nothing was given"
+            ) from error
     receipts = [ReceiptOut.model_validate(row) for row in rows]
     return DistributionOut(
         receipts=receipts,

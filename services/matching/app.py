@@ -30,7 +30,7 @@ SPEC = ServiceSpec(
         summary.router,
         volunteer_views.router,
     ],
-    projections=lambda runtime: [Engagement(), Candidates(partial(follow, runtime))],
+    projections=lambda runtime: [Engagement(), Candidates(partial(follow, runtime)), contacts.NoteEraser()],
     timers=lambda runtime: [
         Timer("lapse-proposals", runtime.settings.timer_seconds, partial(lapse_due, runtime)),
         Timer("follow-candidates", runtime.settings.timer_seconds, partial(follow_all, runtime)),
@@ -41,9 +41,11 @@ SPEC = ServiceSpec(
 
 
 async def follow(runtime: Runtime, conn: AsyncConnection, children: set[uuid.UUID], volunteers: set[uuid.UUID]) -> None:
-    """What the candidate view's changes call for, in its own transaction: visit schedules, then open pairings."""
+    """What the candidate view's changes call for, in its own transaction: visit schedules, open pairings, open
+    wishes."""
     await plan(runtime, conn, children)
     await reconcile(runtime, conn, children, volunteers)
+    await wishes.withdraw_unwanted(runtime, conn, children)
 
 
 async def follow_all(runtime: Runtime) -> None:
@@ -51,6 +53,7 @@ async def follow_all(runtime: Runtime) -> None:
     async with runtime.transaction() as conn:
         await plan(runtime, conn)
         await reconcile(runtime, conn)
+        await wishes.withdraw_unwanted(runtime, conn)
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:

@@ -137,6 +137,7 @@ class Candidates(Projection):
                     children.add(child_id)
                 case ChildPurposesChanged(child_id=child_id, allowed=allowed):
                     await self._child(conn, child_id, purposes=sorted(allowed))
+                    children.add(child_id)
                 case VolunteerRegistered() as volunteer:
                     await conn.execute(
                         insert(CandidateVolunteer).values(

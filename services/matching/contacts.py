@@ -1,28 +1,33 @@
 """Contacts with a child: by the paired volunteer, or by a child director, cadre or coordinator outside a pairing.
 
 Each contact is an event on the bus (kind, in person or not, when, how long, campaign) and a row here; its note,
-free text that may say anything about the child, stays in that row and never leaves the service. An in-person
-contact moves the child's next due visit.
+free text that may say anything about the child, stays in that row and never leaves the service, and is cleared when
+the registry erases the child's personal data. An in-person contact moves the child's next due visit.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from fastapi import APIRouter, Depends
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-from sqlalchemy import Index, String, Text, Uuid, insert, select
+from sqlalchemy import Index, String, Table, Text, Uuid, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backbone.auth import Principal
 from backbone.database import UtcDateTime
 from backbone.deps import RuntimeDep, require, require_county
 from backbone.errors import ApiError
+from backbone.paging import Page, Paging, fetch_page
+from backbone.projection import Delivered, Projection
 from backbone.runtime import Runtime
 from backbone.store import Append
-from contracts.matching import ContactKind, ContactRecorded, Visitor
+from contracts.matching import ContactKind, ContactRecorded, Official
+from contracts.registry import ChildPersonalDataErased
 from services.matching import pairings, schedule
 from services.matching.candidates import CandidateChild, CandidateVolunteer, allows, no_consent, require_campaign
 from services.matching.views import ContactFacts, Views
@@ -55,7 +60,7 @@ class ContactIn(BaseModel):
 class VisitIn(ContactIn):
     """A contact outside a pairing: who made it."""
 
-    visitor: Visitor = Field(description="child_director, cadre, social_worker or coordinator")
+    visitor: Official = Field(description="child_director, cadre, social_worker or coordinator")
     volunteer_id: uuid.UUID | None = Field(
         default=None, description="the visitor, if registered (as a cadre, child director, social worker...)"
     )
@@ -114,18 +119,27 @@ async def record_visit(
     statutory duties (Minors Protection Law), not purposes a guardian consents to: no consent is asked."""
     async with runtime.db.read() as conn:
         child = (await conn.execute(select(CandidateChild).where(CandidateChild.child_id == child_id))).first()
-        visitor_county: str | None = None
+        visitor = None
         if body.volunteer_id is not None:
-            visitor_county = await conn.scalar(
-                select(CandidateVolunteer.county_code).where(CandidateVolunteer.volunteer_id == body.volunteer_id)
-            )
+            visitor = (
+                await conn.execute(
+                    select(CandidateVolunteer.county_code, CandidateVolunteer.kind).where(
+                        CandidateVolunteer.volunteer_id == body.volunteer_id
+                    )
+                )
+            ).first()
     if child is None:
         raise ApiError(404, "not_found", f"no child {child_id} known to matching")
     require_county(principal, child.county_code)
     if not child.active:
         raise ApiError(409, "left_programme", "the child has left the programme")
-    if body.volunteer_id is not None and visitor_county != child.county_code:
-        raise ApiError(422, "unknown_visitor", f"no volunteer {body.volunteer_id} in county {child.county_code}")
+    if body.volunteer_id is not None:
+        if visitor is None or visitor.county_code != child.county_code:
+            raise ApiError(422, "unknown_visitor", f"no volunteer {body.volunteer_id} in county {child.county_code}")
+        if visitor.kind != body.visitor:
+            raise ApiError(
+                422, "visitor_mismatch", f"volunteer {body.volunteer_id} is a {visitor.kind}, not a {body.visitor}"
+            )
     contact = _contact(runtime, body, child_id, child.county_code, body.visitor, None, body.volunteer_id)
     return await _record(runtime, principal, contact, body.note)
 
@@ -167,3 +181,38 @@ async def _record(runtime: Runtime, principal: Principal, contact: ContactRecord
         row = {**contact.model_dump(), "note": note, "recorded_by": principal.sub, "recorded_at": runtime.clock.now()}
         await conn.execute(insert(ContactRecord).values(**row))
     return ContactOut.model_validate(row)
+
+
+@router.get("/children/{child_id}/contacts", response_model=Page[ContactOut])
+async def contacts_of(
+    child_id: uuid.UUID,
+    runtime: RuntimeDep,
+    principal: Annotated[Principal, Depends(require("coordinator"))],
+    paging: Paging,
+) -> Page[ContactOut]:
+    """The child's contacts with their notes, newest first, for a coordinator of the child's county."""
+    async with runtime.db.read() as conn:
+        county = await conn.scalar(select(CandidateChild.county_code).where(CandidateChild.child_id == child_id))
+        if county is None:
+            raise ApiError(404, "not_found", f"no child {child_id} known to matching")
+        require_county(principal, county)
+        query = select(ContactRecord).where(ContactRecord.child_id == child_id)
+        order = (ContactRecord.occurred_at.desc(), ContactRecord.contact_id)
+        return await fetch_page(
+            conn, query.order_by(*order), paging, lambda row: ContactOut.model_validate(row._mapping)
+        )
+
+
+class NoteEraser(Projection):
+    """When the registry erases a child's personal data, the notes of the child's contacts go too: free text about
+    a child is personal data. A reaction (no view of its own): clearing twice clears nothing more."""
+
+    name: ClassVar[str] = "matching-note-erasure"
+    stream: ClassVar[str] = "REGISTRY"
+    subjects: ClassVar[list[str]] = ["registry.child.>"]  # whole aggregates, as every projection follows them
+    views: ClassVar[list[Table]] = []
+
+    async def apply(self, conn: AsyncConnection, events: Sequence[Delivered]) -> None:
+        erased = [e.event.child_id for e in events if isinstance(e.event, ChildPersonalDataErased)]
+        if erased:
+            await conn.execute(update(ContactRecord).where(ContactRecord.child_id.in_(erased)).values(note=None))

@@ -28,8 +28,9 @@ from contracts.campaigns import AidKind
 from contracts.counties import area_name
 from contracts.matching import ContactKind, Visitor
 from contracts.vocabulary import Category, RiskLevel
+from contracts.volunteers import VolunteerKind
 from services.matching.candidates import CandidateChild, CandidateVolunteer
-from services.matching.views import AidRow, ContactRow, EngagementRow, WishRow
+from services.matching.views import AidRow, ContactRow, EngagementRow, PairingRow, WishRow
 
 router = APIRouter(tags=["views"])
 SMALL = 5  # counts below this are shown as "<5" to donors
@@ -44,7 +45,13 @@ Caller = Annotated[Principal, Depends(require("coordinator", "donor"))]
 class AidFigures(BaseModel):
     children: Count
     quantity: Count
-    value_yuan: Decimal
+    value_yuan: Decimal | None = Field(description="hidden (null) from donors when fewer than 5 children had it")
+
+
+class PairingFigures(BaseModel):
+    volunteers: Count = Field(description="volunteers of this kind ever confirmed in a pairing")
+    children: Count = Field(description="children they were paired with")
+    pairings: Count = Field(description="confirmed pairings (person-times), ended ones included")
 
 
 class VisitorFigures(BaseModel):
@@ -65,6 +72,10 @@ class Summary(BaseModel):
     caring_parents_active: Count = Field(description="caring parents in a confirmed (or suspended) pairing")
     volunteers_active: Count
     children_paired: Count
+    pairings: dict[str, PairingFigures] = Field(
+        description="every pairing confirmed so far, by the volunteer's kind: \"551 caring parents paired with 502 "
+        'children" is pairings.caring_parent (not per campaign: a pairing outlasts a campaign)'
+    )
     visits: Count = Field(description="in-person contacts (person-times)")
     children_visited: dict[str, Count] = Field(description="children visited in person, by category")
     visitors: dict[str, VisitorFigures] = Field(description="in-person visits by who made them")
@@ -129,6 +140,7 @@ def _columns() -> Iterator[tuple[str, ...]]:
     yield from (("children_by_category", c) for c in get_args(Category))
     yield from (("children_by_risk", r) for r in get_args(RiskLevel))
     yield from (("caring_parents_active",), ("volunteers_active",), ("children_paired",), ("visits",))
+    yield from (("pairings", k, part) for k in get_args(VolunteerKind) for part in PairingFigures.model_fields)
     yield from (("children_visited", c) for c in get_args(Category))
     yield from (("visitors", v, part) for v in get_args(Visitor) for part in VisitorFigures.model_fields)
     yield from (("contacts_by_kind", k) for k in get_args(ContactKind))
@@ -162,6 +174,7 @@ def _empty() -> dict[str, Any]:
         "caring_parents_active": 0,
         "volunteers_active": 0,
         "children_paired": 0,
+        "pairings": {},
         "visits": 0,
         "children_visited": {},
         "visitors": {},
@@ -219,6 +232,22 @@ async def _by_county(
         _add(counties[county], n, "children_paired")
         _add(counties[county], volunteers, "volunteers_active")
         _add(counties[county], volunteers if kind == "caring_parent" else 0, "caring_parents_active")
+
+    ever = (
+        select(
+            PairingRow.county_code,
+            CandidateVolunteer.kind,
+            func.count(distinct(PairingRow.volunteer_id)),
+            func.count(distinct(PairingRow.child_id)),
+            func.count(),
+        )
+        .outerjoin(CandidateVolunteer, CandidateVolunteer.volunteer_id == PairingRow.volunteer_id)
+        .where(_in(PairingRow.county_code, code))
+        .group_by(PairingRow.county_code, CandidateVolunteer.kind)
+    )
+    for county, kind, volunteers, n, pairings in await conn.execute(ever):
+        for part, count in (("volunteers", volunteers), ("children", n), ("pairings", pairings)):
+            _add(counties[county], count, "pairings", kind or "unknown", part)
 
     contacts = (
         select(ContactRow.county_code, ContactRow.kind, ContactRow.visitor, ContactRow.in_person, func.count())
@@ -303,15 +332,38 @@ def _wish_figures(status: str) -> tuple[str, ...]:
 
 
 def _shown(figures: dict[str, Any], principal: Principal) -> dict[str, Any]:
-    return _suppressed(figures) if principal.role == "donor" else figures
+    return suppressed(figures) if principal.role == "donor" else figures
 
 
-def _suppressed(value: Any) -> Any:
-    """Every count under 5 as "<5" (yuan amounts stay: they say nothing of how many children)."""
-    if isinstance(value, bool):
+# Breakdowns whose cells (all, or those named) add up to a figure shown beside them: one hidden cell alone would be
+# the total minus the rest.
+BREAKDOWNS = {
+    "children_by_category",
+    "children_by_risk",
+    "children_visited",
+    "contacts_by_kind",
+    "scheduled",
+    "overdue",
+}
+HIDDEN = "x"  # a count of 5 or more hidden so that a count under 5 beside it cannot be worked out (complementary)
+
+
+def suppressed(value: Any, key: str = "") -> Any:
+    """Every count from 1 to 4 as "<5"; in a breakdown with one such cell, the next smallest as "x" too; the yuan of
+    aid to fewer than 5 children hidden (the value per child would give the count away)."""
+    if isinstance(value, bool) or not isinstance(value, int | dict):
         return value
     if isinstance(value, int):
         return f"<{SMALL}" if 0 < value < SMALL else value
-    if isinstance(value, dict):
-        return {key: item if key == "value_yuan" else _suppressed(item) for key, item in value.items()}
-    return value
+    shown = {name: suppressed(item, name) for name, item in value.items() if name != "value_yuan"}
+    if "value_yuan" in value:
+        shown["value_yuan"] = None if shown.get("children") == f"<{SMALL}" else value["value_yuan"]
+    if key in BREAKDOWNS or key == "wishes":
+        parts = {
+            name: n for name, n in value.items() if key != "wishes" or name in ("on_board", "claimed", "fulfilled")
+        }
+        small = [name for name, n in parts.items() if 0 < n < SMALL]
+        larger = sorted((n, name) for name, n in parts.items() if n >= SMALL)
+        if len(small) == 1 and larger:
+            shown[larger[0][1]] = HIDDEN
+    return shown

@@ -93,6 +93,18 @@ class ContactRow(ContactFacts, Views):
     __table_args__ = (Index("ix_engagement_contacts_county", "county_code", "campaign_id"),)
 
 
+class PairingRow(Views):
+    """A pairing that was confirmed, whatever became of it since: the person-times the figures count."""
+
+    __tablename__ = "engagement_pairings"
+    __table_args__ = (Index("ix_engagement_pairings_county", "county_code"),)
+
+    pairing_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    child_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    volunteer_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    county_code: Mapped[str] = mapped_column(String(6))
+
+
 class WishRow(Views):
     """Where each wish stands, for the figures."""
 
@@ -146,6 +158,7 @@ class Engagement(Projection):
     ]
     views: ClassVar[list[Table]] = [
         EngagementRow.__table__,  # type: ignore[list-item]
+        PairingRow.__table__,  # type: ignore[list-item]
         ContactRow.__table__,  # type: ignore[list-item]
         WishRow.__table__,  # type: ignore[list-item]
         AidRow.__table__,  # type: ignore[list-item]
@@ -163,9 +176,12 @@ class Engagement(Projection):
                         next_due_at=due.due_at,
                         active=due.due_at is not None,
                     )
-                case ChildOverdue() as overdue:
+                case ChildOverdue() as overdue if overdue.escalated_to:
                     await self._row(conn, overdue.child_id, overdue.county_code, escalated_for=overdue.due_at)
                 case PairingConfirmed() | PairingResumed() as paired:
+                    if isinstance(paired, PairingConfirmed):
+                        fields = {"pairing_id", "child_id", "volunteer_id", "county_code"}
+                        await conn.execute(insert(PairingRow).values(**paired.model_dump(include=fields)))
                     await self._row(
                         conn,
                         paired.child_id,

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Row
 from backbone.auth import Principal
 from backbone.clock import local_date
 from backbone.csvexport import csv_response
-from backbone.deps import PrincipalDep, RuntimeDep, require, require_county
+from backbone.deps import RuntimeDep, get_subscriber, require, require_county
 from backbone.errors import ApiError
 from backbone.paging import Page, Paging, fetch_page
 from contracts.vocabulary import CountyCode
@@ -102,9 +102,12 @@ async def export_volunteers(runtime: RuntimeDep, principal: Coordinator, county_
     response_class=Response,
     responses={200: {"content": {"text/calendar": {}}}},
 )
-async def calendar(volunteer_id: uuid.UUID, runtime: RuntimeDep, principal: PrincipalDep) -> Response:
-    """The volunteer's due visits as an iCal feed (subscribe in any calendar app): one all-day event per child on the
-    day the next in-person visit is due. Children are named only by age band: a phone's calendar is not private."""
+async def calendar(
+    volunteer_id: uuid.UUID, runtime: RuntimeDep, principal: Annotated[Principal, Depends(get_subscriber)]
+) -> Response:
+    """The volunteer's due visits as an iCal feed (subscribe in any calendar app, with `?token=` since an app sends
+    no headers): one all-day event per child on the day the next in-person visit is due. Children are named only by
+    age band: a phone's calendar is not private."""
     async with runtime.db.read() as conn:
         volunteer = (
             await conn.execute(select(CandidateVolunteer).where(CandidateVolunteer.volunteer_id == volunteer_id))

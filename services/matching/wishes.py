@@ -9,6 +9,7 @@ its event; a claim is a versioned change of that row, so of two donors claiming 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
@@ -41,7 +42,9 @@ from contracts.matching import (
     Yuan,
 )
 from contracts.vocabulary import CountyCode
-from services.matching.candidates import CandidateChild, require_campaign, require_purpose
+from services.matching.candidates import CandidateChild, allows, require_campaign, require_purpose
+from services.matching.contacts import ContactRecord
+from services.matching.pairings import candidates_rebuilding
 from services.matching.views import Views
 
 router = APIRouter(tags=["wishes"])
@@ -185,6 +188,32 @@ async def lapse_claims(runtime: Runtime, batch: int = 500) -> int:
     return await runtime.work_through(due, release, batch)
 
 
+async def withdraw_unwanted(
+    runtime: Runtime, conn: AsyncConnection, children: Collection[uuid.UUID] | None = None
+) -> int:
+    """Open wishes (on the board or claimed) of these children (all, if None) who left the programme or whose data
+    may no longer be shown for wishes are withdrawn; returns how many."""
+    if await candidates_rebuilding(conn):
+        return 0  # a half-rebuilt candidate view would look as if everyone had left
+    query = (
+        select(WishRecord.__table__, CandidateChild.active, CandidateChild.purposes)
+        .join(CandidateChild, CandidateChild.child_id == WishRecord.child_id)
+        .where(WishRecord.status.in_(("posted", "claimed")))
+        .order_by(WishRecord.wish_id)
+    )
+    if children is not None:
+        query = query.where(WishRecord.child_id.in_(children))
+    withdrawn = 0
+    for row in (await conn.execute(query.with_for_update(of=WishRecord))).all():
+        if row.active and allows(row, "wishes"):
+            continue
+        reason: WishWithdrawalReason = "no_consent" if row.active else "child_left_programme"
+        event = WishWithdrawn(wish_id=row.wish_id, child_id=row.child_id, county_code=row.county_code, reason=reason)
+        await change(runtime, conn, row, event, claim_deadline=None)  # a donor who claimed it sees it withdrawn
+        withdrawn += 1
+    return withdrawn
+
+
 Coordinator = Annotated[Principal, Depends(require("coordinator"))]
 Donor = Annotated[Principal, Depends(require("donor"))]
 
@@ -222,7 +251,10 @@ async def board(
     county_code: Annotated[CountyCode | None, Query()] = None,
     status: Annotated[str, Query(pattern="^(posted|claimed|fulfilled|acknowledged)$")] = "posted",
 ) -> Page[BoardWish]:
-    """The board: wishes waiting for a donor (or, by status, those on their way), without a child's identity."""
+    """The board: wishes waiting for a donor (or, for a coordinator, by status, those on their way), without a
+    child's identity. A donor sees the waiting ones and, under /wishes/mine, their own."""
+    if principal.role == "donor" and status != "posted":
+        raise ApiError(403, "forbidden", "donors see the wishes waiting for a donor, and their own under /wishes/mine")
     query = select(WishRecord).where(WishRecord.status == status)
     if county_code is not None:
         query = query.where(WishRecord.county_code == county_code)
@@ -260,6 +292,10 @@ async def claim(wish_id: uuid.UUID, runtime: RuntimeDep, principal: Donor) -> Bo
     deadline = runtime.clock.now() + timedelta(days=CLAIM_DAYS)
     async with runtime.transaction() as conn:
         row = await _load(conn, wish_id)
+        child = (await conn.execute(select(CandidateChild).where(CandidateChild.child_id == row.child_id))).first()
+        if row.status == "posted" and (child is None or not child.active or not allows(child, "wishes")):
+            # about to be withdrawn (the child left, or consent to wishes was withdrawn): not for a donor any more
+            raise ApiError(409, "wish_withdrawn", "this wish is no longer on the board")
         claimed = WishClaimed(
             wish_id=wish_id,
             child_id=row.child_id,
@@ -285,12 +321,20 @@ async def release(wish_id: uuid.UUID, runtime: RuntimeDep, principal: Donor) -> 
 
 
 async def _coordinated(
-    runtime: Runtime, principal: Principal, wish_id: uuid.UUID, kind: type[WishChange], event_of: Any, **values: Any
+    runtime: Runtime,
+    principal: Principal,
+    wish_id: uuid.UUID,
+    kind: type[WishChange],
+    event_of: Any,
+    check: Callable[[AsyncConnection, Row[Any]], Awaitable[None]] | None = None,
+    **values: Any,
 ) -> WishOut:
     async with runtime.transaction() as conn:
         row = await _load(conn, wish_id)
         require_county(principal, row.county_code)
         allowed(row, kind)  # before deciding the event: an unclaimed wish has no donor to name
+        if check is not None:
+            await check(conn, row)
         await change(runtime, conn, row, event_of(row), **values)
         return wish_out(await _load(conn, wish_id))
 
@@ -308,8 +352,24 @@ async def fulfil(wish_id: uuid.UUID, body: FulfilIn, runtime: RuntimeDep, princi
             contact_id=body.contact_id,
         )
 
+    async def on_a_visit(conn: AsyncConnection, row: Row[Any]) -> None:
+        if body.contact_id is None:
+            return
+        visit = select(ContactRecord.contact_id).where(
+            ContactRecord.contact_id == body.contact_id, ContactRecord.child_id == row.child_id
+        )
+        if await conn.scalar(visit) is None:
+            raise ApiError(422, "unknown_contact", f"no contact {body.contact_id} with this wish's child")
+
     return await _coordinated(
-        runtime, principal, wish_id, WishFulfilled, fulfilled, contact_id=body.contact_id, claim_deadline=None
+        runtime,
+        principal,
+        wish_id,
+        WishFulfilled,
+        fulfilled,
+        check=on_a_visit,
+        contact_id=body.contact_id,
+        claim_deadline=None,
     )
 
 

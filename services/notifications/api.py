@@ -42,7 +42,7 @@ async def _page(runtime: RuntimeDep, where: ColumnElement[bool], paging: PageReq
 @router.get("/notifications", response_model=Page[NoticeOut])
 async def notifications(
     runtime: RuntimeDep,
-    principal: Annotated[Principal, Depends(require("coordinator", "volunteer"))],
+    principal: Annotated[Principal, Depends(require("coordinator", "volunteer", "donor"))],
     recipient_id: str,
     paging: Paging,
 ) -> Page[NoticeOut]:

@@ -17,7 +17,7 @@ from backbone.projection import Delivered, Projection
 from backbone.runtime import Runtime
 from backbone.store import Append
 from contracts import CloudEvent
-from contracts.matching import ChildOverdue
+from contracts.matching import ChildOverdue, WishAcknowledged
 from contracts.notifications import NoticeRecorded
 from contracts.registry import ChildRegistered
 
@@ -102,19 +102,25 @@ class RegistryReactions(Reactions):
 
 
 class MatchingReactions(Reactions):
-    """The county's child directors hear of every high-risk child whose visit is overdue (an escalation)."""
+    """The county's child directors hear of every high-risk child whose visit is overdue (an escalation); a donor
+    hears that the child thanked them for a wish (about the wish: nothing says who the child is)."""
 
     name: ClassVar[str] = "notifications-matching-reactions"
     stream: ClassVar[str] = "MATCHING"
-    subjects: ClassVar[list[str]] = ["matching.child.overdue"]
+    subjects: ClassVar[list[str]] = ["matching.child.>", "matching.wish.>"]  # whole aggregates, as all projections
 
     async def apply(self, conn: AsyncConnection, events: Sequence[Delivered]) -> None:
         for delivered in events:
-            if isinstance(late := delivered.event, ChildOverdue) and late.escalated_to == "child_director":
-                recipient = child_directors_of(late.county_code)
-                await self.tell(
-                    conn, delivered.envelope, recipient, "overdue_high_risk", late.county_code, late.child_id
-                )
+            match delivered.event:
+                case ChildOverdue(escalated_to="child_director") as late:
+                    recipient = child_directors_of(late.county_code)
+                    await self.tell(
+                        conn, delivered.envelope, recipient, "overdue_high_risk", late.county_code, late.child_id
+                    )
+                case WishAcknowledged() as thanked:
+                    await self.tell(
+                        conn, delivered.envelope, thanked.donor_id, "wish_thanked", thanked.county_code, thanked.wish_id
+                    )
 
 
 class Deliveries(Projection):

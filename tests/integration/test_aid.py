@@ -3,6 +3,7 @@ per child, all or none, never twice for the same campaign and kind."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import httpx
@@ -104,3 +105,23 @@ async def test_aid_wishes_and_contacts_name_only_a_campaign_of_the_registry_that
             assert answer.json()["error"]["code"] == code
     given = await matching.post("/aid-distributions", json=aid | {"campaign_id": CAMPAIGN}, headers=COORDINATOR)
     assert given.status_code == 201
+
+
+async def test_two_coordinators_giving_the_same_aid_at_once_give_it_once(
+    matching: httpx.AsyncClient, registry_events: RegistryEvents
+) -> None:
+    await registry_events.emit(campaign(CAMPAIGN, LINGSHAN))
+    children = [str(await registry_events.child("low", county=LINGSHAN, category="orphan")) for _ in range(20)]
+    await candidates(matching, "children", 20, county=LINGSHAN)
+    body = {"campaign_id": CAMPAIGN, "kind": "warm_pack", "quantity": 1, "value_yuan": "363.64", "child_ids": children}
+
+    answers = await asyncio.gather(
+        *(matching.post("/aid-distributions", json=body, headers=COORDINATOR) for _ in range(4))
+    )
+
+    assert sorted(a.status_code for a in answers) == [201, 409, 409, 409], [a.text for a in answers]
+    assert {a.json()["error"]["code"] for a in answers if a.status_code == 409} == {"already_received"}
+    listing = {"county_code": LINGSHAN, "campaign_id": CAMPAIGN, "kind": "warm_pack", "limit": 100}
+    page = (await matching.get("/aid-lists", params=listing, headers=COORDINATOR)).json()
+    assert page["total"] == 20
+    assert all(child["received"] for child in page["items"])

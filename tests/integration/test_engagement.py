@@ -3,6 +3,7 @@ level, re-planning, overdue and escalation on time, contacts that move the next 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import datetime, timedelta
@@ -14,7 +15,7 @@ from nats.aio.client import Client as NATS
 
 from backbone.clock import PROGRAMME_TIMEZONE as SHANGHAI
 from backbone.clock import SettableClock
-from contracts.registry import ChildRiskChanged
+from contracts.registry import ChildPersonalDataErased, ChildRiskChanged
 from tests.helpers import RegistryEvents, auth, read_stream, token, wait_until
 
 XINGAN = "450325"
@@ -78,6 +79,8 @@ async def test_a_child_is_due_overdue_and_escalated_on_time_for_its_risk_level(
     (event,) = await overdue_events(nc)
     assert event["child_id"] == str(child)
     assert event["escalated_to"] == ("child_director" if risk == "high" else None)
+    await asyncio.sleep(0.5)  # the view has long taken in the overdue event: only a high-risk child is escalated
+    assert (await row_where(matching, child, "still overdue", overdue=True))["escalated"] is (risk == "high")
 
 
 async def test_a_risk_change_replans_the_next_visit_at_once(
@@ -147,6 +150,34 @@ async def test_the_paired_volunteers_visit_moves_the_next_due_date_and_its_note_
     messages = await read_stream(nc.jetstream(), "MATCHING", "matching.contact.recorded")
     assert len(messages) == 2
     assert all(note.encode() not in m.data and b'"note"' not in m.data for m in messages)
+
+
+async def test_a_coordinator_reads_the_notes_until_the_registry_erases_the_childs_personal_data(
+    matching: httpx.AsyncClient, registry_events: RegistryEvents, clock: SettableClock
+) -> None:
+    _, proposal = await paired_child(matching, registry_events)
+    child = proposal["child_id"]
+    note = "奶奶说孩子最近睡不好"
+    body = {"kind": "call", "in_person": False, "occurred_at": clock.now().isoformat(), "duration_minutes": 15}
+    posted = await matching.post(
+        f"/pairings/{proposal['pairing_id']}/contacts", json=body | {"note": note}, headers=COORDINATOR
+    )
+    assert posted.status_code == 201, posted.text
+
+    async def notes() -> list[str | None]:
+        page = await matching.get(f"/children/{child}/contacts", headers=COORDINATOR)
+        assert page.status_code == 200, page.text
+        return [item["note"] for item in page.json()["items"]]
+
+    assert await notes() == [note]
+    elsewhere = auth("coordinator", ["450721"])
+    assert (await matching.get(f"/children/{child}/contacts", headers=elsewhere)).status_code == 403
+    await registry_events.emit(ChildPersonalDataErased(child_id=uuid.UUID(child)))
+
+    async def cleared() -> bool:
+        return await notes() == [None]
+
+    await wait_until(cleared, what="the note erased with the child's personal data")
 
 
 async def test_contacts_need_a_confirmed_pairing_and_the_volunteer_of_it(
@@ -248,6 +279,12 @@ async def test_a_volunteer_sees_their_due_visits_as_a_calendar_and_their_hours_i
     assert proposal["child_id"] not in feed.text
     other = {"Authorization": f"Bearer {token('volunteer', sub=str(uuid.uuid4()))}"}
     assert (await matching.get(f"/volunteers/{volunteer}/calendar.ics", headers=other)).status_code == 403
+    subscribed = await matching.get(  # as a calendar app fetches it: no headers, the token in the address
+        f"/volunteers/{volunteer}/calendar.ics", params={"token": token("volunteer", sub=str(volunteer))}
+    )
+    assert subscribed.text == feed.text
+    forged = await matching.get(f"/volunteers/{volunteer}/calendar.ics", params={"token": "not-a-token"})
+    assert forged.status_code == 401
     view = await matching.get("/views/volunteers", params={"county_code": XINGAN}, headers=COORDINATOR)
     (row,) = view.json()["items"]
     assert (row["children"], row["contacts"], row["visits"], row["hours"]) == (1, 1, 1, 1.5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -14,9 +15,16 @@ from nats.aio.client import Client as NATS
 from backbone.clock import SettableClock
 from backbone.natsserver import NatsServer
 from backbone.settings import Settings
-from contracts.matching import ChildOverdue
+from contracts.matching import (
+    ChildOverdue,
+    ChildVisitDue,
+    WishAcknowledged,
+    WishClaimed,
+    WishFulfilled,
+    WishPosted,
+)
 from services.notifications.app import create_app
-from tests.helpers import SECRET, RegistryEvents, auth, wait_until
+from tests.helpers import SECRET, RegistryEvents, auth, token, wait_until
 
 XINGAN = "450325"
 
@@ -48,6 +56,11 @@ async def test_an_overdue_high_risk_child_is_escalated_to_the_child_directors_an
     escalation = ChildOverdue(
         child_id=high, county_code=XINGAN, risk_level="high", due_at=due, escalated_to="child_director"
     )
+    planned = [  # each schedule's history before it is overdue: the reactions follow whole aggregates
+        ChildVisitDue(child_id=child, county_code=XINGAN, risk_level=risk, due_at=due, because="registered")
+        for child, risk in ((high, "high"), (medium, "medium"))
+    ]
+    await bus.emit(*planned)
     await bus.emit(escalation, ChildOverdue(child_id=medium, county_code=XINGAN, risk_level="medium", due_at=due))
     headers = auth("coordinator", [XINGAN])
     params = {"recipient_id": f"county:{XINGAN}:child_directors"}
@@ -61,3 +74,30 @@ async def test_an_overdue_high_risk_child_is_escalated_to_the_child_directors_an
     (notice,) = page["items"]
     assert notice["about_id"] == str(high)
     assert notice["reason"] == "overdue_high_risk"
+
+
+async def test_a_donor_hears_of_the_thank_you_for_their_wish_and_nothing_of_the_child(
+    notifications: httpx.AsyncClient, nc: NATS
+) -> None:
+    wish, child = uuid.uuid4(), uuid.uuid4()
+    facts = {"wish_id": wish, "child_id": child, "county_code": XINGAN}
+    await RegistryEvents(nc.jetstream()).emit(
+        WishPosted(**facts, item="一个书包", category="study", estimated_value_yuan=Decimal(80)),
+        WishClaimed(**facts, donor_id="donor-7", claim_deadline=datetime(2023, 2, 1, tzinfo=UTC)),
+        WishFulfilled(**facts, donor_id="donor-7"),
+        WishAcknowledged(**facts, donor_id="donor-7"),
+    )
+    mine = {"Authorization": f"Bearer {token('donor', sub='donor-7')}"}
+
+    async def told() -> bool:
+        page = await notifications.get("/notifications", params={"recipient_id": "donor-7"}, headers=mine)
+        return page.status_code == 200 and page.json()["total"] == 1
+
+    await wait_until(told, what="the donor's thank-you notice")
+    answer = await notifications.get("/notifications", params={"recipient_id": "donor-7"}, headers=mine)
+    (notice,) = answer.json()["items"]
+    assert (notice["reason"], notice["about_id"]) == ("wish_thanked", str(wish))
+    assert str(child) not in answer.text
+    someone_else = {"Authorization": f"Bearer {token('donor', sub='donor-8')}"}
+    refused = await notifications.get("/notifications", params={"recipient_id": "donor-7"}, headers=someone_else)
+    assert refused.status_code == 403

@@ -1,6 +1,6 @@
-"""A winter campaign replayed over five weeks with a settable clock: the summary equals the figures counted
-independently from the scenario's own inputs, donors see small counts suppressed, and dropping every view and
-rebuilding it from the streams gives identical rows and the same figures."""
+"""A winter campaign replayed over five weeks in two counties with a settable clock: the summary of each county and of
+their city equals the figures counted independently from the scenario's own inputs, donors see small counts
+suppressed, and dropping every view and rebuilding it from the streams gives identical rows and the same figures."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import contextlib
 import random
 import uuid
 from collections import Counter, defaultdict
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,11 +23,15 @@ from services.matching.app import SPEC
 from services.matching.views import Views
 from tests.helpers import RegistryEvents, auth, campaign, rebuild_cli, rows, token, wait_until
 
-XINGAN = "450325"
-COORDINATOR = auth("coordinator", [XINGAN])
-CHILDREN, VOLUNTEERS, CADRES, WEEKS = 120, 45, 3, 5
+XINGAN, GUANYANG = "450325", "450327"  # two counties of Guilin (4503)
+COUNTIES = {XINGAN: ("兴安县", "Xing'an Xian"), GUANYANG: ("灌阳县", "Guanyang Xian")}
+COORDINATOR = auth("coordinator", list(COUNTIES))
+CHILDREN, VOLUNTEERS, CADRES, WEEKS = 120, 45, 3, 5  # per county
 CATEGORIES = ["left_behind"] * 5 + ["de_facto_unsupported"] * 2 + ["orphan", "in_difficulty"]
 KINDS = ["caring_parent"] * 5 + ["social_worker", "child_director"]
+INTERVAL = {"high": 7, "medium": 14, "low": 30}  # days, the default visit policy
+# The command side's records, written with their events (a wish's claim, a contact's note): not views, not dropped.
+COMMAND_SIDE = {"pairings", "visit_schedules", "visit_policies", "contacts", "wishes", "aid_distributions"}
 
 
 async def test_the_summary_of_a_five_week_winter_campaign_equals_its_own_inputs(
@@ -34,30 +39,32 @@ async def test_the_summary_of_a_five_week_winter_campaign_equals_its_own_inputs(
 ) -> None:
     campaign_id, expected = await _winter_campaign(matching, registry_events, clock)
 
-    figures = await _settled(matching, campaign_id, expected)
-
-    assert figures == expected
-    assert 0 < figures["overdue_high_risk"] < figures["children_by_risk"]["high"]  # neither all nor none
+    for code, wanted in expected.items():
+        figures = await _settled(matching, campaign_id, code, wanted)
+        assert figures == wanted, code
+    xingan = expected[XINGAN]
+    assert 0 < xingan["overdue_high_risk"] < xingan["children_by_risk"]["high"]  # neither all nor none
     public = (
         await matching.get("/views/summary", params={"code": "4503", "campaign_id": campaign_id}, headers=auth("donor"))
     ).json()
-    assert public["scope"] == "city"
-    assert public["name_zh"] == "桂林市"
-    assert public["contacts_by_kind"]["birthday"] == "<5"  # three: suppressed for a donor
-    assert public["visitors"]["cadre"]["people"] == "<5"
-    assert public["children"] == CHILDREN
+    assert (public["scope"], public["name_zh"]) == ("city", "桂林市")
+    assert public["contacts_by_kind"]["birthday"] == 6  # three in each county: exact for the city
+    assert public["visitors"]["cadre"]["people"] == 6
+    assert public["children"] == 2 * CHILDREN
     assert "child_id" not in str(public)
     export = await matching.get(
         "/views/summary/export", params={"code": "45", "campaign_id": campaign_id}, headers=auth("donor")
     )
     assert export.status_code == 200, export.text
-    header, xingan, *others = export.content.decode("utf-8-sig").splitlines()
-    columns = dict(zip(header.split(","), xingan.split(","), strict=True))
-    assert not others  # one county has anything to count
-    assert (columns["county_code"], columns["name_pinyin"]) == (XINGAN, "Xing'an Xian")
+    header, *lines = export.content.decode("utf-8-sig").splitlines()
+    by_county = {line.split(",")[0]: dict(zip(header.split(","), line.split(","), strict=True)) for line in lines}
+    assert set(by_county) == set(COUNTIES)  # the counties with anything to count
+    columns = by_county[XINGAN]
+    assert (columns["name_zh"], columns["name_pinyin"]) == COUNTIES[XINGAN]
     assert columns["children"] == str(CHILDREN)
-    assert columns["contacts_by_kind.birthday"] == "<5"
-    assert columns["aid.warm_pack.value_yuan"] == expected["aid"]["warm_pack"]["value_yuan"]
+    assert columns["contacts_by_kind.birthday"] == "<5"  # three in the county: suppressed for a donor
+    assert columns["visitors.cadre.people"] == "<5"
+    assert columns["aid.warm_pack.value_yuan"] == xingan["aid"]["warm_pack"]["value_yuan"]
 
 
 async def test_dropping_every_view_and_rebuilding_gives_identical_rows_and_figures(
@@ -69,9 +76,9 @@ async def test_dropping_every_view_and_rebuilding_gives_identical_rows_and_figur
     tmp_path: Path,
 ) -> None:
     campaign_id, expected = await _winter_campaign(matching, registry_events, clock)
-    await _settled(matching, campaign_id, expected)
+    await _settled(matching, campaign_id, "4503", expected["4503"])
     db = Database(database_url)
-    views = {projection.name: projection.views for projection in SPEC.projections(None)}  # type: ignore[arg-type]
+    views = {p.name: p.views for p in SPEC.projections(None) if p.views}  # type: ignore[arg-type]
     assert {table.name for tables in views.values() for table in tables} == set(Views.metadata.tables) - COMMAND_SIDE
     try:
         before = {table.name: await rows(db, table) for tables in views.values() for table in tables}
@@ -84,171 +91,252 @@ async def test_dropping_every_view_and_rebuilding_gives_identical_rows_and_figur
         assert {table.name: await rows(db, table) for tables in views.values() for table in tables} == before
     finally:
         await db.dispose()
-    assert await _settled(matching, campaign_id, expected) == expected
+    for code, wanted in expected.items():
+        assert await _settled(matching, campaign_id, code, wanted) == wanted, code
 
 
-# The command side's records, written with their events (a wish's claim, a contact's note): not views, not dropped.
-COMMAND_SIDE = {"pairings", "visit_schedules", "visit_policies", "contacts", "wishes", "aid_distributions"}
+@dataclass
+class County:
+    """What the scenario did in one county, kept to count the figures from."""
+
+    code: str
+    children: dict[str, dict[str, str]] = field(default_factory=dict)  # child -> category, risk
+    kinds: dict[str, str] = field(default_factory=dict)  # volunteer -> kind
+    cadres: list[str] = field(default_factory=list)
+    confirmed: list[dict[str, Any]] = field(default_factory=list)
+    contacts: Counter[str] = field(default_factory=Counter)
+    visits: defaultdict[str, list[tuple[str, str]]] = field(default_factory=lambda: defaultdict(list))
+    last_visit: dict[str, datetime] = field(default_factory=dict)
+    wishes: dict[str, str] = field(default_factory=dict)  # wish -> status
+    warm_packs: list[str] = field(default_factory=list)
 
 
 async def _winter_campaign(
     matching: httpx.AsyncClient, registry_events: RegistryEvents, clock: SettableClock
-) -> tuple[str, dict[str, Any]]:
-    """Five weeks of a county's campaign; returns the campaign and the summary its inputs call for."""
+) -> tuple[str, dict[str, dict[str, Any]]]:
+    """Five weeks of the campaign in both counties; returns the campaign and, per county and for the city, the
+    summary its inputs call for."""
     rng = random.Random(2023)
     campaign_id = str(uuid.uuid4())
-    await registry_events.emit(campaign(campaign_id, XINGAN))
-    children: dict[str, dict[str, str]] = {}
-    for _ in range(CHILDREN):
-        facts = {"category": rng.choice(CATEGORIES), "risk": rng.choice(["high", "medium", "medium", "low", "low"])}
-        child = await registry_events.child(facts["risk"], category=facts["category"])
-        children[str(child)] = facts
-    kinds: dict[str, str] = {}
-    for _ in range(VOLUNTEERS):
-        kind = rng.choice(KINDS)
-        kinds[str(await registry_events.volunteer(kind, capacity=rng.choice([1, 2, 3])))] = kind
-    await _known(matching, "children", CHILDREN)
-    await _known(matching, "volunteers", VOLUNTEERS)
+    await registry_events.emit(campaign(campaign_id, *COUNTIES))
+    counties = [County(code) for code in COUNTIES]
+    for county in counties:
+        await _people(registry_events, rng, county)
+    for county in counties:
+        await _known(matching, county.code, "children", CHILDREN)
+        await _known(matching, county.code, "volunteers", VOLUNTEERS)
     started = clock.now()
+    for county in counties:
+        run = await matching.post("/matching-runs", json={"county_code": county.code}, headers=COORDINATOR)
+        county.confirmed = [p for i, p in enumerate(run.json()["proposals"]) if i % 10 != 9]  # one in ten left
+        for proposal in county.confirmed:
+            answer = await matching.post(f"/pairings/{proposal['pairing_id']}/confirm", headers=COORDINATOR)
+            assert answer.status_code == 200, answer.text
+        county.cadres = [str(await registry_events.volunteer("cadre", county=county.code)) for _ in range(CADRES)]
+        await _known(matching, county.code, "volunteers", VOLUNTEERS + CADRES)  # after the run: never paired
 
-    proposals = (await matching.post("/matching-runs", json={"county_code": XINGAN}, headers=COORDINATOR)).json()[
-        "proposals"
-    ]
-    confirmed = [p for i, p in enumerate(proposals) if i % 10 != 9]  # one in ten left for later
-    for proposal in confirmed:
-        answer = await matching.post(f"/pairings/{proposal['pairing_id']}/confirm", headers=COORDINATOR)
-        assert answer.status_code == 200, answer.text
-    cadres = [str(await registry_events.volunteer("cadre")) for _ in range(CADRES)]  # after the run: never paired
-    await _known(matching, "volunteers", VOLUNTEERS + CADRES)
-
-    contacts: Counter[str] = Counter()
-    visits: defaultdict[str, list[tuple[str, str]]] = defaultdict(list)  # visitor -> (volunteer, child)
-    last_visit: dict[str, Any] = {}
     for _week in range(WEEKS):
         clock.advance(timedelta(days=7))
-        for proposal in confirmed:
-            if rng.random() < 0.3:
-                continue  # not every pair meets every week
-            kind = rng.choice(["visit", "visit", "call", "family_call", "tutoring"])
-            in_person = kind in ("visit", "tutoring")
-            when = clock.now() - timedelta(hours=1)
-            body = {
-                "kind": kind,
-                "in_person": in_person,
-                "occurred_at": when.isoformat(),
-                "duration_minutes": 60,
-                "campaign_id": campaign_id,
-            }
-            answer = await matching.post(f"/pairings/{proposal['pairing_id']}/contacts", json=body, headers=COORDINATOR)
-            assert answer.status_code == 201, answer.text
-            contacts[kind] += 1
-            if in_person:
-                last_visit[proposal["child_id"]] = when
-                visits["volunteer"].append((proposal["volunteer_id"], proposal["child_id"]))
-    for index, child_id in enumerate(list(children)[-20:]):  # the cadres' festival visits, outside any pairing
-        cadre = cadres[index % CADRES]
-        body = {"kind": "visit", "in_person": True, "occurred_at": clock.now().isoformat(), "duration_minutes": 45}
+        for county in counties:
+            await _a_week_of_contacts(matching, rng, county, clock.now(), campaign_id)
+    for county in counties:
+        await _festival(matching, county, clock.now(), campaign_id)
+
+    now = clock.now()
+    expected = {county.code: _figures(county, campaign_id, started, now) for county in counties}
+    expected["4503"] = _city(list(expected.values()), campaign_id)
+    return campaign_id, expected
+
+
+async def _people(registry_events: RegistryEvents, rng: random.Random, county: County) -> None:
+    for _ in range(CHILDREN):
+        facts = {"category": rng.choice(CATEGORIES), "risk": rng.choice(["high", "medium", "medium", "low", "low"])}
+        child = await registry_events.child(facts["risk"], category=facts["category"], county=county.code)
+        county.children[str(child)] = facts
+    for _ in range(VOLUNTEERS):
+        kind = rng.choice(KINDS)
+        volunteer = await registry_events.volunteer(kind, capacity=rng.choice([1, 2, 3]), county=county.code)
+        county.kinds[str(volunteer)] = kind
+
+
+async def _a_week_of_contacts(
+    matching: httpx.AsyncClient, rng: random.Random, county: County, now: datetime, campaign_id: str
+) -> None:
+    for proposal in county.confirmed:
+        if rng.random() < 0.3:
+            continue  # not every pair meets every week
+        kind = rng.choice(["visit", "visit", "call", "family_call", "tutoring"])
+        in_person = kind in ("visit", "tutoring")
+        when = now - timedelta(hours=1)
+        body = {"kind": kind, "in_person": in_person, "occurred_at": when.isoformat(), "duration_minutes": 60}
+        answer = await matching.post(
+            f"/pairings/{proposal['pairing_id']}/contacts",
+            json=body | {"campaign_id": campaign_id},
+            headers=COORDINATOR,
+        )
+        assert answer.status_code == 201, answer.text
+        county.contacts[kind] += 1
+        if in_person:
+            county.last_visit[proposal["child_id"]] = when
+            county.visits["volunteer"].append((proposal["volunteer_id"], proposal["child_id"]))
+
+
+async def _festival(matching: httpx.AsyncClient, county: County, now: datetime, campaign_id: str) -> None:
+    """The cadres' visits, three birthdays, wishes on their way, and warm packs for the orphans and de-facto-
+    unsupported children."""
+    children = list(county.children)
+    for index, child_id in enumerate(children[-20:]):  # the cadres' festival visits, outside any pairing
+        cadre = county.cadres[index % CADRES]
+        body = {"kind": "visit", "in_person": True, "occurred_at": now.isoformat(), "duration_minutes": 45}
         body |= {"visitor": "cadre", "volunteer_id": cadre, "campaign_id": campaign_id}
         answer = await matching.post(f"/children/{child_id}/contacts", json=body, headers=COORDINATOR)
         assert answer.status_code == 201, answer.text
-        contacts["visit"] += 1
-        last_visit[child_id] = clock.now()
-        visits["cadre"].append((cadre, child_id))
-    for child_id in list(children)[:3]:  # three birthdays: a count a donor must not see exactly
-        body = {"kind": "birthday", "in_person": False, "occurred_at": clock.now().isoformat(), "duration_minutes": 10}
+        county.contacts["visit"] += 1
+        county.last_visit[child_id] = now
+        county.visits["cadre"].append((cadre, child_id))
+    for child_id in children[:3]:  # three birthdays: a count a donor must not see exactly
+        body = {"kind": "birthday", "in_person": False, "occurred_at": now.isoformat(), "duration_minutes": 10}
         answer = await matching.post(
             f"/children/{child_id}/contacts",
             json=body | {"visitor": "cadre", "campaign_id": campaign_id},
             headers=COORDINATOR,
         )
         assert answer.status_code == 201, answer.text
-        contacts["birthday"] += 1
+        county.contacts["birthday"] += 1
 
-    wish_ids = []
-    for child_id in list(children)[:40]:
+    for child_id in children[:40]:
         body = {"child_id": child_id, "item": "冬衣 winter coat", "category": "clothing", "estimated_value_yuan": "120"}
-        body["campaign_id"] = campaign_id
-        wish_ids.append((await matching.post("/wishes", json=body, headers=COORDINATOR)).json()["wish_id"])
-    for index, wish_id in enumerate(wish_ids[:25]):
-        donor = {"Authorization": f"Bearer {token('donor', sub=f'donor-{index % 4}')}"}
-        assert (await matching.post(f"/wishes/{wish_id}/claim", headers=donor)).status_code == 200
-    for wish_id in wish_ids[:15]:
-        await matching.post(f"/wishes/{wish_id}/fulfil", json={}, headers=COORDINATOR)
-    for wish_id in wish_ids[:8]:
-        await matching.post(f"/wishes/{wish_id}/acknowledge", headers=COORDINATOR)
-    withdrawn = {"reason": "no_longer_needed"}
-    assert (await matching.post(f"/wishes/{wish_ids[-1]}/withdraw", json=withdrawn, headers=COORDINATOR)).is_success
+        posted = await matching.post("/wishes", json=body | {"campaign_id": campaign_id}, headers=COORDINATOR)
+        county.wishes[posted.json()["id"]] = "posted"
+    wishes = list(county.wishes)
+    steps = [
+        (wishes[:25], "claim", "claimed"),
+        (wishes[:15], "fulfil", "fulfilled"),
+        (wishes[:8], "acknowledge", "acknowledged"),
+        (wishes[-1:], "withdraw", "withdrawn"),
+    ]
+    for chosen, step, status in steps:
+        for index, wish_id in enumerate(chosen):
+            donor = {"Authorization": f"Bearer {token('donor', sub=f'donor-{index % 4}')}"}
+            body = {"reason": "no_longer_needed"} if step == "withdraw" else {}
+            answer = await matching.post(
+                f"/wishes/{wish_id}/{step}", json=body, headers=donor if step == "claim" else COORDINATOR
+            )
+            assert answer.status_code == 200, answer.text
+            county.wishes[wish_id] = status
 
-    targeted = [c for c, facts in children.items() if facts["category"] in ("orphan", "de_facto_unsupported")]
+    county.warm_packs = [c for c, f in county.children.items() if f["category"] in ("orphan", "de_facto_unsupported")]
     aid = {"campaign_id": campaign_id, "kind": "warm_pack", "quantity": 1, "value_yuan": "363.64"}
-    answer = await matching.post("/aid-distributions", json=aid | {"child_ids": targeted}, headers=COORDINATOR)
+    answer = await matching.post("/aid-distributions", json=aid | {"child_ids": county.warm_packs}, headers=COORDINATOR)
     assert answer.status_code == 201, answer.text
 
-    now = clock.now()
-    high = [c for c, facts in children.items() if facts["risk"] == "high"]
-    interval = {"high": 7, "medium": 14, "low": 30}  # days, the default visit policy
-    overdue = {c for c, f in children.items() if last_visit.get(c, started) + timedelta(interval[f["risk"]]) < now}
-    paired_volunteers = {p["volunteer_id"] for p in confirmed}
-    visited = {child for pairs in visits.values() for _, child in pairs}
-    return campaign_id, {
+
+def _figures(county: County, campaign_id: str, started: datetime, now: datetime) -> dict[str, Any]:
+    """The summary of the county, counted from what the scenario did there."""
+    children = county.children
+    paired_volunteers = {p["volunteer_id"] for p in county.confirmed}
+    visited = {child for pairs in county.visits.values() for _, child in pairs}
+    overdue = {
+        c for c, f in children.items() if county.last_visit.get(c, started) + timedelta(INTERVAL[f["risk"]]) < now
+    }
+    wishes = Counter(county.wishes.values())
+    by_kind: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
+    for proposal in county.confirmed:
+        by_kind[county.kinds[proposal["volunteer_id"]]].append(proposal)
+    name_zh, name_pinyin = COUNTIES[county.code]
+    return {
         "scope": "county",
-        "code": XINGAN,
-        "name_zh": "兴安县",
-        "name_pinyin": "Xing'an Xian",
+        "code": county.code,
+        "name_zh": name_zh,
+        "name_pinyin": name_pinyin,
         "campaign_id": campaign_id,
         "children": CHILDREN,
         "children_by_category": dict(Counter(f["category"] for f in children.values())),
         "children_by_risk": dict(Counter(f["risk"] for f in children.values())),
-        "caring_parents_active": sum(1 for v in paired_volunteers if kinds[v] == "caring_parent"),
+        "caring_parents_active": sum(1 for v in paired_volunteers if county.kinds[v] == "caring_parent"),
         "volunteers_active": len(paired_volunteers),
-        "children_paired": len(confirmed),
-        "visits": contacts["visit"] + contacts["tutoring"],
+        "children_paired": len(county.confirmed),
+        "pairings": {
+            kind: {
+                "volunteers": len({p["volunteer_id"] for p in pairs}),
+                "children": len({p["child_id"] for p in pairs}),
+                "pairings": len(pairs),
+            }
+            for kind, pairs in by_kind.items()
+        },
+        "visits": county.contacts["visit"] + county.contacts["tutoring"],
         "children_visited": dict(Counter(children[c]["category"] for c in visited)),
         "visitors": {
-            visitor: {
-                "people": len({v for v, _ in pairs}),
-                "children": len({c for _, c in pairs}),
-                "visits": len(pairs),
-            }
-            for visitor, pairs in visits.items()
+            visitor: {"people": len(dict(pairs)), "children": len({c for _, c in pairs}), "visits": len(pairs)}
+            for visitor, pairs in county.visits.items()
         },
-        "contacts_by_kind": dict(contacts),
-        "wishes": {"posted": 39, "on_board": 14, "claimed": 10, "fulfilled": 15, "thanked": 8},
+        "contacts_by_kind": dict(county.contacts),
+        "wishes": {
+            "posted": len(county.wishes) - wishes["withdrawn"],
+            "on_board": wishes["posted"],
+            "claimed": wishes["claimed"],
+            "fulfilled": wishes["fulfilled"] + wishes["acknowledged"],
+            "thanked": wishes["acknowledged"],
+        },
         "aid": {
             "warm_pack": {
-                "children": len(targeted),
-                "quantity": len(targeted),
-                "value_yuan": str(Decimal("363.64") * len(targeted)),
+                "children": len(county.warm_packs),
+                "quantity": len(county.warm_packs),
+                "value_yuan": str(Decimal("363.64") * len(county.warm_packs)),
             }
         },
         "scheduled": dict(Counter(f["risk"] for f in children.values())),
-        "overdue": {risk: sum(1 for c in overdue if children[c]["risk"] == risk) for risk in ("high", "medium", "low")},
-        "overdue_high_risk": sum(1 for c in high if c in overdue),
+        "overdue": {risk: sum(1 for c in overdue if children[c]["risk"] == risk) for risk in INTERVAL},
+        "overdue_high_risk": sum(1 for c in overdue if children[c]["risk"] == "high"),
     }
 
 
-async def _settled(matching: httpx.AsyncClient, campaign_id: str, expected: dict[str, Any]) -> dict[str, Any]:
-    """The county's campaign summary once the views have taken in the last event (or as it stands at the timeout)."""
+def _city(counties: list[dict[str, Any]], campaign_id: str) -> dict[str, Any]:
+    """The city's summary: its counties' figures added up (each child and volunteer belongs to one county)."""
+
+    def added(values: list[Any]) -> Any:
+        if isinstance(values[0], dict):
+            keys = {key for value in values for key in value}
+            return {key: added([value[key] for value in values if key in value]) for key in keys}
+        if isinstance(values[0], str):  # yuan
+            return str(sum((Decimal(value) for value in values), Decimal(0)))
+        return sum(values)
+
+    figures = {key: added([county[key] for county in counties]) for key in counties[0] if key not in SCOPE}
+    return (
+        figures
+        | {"scope": "city", "code": "4503", "name_zh": "桂林市", "name_pinyin": "Guilin Shi"}
+        | {"campaign_id": campaign_id}
+    )
+
+
+SCOPE = {"scope", "code", "name_zh", "name_pinyin", "campaign_id"}
+
+
+async def _settled(
+    matching: httpx.AsyncClient, campaign_id: str, code: str, expected: dict[str, Any]
+) -> dict[str, Any]:
+    """The area's campaign summary once the views have taken in the last event (or as it stands at the timeout)."""
     figures: dict[str, Any] = {}
 
     async def caught_up() -> bool:
         nonlocal figures
-        params = {"code": XINGAN, "campaign_id": campaign_id}
+        params = {"code": code, "campaign_id": campaign_id}
         figures = (await matching.get("/views/summary", params=params, headers=COORDINATOR)).json()
         return figures == expected
 
     with contextlib.suppress(AssertionError):  # the caller's assertion shows what differs
-        await wait_until(caught_up, within=20, what="the summary to take in the whole campaign")
+        await wait_until(caught_up, within=30, what="the summary to take in the whole campaign")
     return figures
 
 
-async def _known(matching: httpx.AsyncClient, kind: str, count: int) -> None:
+async def _known(matching: httpx.AsyncClient, county: str, kind: str, count: int) -> None:
     async def arrived() -> bool:
         page = await matching.get(
             f"/views/candidates/{kind}",
-            params={"county_code": XINGAN, "eligible": True, "limit": 1},
+            params={"county_code": county, "eligible": True, "limit": 1},
             headers=COORDINATOR,
         )
         return bool(page.json()["total"] == count)
 
-    await wait_until(arrived, within=30, what=f"{count} candidate {kind}")
+    await wait_until(arrived, within=30, what=f"{count} candidate {kind} in {county}")

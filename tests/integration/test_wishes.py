@@ -13,6 +13,7 @@ import httpx
 from nats.aio.client import Client as NATS
 
 from backbone.clock import SettableClock
+from contracts.registry import ChildLeftProgramme, ChildPurposesChanged
 from tests.helpers import RegistryEvents, auth, candidates, read_stream, token, wait_until
 
 XINGAN = "450325"
@@ -55,6 +56,8 @@ async def test_donors_see_the_board_without_who_the_child_is(
     assert shown["estimated_value_yuan"] == "80.00"
     assert str(child) not in board.text
     assert "child_id" not in shown
+    others = await matching.get("/wishes", params={"status": "acknowledged"}, headers=donor("donor-a"))
+    assert others.status_code == 403  # how other donors' wishes went is not a donor's to count
     refused = await matching.post("/wishes", json={"child_id": str(child)}, headers=donor("donor-a"))
     assert refused.status_code == 403
     assert (await matching.get("/views/wishes", params={"county_code": XINGAN}, headers=donor("x"))).status_code == 403
@@ -104,7 +107,7 @@ async def test_a_claim_not_fulfilled_in_time_returns_the_wish_to_the_board(
 
 
 async def test_a_wish_fulfilled_and_acknowledged_thanks_the_donor_without_naming_the_child(
-    matching: httpx.AsyncClient, registry_events: RegistryEvents
+    matching: httpx.AsyncClient, registry_events: RegistryEvents, clock: SettableClock
 ) -> None:
     child, wish = await posted_wish(matching, registry_events)
     await open_wishes(matching, child, 1)
@@ -115,8 +118,18 @@ async def test_a_wish_fulfilled_and_acknowledged_thanks_the_donor_without_naming
     someone_else = await matching.post(f"{path}/release", headers=donor("donor-b"))
     assert someone_else.status_code == 403
 
-    fulfilled = await matching.post(f"{path}/fulfil", json={"contact_id": str(uuid.uuid4())}, headers=COORDINATOR)
+    stranger = await matching.post(f"{path}/fulfil", json={"contact_id": str(uuid.uuid4())}, headers=COORDINATOR)
+    assert stranger.status_code == 422  # the visit it was brought on must be a contact with this child
+    visit = {"kind": "gift", "in_person": True, "occurred_at": clock.now().isoformat(), "duration_minutes": 20}
+    brought = await matching.post(
+        f"/children/{child}/contacts", json=visit | {"visitor": "child_director"}, headers=COORDINATOR
+    )
+    assert brought.status_code == 201, brought.text
+    fulfilled = await matching.post(
+        f"{path}/fulfil", json={"contact_id": brought.json()["contact_id"]}, headers=COORDINATOR
+    )
     assert fulfilled.json()["status"] == "fulfilled"
+    assert fulfilled.json()["contact_id"] == brought.json()["contact_id"]
     thanked = await matching.post(f"{path}/acknowledge", headers=COORDINATOR)
     assert thanked.json()["status"] == "acknowledged"
     await open_wishes(matching, child, 0)  # the engagement view counts it done
@@ -151,3 +164,35 @@ async def open_wishes(matching: httpx.AsyncClient, child: uuid.UUID, count: int)
         return any(r["child_id"] == str(child) and r["open_wishes"] == count for r in page.json()["items"])
 
     await wait_until(counted, what=f"{count} open wishes in the engagement view")
+
+
+async def test_a_wish_leaves_the_board_when_consent_to_wishes_goes_or_the_child_leaves(
+    matching: httpx.AsyncClient, registry_events: RegistryEvents, nc: NATS
+) -> None:
+    child, wish = await posted_wish(matching, registry_events)
+    claimed = await matching.post(f"/wishes/{wish['id']}/claim", headers=donor("donor-a"))
+    assert claimed.status_code == 200
+    other = await registry_events.child("low", gender="male")
+    await candidates(matching, "children", 2)
+    body = {"child_id": str(other), "item": "一个篮球", "category": "sports", "estimated_value_yuan": "50"}
+    second = (await matching.post("/wishes", json=body, headers=COORDINATOR)).json()
+
+    await registry_events.emit(ChildPurposesChanged(child_id=child, allowed=["home_visits", "pairing"]))
+    await registry_events.emit(ChildLeftProgramme(child_id=other, reason="moved"))
+
+    async def withdrawn() -> list[dict[str, Any]]:
+        return [
+            json.loads(m.data)["data"] for m in await read_stream(nc.jetstream(), "MATCHING", "matching.wish.withdrawn")
+        ]
+
+    async def both() -> bool:
+        return len(await withdrawn()) == 2
+
+    await wait_until(both, what="both wishes withdrawn")
+    reasons = {event["wish_id"]: event["reason"] for event in await withdrawn()}
+    assert reasons == {wish["id"]: "no_consent", second["id"]: "child_left_programme"}
+    board = await matching.get("/wishes", params={"county_code": XINGAN}, headers=donor("donor-b"))
+    assert board.json()["total"] == 0
+    assert (await matching.get("/wishes/mine", headers=donor("donor-a"))).json()["items"][0]["status"] == "withdrawn"
+    again = await matching.post(f"/wishes/{second['id']}/claim", headers=donor("donor-b"))
+    assert again.status_code == 409
