@@ -115,6 +115,7 @@ async def distribution_list(
     if risk_level:
         query = query.where(CandidateChild.risk_level.in_(risk_level))
     async with runtime.db.read() as conn:
+        await require_campaign(conn, campaign_id, county_code)  # a typo in the id is a 422, not an empty list
         return await fetch_page(conn, query.order_by(CandidateChild.child_id), paging, _listed)
 
 

@@ -77,6 +77,8 @@ async def test_a_list_with_an_unknown_child_or_another_countys_gives_nothing(
     listing = {"county_code": LINGSHAN, "campaign_id": CAMPAIGN, "kind": "health_pack"}
     page = (await matching.get("/aid-lists", params=listing, headers=COORDINATOR)).json()
     assert [child["received"] for child in page["items"]] == [False]  # nothing half-given
+    typo = await matching.get("/aid-lists", params=listing | {"campaign_id": str(uuid.uuid4())}, headers=COORDINATOR)
+    assert typo.json()["error"]["code"] == "unknown_campaign"
     negative = await matching.post(
         "/aid-distributions", json=body | {"value_yuan": "-5", "child_ids": [str(ours)]}, headers=COORDINATOR
     )
