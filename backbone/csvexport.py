@@ -9,6 +9,23 @@ from typing import Any
 
 from fastapi import Response
 from pydantic import BaseModel
+from sqlalchemy import Select
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from backbone.errors import ApiError
+
+EXPORT_LIMIT = 100_000  # rows in one CSV export; a larger one is refused, never cut short
+
+
+async def export_rows(conn: AsyncConnection, query: Select[Any]) -> list[Row[Any]]:
+    """The rows of `query` for an export: all of them, or a 422 asking for a narrower filter."""
+    rows: list[Row[Any]] = list((await conn.execute(query.limit(EXPORT_LIMIT + 1))).all())
+    if len(rows) > EXPORT_LIMIT:
+        raise ApiError(
+            422, "export_too_large", f"over {EXPORT_LIMIT:,} rows: narrow the filter", {"limit": EXPORT_LIMIT}
+        )
+    return rows
 
 
 def csv_response(rows: Iterable[BaseModel], fields: Sequence[str], filename: str) -> Response:

@@ -13,7 +13,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.engine import Row
 
 from backbone.auth import Principal
-from backbone.csvexport import csv_response
+from backbone.csvexport import csv_response, export_rows
 from backbone.deps import RuntimeDep, require, require_county
 from backbone.errors import ApiError
 from backbone.paging import Page, Paging, fetch_page
@@ -95,7 +95,7 @@ async def export_engagement(
     require_county(principal, where.county_code)
     now = runtime.clock.now()
     async with runtime.db.read() as conn:
-        rows = (await conn.execute(where.query(now).limit(100_000))).all()
+        rows = await export_rows(conn, where.query(now))
     item = _engagement(now)
     return csv_response(
         (item(row) for row in rows), list(EngagementOut.model_fields), f"engagement-{where.county_code}.csv"

@@ -13,7 +13,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.engine import Row
 
 from backbone.auth import Principal
-from backbone.csvexport import csv_response
+from backbone.csvexport import csv_response, export_rows
 from backbone.deps import RuntimeDep, require, require_county
 from backbone.errors import ApiError
 from backbone.paging import Page, Paging, fetch_page
@@ -257,7 +257,7 @@ async def pairings_view(runtime: RuntimeDep, principal: Coordinator, where: Filt
 async def export_pairings(runtime: RuntimeDep, principal: Coordinator, where: Filter) -> Response:
     require_county(principal, where.county_code)
     async with runtime.db.read() as conn:
-        rows = (await conn.execute(where.query().limit(100_000))).all()
+        rows = await export_rows(conn, where.query())
     fields = [f for f in PairingOut.model_fields if f != "score_parts"]
     return csv_response(
         (PairingOut.model_validate(row._mapping) for row in rows), fields, f"pairings-{where.county_code}.csv"

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Row
 
 from backbone.auth import Principal
 from backbone.clock import local_date
-from backbone.csvexport import csv_response
+from backbone.csvexport import csv_response, export_rows
 from backbone.deps import RuntimeDep, get_subscriber, require, require_county
 from backbone.errors import ApiError
 from backbone.paging import Page, Paging, fetch_page
@@ -91,7 +91,7 @@ async def volunteers_view(
 async def export_volunteers(runtime: RuntimeDep, principal: Coordinator, county_code: CountyCode) -> Response:
     require_county(principal, county_code)
     async with runtime.db.read() as conn:
-        rows = (await conn.execute(_activity(county_code).limit(100_000))).all()
+        rows = await export_rows(conn, _activity(county_code))
     return csv_response(
         (_item(row) for row in rows), list(VolunteerActivity.model_fields), f"volunteers-{county_code}.csv"
     )

@@ -15,7 +15,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.engine import Row
 
 from backbone.auth import Principal
-from backbone.csvexport import csv_response
+from backbone.csvexport import csv_response, export_rows
 from backbone.deps import RuntimeDep, require_county
 from backbone.errors import ApiError
 from backbone.fields import Text
@@ -40,7 +40,6 @@ from services.registry.models import PERSONAL, ChildIn, KnownCounty, child_comma
 from services.registry.records import ChildRecord
 
 router = APIRouter(tags=["children"])
-EXPORT_LIMIT = 100_000
 
 
 def _staff(action: str) -> Any:
@@ -291,7 +290,7 @@ async def export_children(
     """Every child the filter selects, as CSV (personal fields included, so every row is audit-logged)."""
     await _in_county(runtime, principal, where.county_code, "export", purpose)
     async with runtime.db.read() as conn:
-        rows = (await conn.execute(where.query().limit(EXPORT_LIMIT))).all()
+        rows = await export_rows(conn, where.query())
     await audit.record(runtime, principal, "export", [(row.id, row.county_code) for row in rows], purpose)
     children = await _many(runtime, rows)
     return csv_response(children, list(ChildOut.model_fields), f"children-{where.county_code}.csv")

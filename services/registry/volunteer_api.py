@@ -15,7 +15,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.engine import Row
 
 from backbone.auth import Principal
-from backbone.csvexport import csv_response
+from backbone.csvexport import csv_response, export_rows
 from backbone.deps import PrincipalDep, RuntimeDep, require, require_county
 from backbone.errors import ApiError
 from backbone.fields import Text
@@ -212,7 +212,7 @@ async def list_volunteers(
 async def export_volunteers(runtime: RuntimeDep, principal: Coordinator, where: Filter) -> Response:
     require_county(principal, where.county_code)
     async with runtime.db.read() as conn:
-        rows = (await conn.execute(where.query().limit(100_000))).all()
+        rows = await export_rows(conn, where.query())
     volunteers = await _many(runtime, rows)
     fields = [f for f in VolunteerOut.model_fields if f not in ("screenings", "trainings")]
     return csv_response(volunteers, fields, f"volunteers-{where.county_code}.csv")

@@ -4,6 +4,8 @@ level, re-planning, overdue and escalation on time, contacts that move the next 
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import uuid
 from datetime import datetime, timedelta
@@ -288,3 +290,11 @@ async def test_a_volunteer_sees_their_due_visits_as_a_calendar_and_their_hours_i
     view = await matching.get("/views/volunteers", params={"county_code": XINGAN}, headers=COORDINATOR)
     (row,) = view.json()["items"]
     assert (row["children"], row["contacts"], row["visits"], row["hours"]) == (1, 1, 1, 1.5)
+    for view, key in (("volunteers", "volunteer_id"), ("engagement", "child_id")):  # each view as CSV, the same rows
+        shown = (await matching.get(f"/views/{view}", params={"county_code": XINGAN}, headers=COORDINATOR)).json()
+        export = await matching.get(f"/views/{view}/export", params={"county_code": XINGAN}, headers=COORDINATOR)
+        assert export.headers["content-type"].startswith("text/csv")
+        exported = list(csv.DictReader(io.StringIO(export.content.decode("utf-8-sig"))))
+        assert [line[key] for line in exported] == [item[key] for item in shown["items"]]
+        if view == "volunteers":
+            assert (exported[0]["contacts"], exported[0]["hours"]) == ("1", "1.5")
