@@ -27,7 +27,7 @@ from backbone.store import Append
 from contracts.campaigns import AidKind
 from contracts.matching import AidDistributed, Yuan
 from contracts.vocabulary import Category, CountyCode, RiskLevel
-from services.matching.candidates import CandidateChild, allows, require_campaign, require_purpose
+from services.matching.candidates import CandidateChild, allows, require_campaign, require_donor, require_purpose
 from services.matching.views import AidFacts, Views
 
 router = APIRouter(tags=["aid"])
@@ -136,6 +136,7 @@ async def distribute(body: DistributionIn, runtime: RuntimeDep, principal: Coord
             require_county(principal, county_code)
             await require_campaign(conn, body.campaign_id, county_code)
         require_purpose(list(found.values()), "aid")
+        await require_donor(conn, body.donor_id)
         already = (
             await conn.execute(
                 select(AidRecord.child_id).where(

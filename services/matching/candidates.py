@@ -19,7 +19,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from backbone.database import UtcDateTime
 from backbone.errors import ApiError
 from backbone.projection import Delivered, Projection
-from contracts.campaigns import CampaignCreated
+from contracts.campaigns import CampaignCreated, DonorRegistered
 from contracts.registry import (
     ChildLeftProgramme,
     ChildNeedsChanged,
@@ -88,16 +88,31 @@ _CHILD_FIELDS = {
 Changed = Callable[[AsyncConnection, set[uuid.UUID], set[uuid.UUID]], Awaitable[object]]
 
 
+class KnownDonor(Views):
+    """The registry's donors: aid may name only one of these as its giver (ids and kinds; names stay sealed there)."""
+
+    __tablename__ = "known_donors"
+
+    donor_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+
+
 class Candidates(Projection):
     """The candidate view; after each batch, `changed` hears whose eligibility, risk or presence moved."""
 
     name: ClassVar[str] = "matching-candidates"
     stream: ClassVar[str] = "REGISTRY"
-    subjects: ClassVar[list[str]] = ["registry.child.>", "registry.volunteer.>", "registry.campaign.>"]
+    subjects: ClassVar[list[str]] = [
+        "registry.child.>",
+        "registry.volunteer.>",
+        "registry.campaign.>",
+        "registry.donor.>",
+    ]
     views: ClassVar[list[Table]] = [
         CandidateChild.__table__,  # type: ignore[list-item]
         CandidateVolunteer.__table__,  # type: ignore[list-item]
         KnownCampaign.__table__,  # type: ignore[list-item]
+        KnownDonor.__table__,  # type: ignore[list-item]
     ]
 
     def __init__(self, changed: Changed | None = None) -> None:
@@ -159,6 +174,8 @@ class Candidates(Projection):
                     await self._volunteer(conn, volunteer_id, capacity=capacity)
                 case CampaignCreated(campaign_id=campaign_id, counties=counties):
                     await conn.execute(insert(KnownCampaign).values(campaign_id=campaign_id, counties=counties))
+                case DonorRegistered(donor_id=donor_id, kind=kind):
+                    await conn.execute(insert(KnownDonor).values(donor_id=donor_id, kind=kind))
 
         if registered:
             await conn.execute(insert(CandidateChild), registered)
@@ -205,3 +222,12 @@ def no_consent(purpose: ConsentScope, refused: Sequence[uuid.UUID], of: int = 1)
         " guardian's consent to it",
         {"purpose": purpose, "child_ids": sorted(str(child_id) for child_id in refused)},
     )
+
+
+async def require_donor(conn: AsyncConnection, donor_id: uuid.UUID | None) -> None:
+    """A 422 unless the donor is one the registry registered (None: no donor named, fine)."""
+    if (
+        donor_id is not None
+        and await conn.scalar(select(KnownDonor.kind).where(KnownDonor.donor_id == donor_id)) is None
+    ):
+        raise ApiError(422, "unknown_donor", f"no donor {donor_id} known to matching")

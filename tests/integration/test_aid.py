@@ -8,6 +8,7 @@ import uuid
 
 import httpx
 
+from contracts.campaigns import DonorRegistered
 from tests.helpers import RegistryEvents, auth, campaign, candidates, wait_until
 
 LINGSHAN = "450721"
@@ -127,3 +128,25 @@ async def test_two_coordinators_giving_the_same_aid_at_once_give_it_once(
     page = (await matching.get("/aid-lists", params=listing, headers=COORDINATOR)).json()
     assert page["total"] == 20
     assert all(child["received"] for child in page["items"])
+
+
+async def test_aid_names_as_its_giver_only_a_donor_the_registry_registered(
+    matching: httpx.AsyncClient, registry_events: RegistryEvents
+) -> None:
+    foundation = uuid.uuid4()  # 壹基金, say: its name stays sealed in the registry
+    await registry_events.emit(campaign(CAMPAIGN, LINGSHAN), DonorRegistered(donor_id=foundation, kind="foundation"))
+    child = await registry_events.child("low", county=LINGSHAN, category="orphan")
+    await candidates(matching, "children", 1, county=LINGSHAN)  # the donor's event came before the child's
+    body = {"campaign_id": CAMPAIGN, "kind": "warm_pack", "quantity": 1, "value_yuan": "363.64"}
+    body |= {"child_ids": [str(child)]}
+
+    unknown = await matching.post(
+        "/aid-distributions", json=body | {"donor_id": str(uuid.uuid4())}, headers=COORDINATOR
+    )
+    given = await matching.post("/aid-distributions", json=body | {"donor_id": str(foundation)}, headers=COORDINATOR)
+
+    assert unknown.status_code == 422
+    assert unknown.json()["error"]["code"] == "unknown_donor"
+    assert given.status_code == 201, given.text
+    (receipt,) = given.json()["receipts"]
+    assert receipt["donor_id"] == str(foundation)
