@@ -19,6 +19,7 @@ import httpx
 from backbone.clock import SettableClock
 from backbone.database import Database
 from backbone.natsserver import NatsServer
+from contracts.campaigns import DonorRegistered
 from services.matching.app import SPEC
 from services.matching.views import Views
 from tests.helpers import RegistryEvents, auth, campaign, rebuild_cli, rows, token, wait_until
@@ -118,7 +119,10 @@ async def _winter_campaign(
     summary its inputs call for."""
     rng = random.Random(2023)
     campaign_id = str(uuid.uuid4())
-    await registry_events.emit(campaign(campaign_id, *COUNTIES))
+    foundation = uuid.uuid4()  # the warm packs' giver (壹基金 in the seed)
+    await registry_events.emit(
+        campaign(campaign_id, *COUNTIES), DonorRegistered(donor_id=foundation, kind="foundation")
+    )
     counties = [County(code) for code in COUNTIES]
     for county in counties:
         await _people(registry_events, rng, county)
@@ -140,7 +144,7 @@ async def _winter_campaign(
         for county in counties:
             await _a_week_of_contacts(matching, rng, county, clock.now(), campaign_id)
     for county in counties:
-        await _festival(matching, county, clock.now(), campaign_id)
+        await _festival(matching, county, clock.now(), campaign_id, foundation)
 
     now = clock.now()
     expected = {county.code: _figures(county, campaign_id, started, now) for county in counties}
@@ -181,7 +185,9 @@ async def _a_week_of_contacts(
             county.visits["volunteer"].append((proposal["volunteer_id"], proposal["child_id"]))
 
 
-async def _festival(matching: httpx.AsyncClient, county: County, now: datetime, campaign_id: str) -> None:
+async def _festival(
+    matching: httpx.AsyncClient, county: County, now: datetime, campaign_id: str, foundation: uuid.UUID
+) -> None:
     """The cadres' visits, three birthdays, wishes on their way, and warm packs for the orphans and de-facto-
     unsupported children."""
     children = list(county.children)
@@ -227,6 +233,7 @@ async def _festival(matching: httpx.AsyncClient, county: County, now: datetime, 
 
     county.warm_packs = [c for c, f in county.children.items() if f["category"] in ("orphan", "de_facto_unsupported")]
     aid = {"campaign_id": campaign_id, "kind": "warm_pack", "quantity": 1, "value_yuan": "363.64"}
+    aid["donor_id"] = str(foundation)
     answer = await matching.post("/aid-distributions", json=aid | {"child_ids": county.warm_packs}, headers=COORDINATOR)
     assert answer.status_code == 201, answer.text
 
