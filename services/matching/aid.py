@@ -194,5 +194,6 @@ async def _children(conn: AsyncConnection, children: list[uuid.UUID]) -> dict[uu
         query = select(CandidateChild.child_id, CandidateChild.county_code, CandidateChild.purposes).where(
             CandidateChild.child_id.in_(children[start : start + 500]), CandidateChild.active.is_(True)
         )
-        found |= {row.child_id: row for row in await conn.execute(query)}
+        # Held until the aid is given: a consent withdrawn meanwhile waits for it, and is not overtaken by it.
+        found |= {row.child_id: row for row in await conn.execute(query.with_for_update())}
     return found

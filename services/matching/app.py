@@ -30,7 +30,7 @@ SPEC = ServiceSpec(
         summary.router,
         volunteer_views.router,
     ],
-    projections=lambda runtime: [Engagement(), Candidates(partial(follow, runtime)), contacts.NoteEraser()],
+    projections=lambda runtime: [Engagement(), Candidates(partial(follow, runtime))],
     timers=lambda runtime: [
         Timer("lapse-proposals", runtime.settings.timer_seconds, partial(lapse_due, runtime)),
         Timer("follow-candidates", runtime.settings.timer_seconds, partial(follow_all, runtime)),
@@ -42,10 +42,11 @@ SPEC = ServiceSpec(
 
 async def follow(runtime: Runtime, conn: AsyncConnection, children: set[uuid.UUID], volunteers: set[uuid.UUID]) -> None:
     """What the candidate view's changes call for, in its own transaction: visit schedules, open pairings, open
-    wishes."""
+    wishes, notes of erased children."""
     await plan(runtime, conn, children)
     await reconcile(runtime, conn, children, volunteers)
     await wishes.withdraw_unwanted(runtime, conn, children)
+    await contacts.forget_notes(conn, children)
 
 
 async def follow_all(runtime: Runtime) -> None:
@@ -54,6 +55,7 @@ async def follow_all(runtime: Runtime) -> None:
         await plan(runtime, conn)
         await reconcile(runtime, conn)
         await wishes.withdraw_unwanted(runtime, conn)
+        await contacts.forget_notes(conn)
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:

@@ -24,6 +24,7 @@ from contracts.registry import (
     ChildLeftProgramme,
     ChildNeedsChanged,
     ChildPairingEligibilityChanged,
+    ChildPersonalDataErased,
     ChildPurposesChanged,
     ChildRegistered,
     ChildRiskChanged,
@@ -53,6 +54,7 @@ class CandidateChild(Views):
     gender: Mapped[str | None] = mapped_column(String(8), nullable=True)
     # what the registry allows the child's data to be processed for (consent scopes); none until it says so
     purposes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    erased: Mapped[bool] = mapped_column(Boolean, default=False)  # the registry erased the child's personal data
 
 
 class KnownCampaign(Views):
@@ -131,6 +133,7 @@ class Candidates(Projection):
                         "active": True,
                         "registered_at": delivered.envelope.time,
                         "purposes": [],
+                        "erased": False,
                     }
                 )
                 children.add(child.child_id)
@@ -149,6 +152,9 @@ class Candidates(Projection):
                     children.add(child_id)
                 case ChildPairingEligibilityChanged(child_id=child_id, eligible=eligible):
                     await self._child(conn, child_id, eligible=eligible)
+                    children.add(child_id)
+                case ChildPersonalDataErased(child_id=child_id):
+                    await self._child(conn, child_id, erased=True)
                     children.add(child_id)
                 case ChildPurposesChanged(child_id=child_id, allowed=allowed):
                     await self._child(conn, child_id, purposes=sorted(allowed))

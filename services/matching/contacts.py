@@ -8,13 +8,13 @@ the registry erases the child's personal data. An in-person contact moves the ch
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection
 from datetime import datetime, timedelta
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-from sqlalchemy import Index, String, Table, Text, Uuid, insert, select, update
+from sqlalchemy import Index, String, Text, Uuid, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -23,11 +23,9 @@ from backbone.database import UtcDateTime
 from backbone.deps import RuntimeDep, require, require_county
 from backbone.errors import ApiError
 from backbone.paging import Page, Paging, fetch_page
-from backbone.projection import Delivered, Projection
 from backbone.runtime import Runtime
 from backbone.store import Append
 from contracts.matching import ContactKind, ContactRecorded, Official
-from contracts.registry import ChildPersonalDataErased
 from services.matching import pairings, schedule
 from services.matching.candidates import CandidateChild, CandidateVolunteer, allows, no_consent, require_campaign
 from services.matching.views import ContactFacts, Views
@@ -172,6 +170,10 @@ def _contact(
 
 async def _record(runtime: Runtime, principal: Principal, contact: ContactRecorded, note: str | None) -> ContactOut:
     async with runtime.transaction() as conn:
+        # The child's row, held: an erasure arriving meanwhile waits, then clears this note with the others.
+        held = select(CandidateChild.erased).where(CandidateChild.child_id == contact.child_id).with_for_update()
+        if await conn.scalar(held):
+            note = None  # the registry erased the child's personal data: no note about them is kept
         await require_campaign(conn, contact.campaign_id, contact.county_code)
         if contact.in_person:
             # First, before this transaction writes anything: on PostgreSQL the event store refuses to append to a
@@ -203,16 +205,11 @@ async def contacts_of(
         )
 
 
-class NoteEraser(Projection):
-    """When the registry erases a child's personal data, the notes of the child's contacts go too: free text about
-    a child is personal data. A reaction (no view of its own): clearing twice clears nothing more."""
-
-    name: ClassVar[str] = "matching-note-erasure"
-    stream: ClassVar[str] = "REGISTRY"
-    subjects: ClassVar[list[str]] = ["registry.child.>"]  # whole aggregates, as every projection follows them
-    views: ClassVar[list[Table]] = []
-
-    async def apply(self, conn: AsyncConnection, events: Sequence[Delivered]) -> None:
-        erased = [e.event.child_id for e in events if isinstance(e.event, ChildPersonalDataErased)]
-        if erased:
-            await conn.execute(update(ContactRecord).where(ContactRecord.child_id.in_(erased)).values(note=None))
+async def forget_notes(conn: AsyncConnection, children: Collection[uuid.UUID] | None = None) -> None:
+    """The notes of children (all, if None) whose personal data the registry erased are cleared: free text about a
+    child is personal data. Run in the candidate view's transaction, as it learns of the erasure."""
+    erased = select(CandidateChild.child_id).where(CandidateChild.erased.is_(True))
+    if children is not None:
+        erased = erased.where(CandidateChild.child_id.in_(children))
+    kept = ContactRecord.note.is_not(None)
+    await conn.execute(update(ContactRecord).where(ContactRecord.child_id.in_(erased), kept).values(note=None))

@@ -221,7 +221,8 @@ Donor = Annotated[Principal, Depends(require("donor"))]
 @router.post("/wishes", status_code=201, response_model=WishOut)
 async def post_wish(body: WishIn, runtime: RuntimeDep, principal: Coordinator) -> WishOut:
     async with runtime.transaction() as conn:
-        child = (await conn.execute(select(CandidateChild).where(CandidateChild.child_id == body.child_id))).first()
+        held = select(CandidateChild).where(CandidateChild.child_id == body.child_id).with_for_update()
+        child = (await conn.execute(held)).first()  # a consent withdrawn meanwhile waits for this wish, then ends it
         if child is None:
             raise ApiError(404, "not_found", f"no child {body.child_id} known to matching")
         require_county(principal, child.county_code)

@@ -180,6 +180,12 @@ async def test_a_coordinator_reads_the_notes_until_the_registry_erases_the_child
         return await notes() == [None]
 
     await wait_until(cleared, what="the note erased with the child's personal data")
+    later = await matching.post(
+        f"/children/{child}/contacts", json=body | {"visitor": "child_director", "note": note}, headers=COORDINATOR
+    )
+    assert later.status_code == 201, later.text  # an official still visits; no note about the child is kept
+    assert later.json()["note"] is None
+    assert await notes() == [None, None]
 
 
 async def test_contacts_need_a_confirmed_pairing_and_the_volunteer_of_it(
