@@ -1,4 +1,5 @@
-"""Every message on every stream, after a full registration and an import, carries none of the personal data."""
+"""Every message on every stream, after a full registration, changes, an import, a matching run and a contact with a
+note, carries none of the personal data."""
 
 from __future__ import annotations
 
@@ -70,10 +71,15 @@ def imported_children(today: date) -> list[dict[str, str]]:
     return rows
 
 
+CHILD_FIELDS = ("name", "id_number", "birth_date", "township", "village", "guardian_name", "guardian_phone")
+VOLUNTEER_FIELDS = ("name", "phone", "township", "village")
+
+
 def secrets(children: list[dict[str, Any]], volunteers: list[dict[str, Any]], notes: list[str]) -> set[str]:
-    """Every name, ID number and phone registered (and what a change or a consent said of someone)."""
-    found = {str(c[f]) for c in children for f in ("name", "id_number", "guardian_name", "guardian_phone") if c[f]}
-    return found | {str(v[f]) for v in volunteers for f in ("name", "phone")} | set(notes)
+    """Every personal value registered: names, ID numbers, birth dates, places, guardians, phones (and what a change,
+    a consent or a contact's note said of someone)."""
+    found = {str(c[f]) for c in children for f in CHILD_FIELDS if c.get(f)}
+    return found | {str(v[f]) for v in volunteers for f in VOLUNTEER_FIELDS if v.get(f)} | set(notes)
 
 
 def forms(secret: str) -> list[bytes]:
@@ -102,7 +108,7 @@ async def test_no_name_id_number_or_phone_crosses_any_stream_during_registration
     volunteers = [volunteer(n) for n in range(4)]
     rows = imported_children(today)
     volunteer_rows = [volunteer_row(name=f"韦导入{n:02d}", phone=f"1387773{6300 + n}") for n in range(20)]
-    notes = ["祖母住院无人照看", "蓝同意人甲"]
+    notes = ["祖母住院无人照看", "蓝同意人甲", "覃新监护人", "13907739999", "孩子说想念在广东打工的妈妈"]
     async with httpx.AsyncClient(base_url=system.url("registry"), timeout=60) as registry:
         for person in by_hand:
             created = await registry.post("/children", json=person, headers=coordinator)
@@ -112,6 +118,8 @@ async def test_no_name_id_number_or_phone_crosses_any_stream_during_registration
             assert (await registry.post(f"{path}/consent", json=consent, headers=coordinator)).status_code == 200
             risk = {"risk_level": "high", "risk_reason": notes[0]}
             assert (await registry.patch(path, json=risk, headers=coordinator)).status_code == 200
+        guardian = {"guardianship": "relative", "guardian_name": notes[2], "guardian_phone": notes[3]}
+        assert (await registry.patch(path, json=guardian, headers=coordinator)).status_code == 200
         for person in volunteers:
             created = await registry.post("/volunteers", json=person, headers=coordinator)
             assert created.status_code == 201, created.text
@@ -131,6 +139,16 @@ async def test_no_name_id_number_or_phone_crosses_any_stream_during_registration
         proposal = run.json()["proposals"][0]
         confirmed = await matching.post(f"/pairings/{proposal['pairing_id']}/confirm", headers=coordinator)
         assert confirmed.status_code == 200, confirmed.text
+        call = {
+            "kind": "call",
+            "in_person": False,
+            "occurred_at": datetime.now(UTC).isoformat(),
+            "duration_minutes": 20,
+        }
+        called = await matching.post(
+            f"/pairings/{proposal['pairing_id']}/contacts", json=call | {"note": notes[4]}, headers=coordinator
+        )
+        assert called.status_code == 201, called.text
 
     client = await nats.connect(system.nats.url)
     try:
@@ -151,6 +169,8 @@ async def test_no_name_id_number_or_phone_crosses_any_stream_during_registration
         "registry.volunteer.screening_recorded",
         "matching.pairing.proposed",
         "matching.pairing.confirmed",
+        "matching.contact.recorded",
+        "registry.child.guardianship_changed",
         "notifications.notice.recorded",
     ):
         assert expected in types, f"no {expected} captured: the capture is not the whole traffic"
