@@ -335,35 +335,54 @@ def _shown(figures: dict[str, Any], principal: Principal) -> dict[str, Any]:
     return suppressed(figures) if principal.role == "donor" else figures
 
 
-# Breakdowns whose cells (all, or those named) add up to a figure shown beside them: one hidden cell alone would be
-# the total minus the rest.
-BREAKDOWNS = {
-    "children_by_category",
-    "children_by_risk",
-    "children_visited",
-    "contacts_by_kind",
-    "scheduled",
-    "overdue",
+# Breakdowns whose cells add up to a figure shown beside them (all their cells, or those named), so that hidden cells
+# could be worked out as the total minus the rest.
+BREAKDOWNS: dict[str, tuple[str, ...] | None] = {
+    "children_by_category": None,
+    "children_by_risk": None,
+    "children_visited": None,
+    "contacts_by_kind": None,
+    "scheduled": None,
+    "overdue": None,
+    "wishes": ("on_board", "claimed", "fulfilled"),  # add up to `posted`
 }
-HIDDEN = "x"  # a count of 5 or more hidden so that a count under 5 beside it cannot be worked out (complementary)
+HIDDEN = "x"  # a count of 5 or more hidden so that the counts under 5 beside it cannot be worked out (complementary)
 
 
-def suppressed(value: Any, key: str = "") -> Any:
-    """Every count from 1 to 4 as "<5"; in a breakdown with one such cell, the next smallest as "x" too; the yuan of
-    aid to fewer than 5 children hidden (the value per child would give the count away)."""
+def suppressed(figures: dict[str, Any]) -> dict[str, Any]:
+    """The figures as a donor sees them: every count from 1 to 4 as "<5"; in a breakdown holding such a cell, the
+    smallest larger cell as "x" too (the hidden cells then add up to a sum that no longer says what each is); the
+    visits by each kind of visitor are such a breakdown of `visits`, and caring parents one of the volunteers
+    active; the yuan of aid to fewer than 5 children hidden (the value per child would give the count away)."""
+    shown: dict[str, Any] = _hidden(figures)
+    visits = {role: parts["visits"] for role, parts in figures.get("visitors", {}).items()}
+    if (role := _complement(visits)) is not None:
+        shown["visitors"][role]["visits"] = HIDDEN
+    if "volunteers_active" in figures:
+        others = figures["volunteers_active"] - figures["caring_parents_active"]
+        if _complement({"caring_parents_active": figures["caring_parents_active"], "others": others}):
+            shown["caring_parents_active"] = HIDDEN
+    return shown
+
+
+def _hidden(value: Any, key: str = "") -> Any:
     if isinstance(value, bool) or not isinstance(value, int | dict):
         return value
     if isinstance(value, int):
         return f"<{SMALL}" if 0 < value < SMALL else value
-    shown = {name: suppressed(item, name) for name, item in value.items() if name != "value_yuan"}
+    shown = {name: _hidden(item, name) for name, item in value.items() if name != "value_yuan"}
     if "value_yuan" in value:
         shown["value_yuan"] = None if shown.get("children") == f"<{SMALL}" else value["value_yuan"]
-    if key in BREAKDOWNS or key == "wishes":
-        parts = {
-            name: n for name, n in value.items() if key != "wishes" or name in ("on_board", "claimed", "fulfilled")
-        }
-        small = [name for name, n in parts.items() if 0 < n < SMALL]
-        larger = sorted((n, name) for name, n in parts.items() if n >= SMALL)
-        if len(small) == 1 and larger:
-            shown[larger[0][1]] = HIDDEN
+    if key in BREAKDOWNS:
+        cells = BREAKDOWNS[key]
+        if (name := _complement({n: c for n, c in value.items() if cells is None or n in cells})) is not None:
+            shown[name] = HIDDEN
     return shown
+
+
+def _complement(cells: dict[str, int]) -> str | None:
+    """The cell to hide beside the small ones (the smallest of 5 or more), if any cell is small."""
+    if not any(0 < n < SMALL for n in cells.values()):
+        return None
+    larger = sorted((n, name) for name, n in cells.items() if n >= SMALL)
+    return larger[0][1] if larger else None

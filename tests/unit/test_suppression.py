@@ -15,16 +15,17 @@ def test_a_small_count_is_shown_as_under_five_and_zero_and_larger_ones_stay() ->
     }
 
 
-def test_a_lone_small_cell_of_a_breakdown_takes_the_next_smallest_with_it() -> None:
+def test_a_small_cell_of_a_breakdown_takes_the_next_smallest_with_it() -> None:
     shown = suppressed({"children": 21, "children_by_category": {"orphan": 3, "left_behind": 12, "in_difficulty": 6}})
 
     assert shown == {"children": 21, "children_by_category": {"orphan": "<5", "left_behind": 12, "in_difficulty": "x"}}
 
 
-def test_two_small_cells_hide_each_other() -> None:
-    shown = suppressed({"children_by_risk": {"high": 2, "medium": 1, "low": 30}})
+def test_two_small_cells_are_not_left_to_be_worked_out_from_the_total() -> None:
+    shown = suppressed({"children": 32, "children_by_risk": {"high": 1, "medium": 1, "low": 30}})
 
-    assert shown == {"children_by_risk": {"high": "<5", "medium": "<5", "low": 30}}
+    # 32 - 30 would say both are exactly 1: the 30 is hidden too, and 32 - ? says nothing
+    assert shown == {"children": 32, "children_by_risk": {"high": "<5", "medium": "<5", "low": "x"}}
 
 
 def test_the_wishes_that_add_up_to_those_posted_are_protected_the_same_way() -> None:
@@ -33,6 +34,26 @@ def test_the_wishes_that_add_up_to_those_posted_are_protected_the_same_way() -> 
     assert suppressed({"wishes": wishes}) == {
         "wishes": {"posted": 18, "on_board": "<5", "claimed": "x", "fulfilled": 10, "thanked": "<5"}
     }
+
+
+def test_the_visits_of_each_kind_of_visitor_add_up_to_the_visits_and_are_protected_too() -> None:
+    visitors = {
+        "volunteer": {"people": 40, "children": 60, "visits": 117},
+        "cadre": {"people": 3, "children": 3, "visits": 3},
+    }
+
+    shown = suppressed({"visits": 120, "visitors": visitors})
+
+    assert shown["visits"] == 120
+    assert shown["visitors"]["cadre"] == {"people": "<5", "children": "<5", "visits": "<5"}
+    assert shown["visitors"]["volunteer"]["visits"] == "x"  # else 120 - 117 = 3 cadre visits
+
+
+def test_caring_parents_are_hidden_when_the_other_active_volunteers_are_few() -> None:
+    shown = suppressed({"volunteers_active": 120, "caring_parents_active": 117})
+
+    assert shown == {"volunteers_active": 120, "caring_parents_active": "x"}  # else 3 others
+    assert suppressed({"volunteers_active": 120, "caring_parents_active": 100})["caring_parents_active"] == 100
 
 
 def test_the_yuan_of_aid_to_fewer_than_five_children_is_hidden() -> None:
@@ -47,9 +68,3 @@ def test_the_yuan_of_aid_to_fewer_than_five_children_is_hidden() -> None:
             "allowance": {"children": 40, "quantity": 40, "value_yuan": Decimal("20000")},
         }
     }
-
-
-def test_visitors_are_counted_as_people_children_and_visits_eachsuppressed() -> None:
-    visitors = {"cadre": {"people": 3, "children": 20, "visits": 20}}
-
-    assert suppressed({"visitors": visitors}) == {"visitors": {"cadre": {"people": "<5", "children": 20, "visits": 20}}}
