@@ -71,6 +71,10 @@ def envelope_of(msg: Msg) -> CloudEvent | None:
         return None
 
 
+class SubjectsChanged(Exception):
+    """The projection's durable consumer follows other subjects than the projection does now."""
+
+
 class ProjectionConsumer:
     def __init__(
         self,
@@ -90,6 +94,7 @@ class ProjectionConsumer:
         self._lag_checked = self._replay_reported = 0.0
         self._stopping = asyncio.Event()
         self._waiting: asyncio.Future[list[Msg]] | None = None  # a fetch waiting for messages, if any
+        self.blocked: str | None = None  # why it cannot consume until an operator acts, if so
 
     def stop(self) -> None:
         """Finish the batch in hand, then return from `run`; a fetch still waiting for messages is called off."""
@@ -122,12 +127,22 @@ class ProjectionConsumer:
             return await register(conn, self.projection.name)
 
     async def subscribe(self, generation: int) -> JetStreamContext.PullSubscription:
-        """Bind to the generation's durable consumer; create it (from the first event) if it does not exist."""
+        """Bind to the generation's durable consumer; create it (from the first event) if it does not exist.
+
+        A durable that follows other subjects than the projection does now (a newer version follows more) would never
+        deliver the events it lacks: it is refused, and the service reports itself not ready, until an operator
+        rebuilds the projection (a new generation, replayed with the hooks held back, then followed live)."""
         name = durable_name(self.projection, generation)
         try:
-            await self.js.consumer_info(self.projection.stream, name)
+            info = await self.js.consumer_info(self.projection.stream, name)
         except NotFoundError:
             await self.js.add_consumer(self.projection.stream, self.config(generation))
+        else:
+            followed = sorted(s for s in info.config.filter_subjects or [info.config.filter_subject] if s)
+            if followed != sorted(self.projection.subjects):
+                self.blocked = f"follows {followed}, not {sorted(self.projection.subjects)}: rebuild it"
+                raise SubjectsChanged(self.blocked)
+        self.blocked = None
         return await self.js.pull_subscribe_bind(durable=name, stream=self.projection.stream)
 
     async def run(self) -> None:
@@ -154,7 +169,14 @@ class ProjectionConsumer:
             await self._sleep(self.fetch_timeout)
             return
         generation = current.generation
-        subscription = await self.subscribe(generation)
+        try:
+            subscription = await self.subscribe(generation)
+        except SubjectsChanged as changed:
+            if time.monotonic() - self._replay_reported > 30:
+                self._replay_reported = time.monotonic()
+                log.error("consumer.subjects_changed", projection=self.projection.name, problem=str(changed))
+            await self._sleep(self.fetch_timeout)
+            return
         try:
             if (await self.state()).generation != generation:
                 with contextlib.suppress(NotFoundError):  # reset meanwhile: do not leave the old durable behind

@@ -204,6 +204,7 @@ class Runtime:
             found["nats"] = "not connected"
         elif self.relay is None:
             found["nats"] = "streams not ready"
+        found |= {f"projection {c.projection.name}": c.blocked for c in self.consumers if c.blocked}
         return found
 
     async def stop(self, grace: float = 1.0) -> None:

@@ -284,3 +284,39 @@ async def test_a_rebuild_reads_an_aggregate_whose_events_sit_out_of_order_in_the
     await run_until([live], lambda: applied_count(db, 6))
     assert await tally(db) == {early: [1, 2, 3], late: [1, 2, 3]}
     assert (await js.stream_info("DEADLETTER")).state.messages == 0
+
+
+class WiderTally(Tally):
+    """The same projection in a newer version that follows volunteers as well."""
+
+    subjects: ClassVar[list[str]] = ["registry.child.>", "registry.volunteer.>"]
+
+
+async def test_a_projection_that_follows_more_subjects_waits_for_a_rebuild_instead_of_missing_events(
+    db: Database, js: JetStreamContext, nc: NATS
+) -> None:
+    children, volunteer = [str(uuid.uuid4()) for _ in range(3)], str(uuid.uuid4())
+    await publish(js, [child_event(c, 1) for c in children])
+    await run_until([ProjectionConsumer(db, js, Tally())], lambda: applied_count(db, 3))
+    await publish(js, [child_event(volunteer, 1)], subject="registry.volunteer.registered")
+
+    newer = ProjectionConsumer(db, js, WiderTally())
+    await run_until([newer], lambda: _blocked(newer))
+
+    assert set(await tally(db)) == set(children)  # the old durable would never deliver the volunteer
+    runtime = runtime_for(db, nc)
+    runtime.consumers.append(newer)
+    assert "projection tests-tally" in await runtime.problems()  # not ready: an operator must act
+    count, _ = await replay(runtime, WiderTally())
+    assert count == 4
+    assert set(await tally(db)) == {*children, volunteer}
+    later = str(uuid.uuid4())
+    await publish(js, [child_event(later, 1)], subject="registry.volunteer.registered")
+    rebuilt = ProjectionConsumer(db, js, WiderTally())
+    await run_until([rebuilt], lambda: applied_count(db, 5))
+    assert rebuilt.blocked is None
+    assert set(await tally(db)) == {*children, volunteer, later}
+
+
+async def _blocked(consumer: ProjectionConsumer) -> bool:
+    return consumer.blocked is not None
