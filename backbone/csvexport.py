@@ -15,16 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backbone.errors import ApiError
 
-EXPORT_LIMIT = 100_000  # rows in one CSV export; a larger one is refused, never cut short
 
-
-async def export_rows(conn: AsyncConnection, query: Select[Any]) -> list[Row[Any]]:
-    """The rows of `query` for an export: all of them, or a 422 asking for a narrower filter."""
-    rows: list[Row[Any]] = list((await conn.execute(query.limit(EXPORT_LIMIT + 1))).all())
-    if len(rows) > EXPORT_LIMIT:
-        raise ApiError(
-            422, "export_too_large", f"over {EXPORT_LIMIT:,} rows: narrow the filter", {"limit": EXPORT_LIMIT}
-        )
+async def export_rows(conn: AsyncConnection, query: Select[Any], limit: int) -> list[Row[Any]]:
+    """The rows of `query` for an export: all of them, or a 422 asking for a narrower filter (never a cut file)."""
+    rows: list[Row[Any]] = list((await conn.execute(query.limit(limit + 1))).all())
+    if len(rows) > limit:
+        raise ApiError(422, "export_too_large", f"over {limit:,} rows: narrow the filter", {"limit": limit})
     return rows
 
 

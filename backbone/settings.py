@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=16_777_216, ge=1024, description="bulk imports (…/import)")
     timer_seconds: float = Field(default=60.0, gt=0, description="how often clock-driven work looks again")
     proposal_lapse_days: float = Field(default=7.0, gt=0, description="a pairing proposal not confirmed lapses")
+    export_max_rows: int = Field(default=100_000, ge=1, description="rows in one CSV export; more is a 422")
 
     @model_validator(mode="after")
     def _refuse_development_secret(self) -> Settings:

@@ -95,7 +95,7 @@ async def export_engagement(
     require_county(principal, where.county_code)
     now = runtime.clock.now()
     async with runtime.db.read() as conn:
-        rows = await export_rows(conn, where.query(now))
+        rows = await export_rows(conn, where.query(now), runtime.settings.export_max_rows)
     item = _engagement(now)
     return csv_response(
         (item(row) for row in rows), list(EngagementOut.model_fields), f"engagement-{where.county_code}.csv"

@@ -257,7 +257,7 @@ async def pairings_view(runtime: RuntimeDep, principal: Coordinator, where: Filt
 async def export_pairings(runtime: RuntimeDep, principal: Coordinator, where: Filter) -> Response:
     require_county(principal, where.county_code)
     async with runtime.db.read() as conn:
-        rows = await export_rows(conn, where.query())
+        rows = await export_rows(conn, where.query(), runtime.settings.export_max_rows)
     fields = [f for f in PairingOut.model_fields if f != "score_parts"]
     return csv_response(
         (PairingOut.model_validate(row._mapping) for row in rows), fields, f"pairings-{where.county_code}.csv"

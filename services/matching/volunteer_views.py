@@ -91,7 +91,7 @@ async def volunteers_view(
 async def export_volunteers(runtime: RuntimeDep, principal: Coordinator, county_code: CountyCode) -> Response:
     require_county(principal, county_code)
     async with runtime.db.read() as conn:
-        rows = await export_rows(conn, _activity(county_code))
+        rows = await export_rows(conn, _activity(county_code), runtime.settings.export_max_rows)
     return csv_response(
         (_item(row) for row in rows), list(VolunteerActivity.model_fields), f"volunteers-{county_code}.csv"
     )

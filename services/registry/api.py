@@ -290,7 +290,7 @@ async def export_children(
     """Every child the filter selects, as CSV (personal fields included, so every row is audit-logged)."""
     await _in_county(runtime, principal, where.county_code, "export", purpose)
     async with runtime.db.read() as conn:
-        rows = await export_rows(conn, where.query())
+        rows = await export_rows(conn, where.query(), runtime.settings.export_max_rows)
     await audit.record(runtime, principal, "export", [(row.id, row.county_code) for row in rows], purpose)
     children = await _many(runtime, rows)
     return csv_response(children, list(ChildOut.model_fields), f"children-{where.county_code}.csv")

@@ -212,7 +212,7 @@ async def list_volunteers(
 async def export_volunteers(runtime: RuntimeDep, principal: Coordinator, where: Filter) -> Response:
     require_county(principal, where.county_code)
     async with runtime.db.read() as conn:
-        rows = await export_rows(conn, where.query())
+        rows = await export_rows(conn, where.query(), runtime.settings.export_max_rows)
     volunteers = await _many(runtime, rows)
     fields = [f for f in VolunteerOut.model_fields if f not in ("screenings", "trainings")]
     return csv_response(volunteers, fields, f"volunteers-{where.county_code}.csv")

@@ -36,14 +36,17 @@ def clock() -> SettableClock:
 
 @pytest.fixture
 async def registry(
-    nats_server: NatsServer, database_url: str, clock: SettableClock
+    nats_server: NatsServer, database_url: str, clock: SettableClock, request: pytest.FixtureRequest
 ) -> AsyncIterator[httpx.AsyncClient]:
+    """The registry in this process; a test marked `@pytest.mark.settings(name=value)` gets those settings too."""
+    marker = request.node.get_closest_marker("settings")
     settings = Settings(
         database_url=database_url,
         nats_url=nats_server.url,
         jwt_secret=SECRET,
         max_body_bytes=64 * 1024,
         timer_seconds=0.2,
+        **(marker.kwargs if marker else {}),
     )
     app: FastAPI = create_app(settings, clock)
     async with app.router.lifespan_context(app):

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from backbone import csvexport
 from backbone.auth import mint
 from backbone.clock import SettableClock, local_date
 from backbone.natsserver import NatsServer
@@ -475,16 +474,14 @@ async def test_a_guardian_is_needed_unless_the_state_is_one(registry: httpx.Asyn
     assert (await registry.patch(path, json=with_guardian, headers=auth("admin"))).status_code == 200
 
 
-async def test_an_export_larger_than_the_limit_is_refused_not_cut_short(
-    registry: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for _ in range(3):
+@pytest.mark.settings(export_max_rows=2)
+async def test_an_export_larger_than_the_limit_is_refused_not_cut_short(registry: httpx.AsyncClient) -> None:
+    for _ in range(2):
         assert (await registry.post("/children", json=CHILD, headers=auth("admin"))).status_code == 201
-    monkeypatch.setattr(csvexport, "EXPORT_LIMIT", 2)  # as if the county had over 100,000 children
+    exported = await registry.get("/children/export", params={"county_code": XINGAN}, headers=auth("admin"))
+    assert len(exported.content.decode("utf-8-sig").splitlines()) == 3  # the header and both: at the limit, all
+    assert (await registry.post("/children", json=CHILD, headers=auth("admin"))).status_code == 201
 
     refused = await registry.get("/children/export", params={"county_code": XINGAN}, headers=auth("admin"))
 
     assert assert_error(refused, 422, "export_too_large")["details"] == {"limit": 2}
-    monkeypatch.setattr(csvexport, "EXPORT_LIMIT", 3)
-    exported = await registry.get("/children/export", params={"county_code": XINGAN}, headers=auth("admin"))
-    assert len(exported.content.decode("utf-8-sig").splitlines()) == 4  # the header and all three
