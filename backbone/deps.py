@@ -57,6 +57,9 @@ def require(*roles: Role) -> Callable[[Principal], Coroutine[Any, Any, Principal
     return check
 
 
+CoordinatorDep = Annotated[Principal, Depends(require("coordinator"))]  # a coordinator (or an admin)
+
+
 def require_county(principal: Principal, county_code: str) -> None:
     if not principal.may_act_in(county_code):
         raise ApiError(403, "forbidden", f"not scoped to county {county_code}", {"county_code": county_code})

@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Index, String, Uuid, insert, select
 from sqlalchemy.engine import Row
@@ -18,9 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
-from backbone.auth import Principal
 from backbone.database import UtcDateTime
-from backbone.deps import RuntimeDep, require, require_county
+from backbone.deps import CoordinatorDep, RuntimeDep, require_county
 from backbone.errors import ApiError
 from backbone.paging import Page, Paging, fetch_page
 from backbone.store import Append
@@ -31,7 +30,6 @@ from services.matching.candidates import CandidateChild, allows, require_campaig
 from services.matching.views import AidFacts, Views
 
 router = APIRouter(tags=["aid"])
-Coordinator = Annotated[Principal, Depends(require("coordinator"))]
 
 
 class AidRecord(AidFacts, Views):
@@ -93,7 +91,7 @@ def _listed(row: Row[Any]) -> ListedChild:
 @router.get("/aid-lists", response_model=Page[ListedChild])
 async def distribution_list(
     runtime: RuntimeDep,
-    principal: Coordinator,
+    principal: CoordinatorDep,
     county_code: CountyCode,
     campaign_id: uuid.UUID,
     kind: AidKind,
@@ -120,7 +118,7 @@ async def distribution_list(
 
 
 @router.post("/aid-distributions", status_code=201, response_model=DistributionOut)
-async def distribute(body: DistributionIn, runtime: RuntimeDep, principal: Coordinator) -> DistributionOut:
+async def distribute(body: DistributionIn, runtime: RuntimeDep, principal: CoordinatorDep) -> DistributionOut:
     """Give the same aid to each child listed, a receipt each; all or none (a child given this kind of aid under
     this campaign already, without consent to aid, or not in the coordinator's counties, refuses the whole list)."""
     children = list(dict.fromkeys(body.child_ids))
@@ -178,7 +176,7 @@ async def distribute(body: DistributionIn, runtime: RuntimeDep, principal: Coord
 
 
 @router.get("/aid-distributions/{distribution_id}", response_model=ReceiptOut)
-async def receipt(distribution_id: uuid.UUID, runtime: RuntimeDep, principal: Coordinator) -> ReceiptOut:
+async def receipt(distribution_id: uuid.UUID, runtime: RuntimeDep, principal: CoordinatorDep) -> ReceiptOut:
     async with runtime.db.read() as conn:
         row = (await conn.execute(select(AidRecord).where(AidRecord.distribution_id == distribution_id))).first()
     if row is None:

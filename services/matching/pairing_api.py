@@ -14,7 +14,7 @@ from sqlalchemy.engine import Row
 
 from backbone.auth import Principal
 from backbone.csvexport import csv_response, export_rows
-from backbone.deps import RuntimeDep, require, require_county
+from backbone.deps import CoordinatorDep, RuntimeDep, require_county
 from backbone.errors import ApiError
 from backbone.paging import Page, Paging, fetch_page
 from backbone.runtime import Runtime
@@ -34,7 +34,6 @@ from services.matching.pairings import PairingRecord, Transition
 from services.matching.solver import QUALIFIED_KINDS, TooLarge
 
 router = APIRouter(tags=["pairings"])
-Coordinator = Annotated[Principal, Depends(require("coordinator"))]
 PairingStatus = Annotated[str, Query(pattern="^(proposed|confirmed|suspended|declined|lapsed|withdrawn|closed)$")]
 
 UNPAIRED = {
@@ -119,7 +118,7 @@ class PairingOut(BaseModel):
 
 
 @router.post("/matching-runs", status_code=201, response_model=RunOut)
-async def matching_run(body: RunIn, runtime: RuntimeDep, principal: Coordinator) -> RunOut:
+async def matching_run(body: RunIn, runtime: RuntimeDep, principal: CoordinatorDep) -> RunOut:
     """Propose a volunteer for every unpaired child of the county: the optimal proposals, each with its score and
     score parts, and every child left unpaired with the reason. A coordinator confirms each proposal."""
     require_county(principal, body.county_code)
@@ -167,7 +166,7 @@ async def _change(
 
 
 @router.post("/pairings/{pairing_id}/confirm", response_model=PairingOut)
-async def confirm(pairing_id: uuid.UUID, runtime: RuntimeDep, principal: Coordinator) -> PairingOut:
+async def confirm(pairing_id: uuid.UUID, runtime: RuntimeDep, principal: CoordinatorDep) -> PairingOut:
     """Confirm a proposal. Capacity and both sides' eligibility are checked again in the same transaction:
     of two coordinators confirming against a volunteer's last place, one wins and the other gets 409."""
 
@@ -194,7 +193,7 @@ async def confirm(pairing_id: uuid.UUID, runtime: RuntimeDep, principal: Coordin
 
 
 @router.post("/pairings/{pairing_id}/decline", response_model=PairingOut)
-async def decline(pairing_id: uuid.UUID, body: DeclineIn, runtime: RuntimeDep, principal: Coordinator) -> PairingOut:
+async def decline(pairing_id: uuid.UUID, body: DeclineIn, runtime: RuntimeDep, principal: CoordinatorDep) -> PairingOut:
     """Turn a proposal down (the coordinator, the volunteer, the child or the guardian); the pair is never proposed
     again."""
 
@@ -205,7 +204,7 @@ async def decline(pairing_id: uuid.UUID, body: DeclineIn, runtime: RuntimeDep, p
 
 
 @router.post("/pairings/{pairing_id}/close", response_model=PairingOut)
-async def close(pairing_id: uuid.UUID, body: CloseIn, runtime: RuntimeDep, principal: Coordinator) -> PairingOut:
+async def close(pairing_id: uuid.UUID, body: CloseIn, runtime: RuntimeDep, principal: CoordinatorDep) -> PairingOut:
     """End a confirmed (or suspended) pairing with the reason; the child can then be matched again."""
 
     async def decide(conn: Any, row: Row[Any]) -> Transition:
@@ -215,7 +214,7 @@ async def close(pairing_id: uuid.UUID, body: CloseIn, runtime: RuntimeDep, princ
 
 
 @router.get("/pairings/{pairing_id}", response_model=PairingOut)
-async def read_pairing(pairing_id: uuid.UUID, runtime: RuntimeDep, principal: Coordinator) -> PairingOut:
+async def read_pairing(pairing_id: uuid.UUID, runtime: RuntimeDep, principal: CoordinatorDep) -> PairingOut:
     async with runtime.db.read() as conn:
         row = await pairings.load(conn, pairing_id)
     require_county(principal, row.county_code)
@@ -244,7 +243,9 @@ Filter = Annotated[PairingFilter, Depends()]
 
 
 @router.get("/views/pairings", response_model=Page[PairingOut], tags=["views"])
-async def pairings_view(runtime: RuntimeDep, principal: Coordinator, where: Filter, paging: Paging) -> Page[PairingOut]:
+async def pairings_view(
+    runtime: RuntimeDep, principal: CoordinatorDep, where: Filter, paging: Paging
+) -> Page[PairingOut]:
     """The county's pairings, by status, volunteer or child; a suspended or closed one says why."""
     require_county(principal, where.county_code)
     async with runtime.db.read() as conn:
@@ -254,7 +255,7 @@ async def pairings_view(runtime: RuntimeDep, principal: Coordinator, where: Filt
 @router.get(
     "/views/pairings/export", response_class=Response, responses={200: {"content": {"text/csv": {}}}}, tags=["views"]
 )
-async def export_pairings(runtime: RuntimeDep, principal: Coordinator, where: Filter) -> Response:
+async def export_pairings(runtime: RuntimeDep, principal: CoordinatorDep, where: Filter) -> Response:
     require_county(principal, where.county_code)
     async with runtime.db.read() as conn:
         rows = await export_rows(conn, where.query(), runtime.settings.export_max_rows)

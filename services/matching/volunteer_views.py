@@ -14,7 +14,7 @@ from sqlalchemy.engine import Row
 from backbone.auth import Principal
 from backbone.clock import local_date
 from backbone.csvexport import csv_response, export_rows
-from backbone.deps import RuntimeDep, get_subscriber, require, require_county
+from backbone.deps import CoordinatorDep, RuntimeDep, get_subscriber, require_county
 from backbone.errors import ApiError
 from backbone.paging import Page, Paging, fetch_page
 from contracts.vocabulary import CountyCode
@@ -22,7 +22,6 @@ from services.matching.candidates import CandidateChild, CandidateVolunteer
 from services.matching.views import ContactRow, EngagementRow
 
 router = APIRouter(tags=["views"])
-Coordinator = Annotated[Principal, Depends(require("coordinator"))]
 
 
 class VolunteerActivity(BaseModel):
@@ -79,7 +78,7 @@ def _item(row: Row[Any]) -> VolunteerActivity:
 
 @router.get("/views/volunteers", response_model=Page[VolunteerActivity])
 async def volunteers_view(
-    runtime: RuntimeDep, principal: Coordinator, county_code: CountyCode, paging: Paging
+    runtime: RuntimeDep, principal: CoordinatorDep, county_code: CountyCode, paging: Paging
 ) -> Page[VolunteerActivity]:
     """Each volunteer of the county: children paired now, contacts, visits and hours of contact."""
     require_county(principal, county_code)
@@ -88,7 +87,7 @@ async def volunteers_view(
 
 
 @router.get("/views/volunteers/export", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
-async def export_volunteers(runtime: RuntimeDep, principal: Coordinator, county_code: CountyCode) -> Response:
+async def export_volunteers(runtime: RuntimeDep, principal: CoordinatorDep, county_code: CountyCode) -> Response:
     require_county(principal, county_code)
     async with runtime.db.read() as conn:
         rows = await export_rows(conn, _activity(county_code), runtime.settings.export_max_rows)

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from backbone.auth import Principal
 from backbone.database import UtcDateTime
-from backbone.deps import RuntimeDep, require, require_county
+from backbone.deps import CoordinatorDep, RuntimeDep, require, require_county
 from backbone.errors import ApiError
 from backbone.paging import Page, Paging, fetch_page
 from backbone.runtime import Runtime
@@ -214,12 +214,11 @@ async def withdraw_unwanted(
     return withdrawn
 
 
-Coordinator = Annotated[Principal, Depends(require("coordinator"))]
 Donor = Annotated[Principal, Depends(require("donor"))]
 
 
 @router.post("/wishes", status_code=201, response_model=WishOut)
-async def post_wish(body: WishIn, runtime: RuntimeDep, principal: Coordinator) -> WishOut:
+async def post_wish(body: WishIn, runtime: RuntimeDep, principal: CoordinatorDep) -> WishOut:
     async with runtime.transaction() as conn:
         held = select(CandidateChild).where(CandidateChild.child_id == body.child_id).with_for_update()
         child = (await conn.execute(held)).first()  # a consent withdrawn meanwhile waits for this wish, then ends it
@@ -274,7 +273,7 @@ async def my_wishes(runtime: RuntimeDep, principal: Donor, paging: Paging) -> Pa
 @router.get("/views/wishes", response_model=Page[WishOut], tags=["views"])
 async def wishes_view(
     runtime: RuntimeDep,
-    principal: Coordinator,
+    principal: CoordinatorDep,
     county_code: CountyCode,
     paging: Paging,
     child_id: Annotated[uuid.UUID | None, Query()] = None,
@@ -341,7 +340,7 @@ async def _coordinated(
 
 
 @router.post("/wishes/{wish_id}/fulfil", response_model=WishOut)
-async def fulfil(wish_id: uuid.UUID, body: FulfilIn, runtime: RuntimeDep, principal: Coordinator) -> WishOut:
+async def fulfil(wish_id: uuid.UUID, body: FulfilIn, runtime: RuntimeDep, principal: CoordinatorDep) -> WishOut:
     """The gift reached the child (on a visit: name the contact)."""
 
     def fulfilled(row: Row[Any]) -> WishFulfilled:
@@ -375,7 +374,7 @@ async def fulfil(wish_id: uuid.UUID, body: FulfilIn, runtime: RuntimeDep, princi
 
 
 @router.post("/wishes/{wish_id}/acknowledge", response_model=WishOut)
-async def acknowledge(wish_id: uuid.UUID, runtime: RuntimeDep, principal: Coordinator) -> WishOut:
+async def acknowledge(wish_id: uuid.UUID, runtime: RuntimeDep, principal: CoordinatorDep) -> WishOut:
     """The child's side says thank you; the donor sees it among their wishes, and nothing of who the child is."""
 
     def thanked(row: Row[Any]) -> WishAcknowledged:
@@ -387,7 +386,7 @@ async def acknowledge(wish_id: uuid.UUID, runtime: RuntimeDep, principal: Coordi
 
 
 @router.post("/wishes/{wish_id}/withdraw", response_model=WishOut)
-async def withdraw(wish_id: uuid.UUID, body: WithdrawIn, runtime: RuntimeDep, principal: Coordinator) -> WishOut:
+async def withdraw(wish_id: uuid.UUID, body: WithdrawIn, runtime: RuntimeDep, principal: CoordinatorDep) -> WishOut:
     def withdrawn(row: Row[Any]) -> WishWithdrawn:
         return WishWithdrawn(wish_id=wish_id, child_id=row.child_id, county_code=row.county_code, reason=body.reason)
 

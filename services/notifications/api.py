@@ -11,14 +11,13 @@ from pydantic import BaseModel
 from sqlalchemy import ColumnElement, select
 
 from backbone.auth import Principal
-from backbone.deps import RuntimeDep, require, require_county
+from backbone.deps import CoordinatorDep, RuntimeDep, require, require_county
 from backbone.errors import ApiError
 from backbone.paging import Page, PageRequest, Paging, fetch_page
 from contracts.vocabulary import CountyCode
 from services.notifications.notices import NoticeRow
 
 router = APIRouter(tags=["notifications"])
-Coordinator = Annotated[Principal, Depends(require("coordinator"))]
 
 
 class NoticeOut(BaseModel):
@@ -56,7 +55,7 @@ async def notifications(
 
 @router.get("/views/deliveries", response_model=Page[NoticeOut])
 async def deliveries(
-    runtime: RuntimeDep, principal: Coordinator, county_code: CountyCode, paging: Paging
+    runtime: RuntimeDep, principal: CoordinatorDep, county_code: CountyCode, paging: Paging
 ) -> Page[NoticeOut]:
     require_county(principal, county_code)
     return await _page(runtime, NoticeRow.county_code == county_code, paging)

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import insert, select
 
 from backbone.auth import Principal
-from backbone.deps import RuntimeDep, require, require_county
+from backbone.deps import CoordinatorDep, RuntimeDep, require, require_county
 from backbone.errors import ApiError
 from backbone.fields import Text
 from backbone.paging import Page, Paging, fetch_page
@@ -23,7 +23,6 @@ from services.registry.models import KnownCounty
 from services.registry.records import CampaignRecord, DonorRecord
 
 router = APIRouter(tags=["donors and campaigns"])
-Coordinator = Annotated[Principal, Depends(require("coordinator"))]
 
 
 class DonorIn(BaseModel):
@@ -63,7 +62,7 @@ class CampaignOut(CampaignIn):
 
 
 @router.post("/donors", status_code=201, response_model=DonorOut)
-async def register_donor(body: DonorIn, runtime: RuntimeDep, _: Coordinator) -> DonorOut:
+async def register_donor(body: DonorIn, runtime: RuntimeDep, _: CoordinatorDep) -> DonorOut:
     donor_id, now = uuid.uuid4(), runtime.clock.now()
     personal = body.model_dump(exclude={"kind"}, exclude_none=True)
     async with runtime.transaction() as conn:
@@ -76,7 +75,7 @@ async def register_donor(body: DonorIn, runtime: RuntimeDep, _: Coordinator) -> 
 
 
 @router.post("/campaigns", status_code=201, response_model=CampaignOut)
-async def create_campaign(body: CampaignIn, runtime: RuntimeDep, principal: Coordinator) -> CampaignOut:
+async def create_campaign(body: CampaignIn, runtime: RuntimeDep, principal: CoordinatorDep) -> CampaignOut:
     for county_code in body.counties:
         require_county(principal, county_code)
     campaign = CampaignCreated(campaign_id=uuid.uuid4(), **body.model_dump())

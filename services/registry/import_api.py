@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 
 from backbone.auth import Principal
-from backbone.deps import RuntimeDep, require
+from backbone.deps import CoordinatorDep, RuntimeDep
 from backbone.errors import ApiError
 from backbone.runtime import Runtime
 from services.registry import audit, domain, handlers, volunteer_handlers
@@ -35,7 +35,6 @@ class ImportOut(BaseModel):
 
 
 CSV_BODY = {"requestBody": {"content": {"text/csv": {"schema": {"type": "string", "format": "binary"}}}}}
-Coordinator = Annotated[Principal, Depends(require("coordinator"))]
 ChildImporter = Annotated[Principal, Depends(audit.require("import", "coordinator"))]
 AllOrNothing = Annotated[bool, Query(description="import nothing if any row is bad")]
 Row = TypeVar("Row", ChildIn, VolunteerIn)
@@ -108,7 +107,7 @@ async def import_children(
 
 @router.post("/volunteers/import", response_model=ImportOut, tags=["volunteers"], openapi_extra=CSV_BODY)
 async def import_volunteers(
-    request: Request, runtime: RuntimeDep, principal: Coordinator, all_or_nothing: AllOrNothing = False
+    request: Request, runtime: RuntimeDep, principal: CoordinatorDep, all_or_nothing: AllOrNothing = False
 ) -> ImportOut:
     """CSV of volunteers (姓名, 电话, 类型, 县区代码, 乡镇, …). Retrying adds nobody twice."""
     accepted, rejected, _ = await _rows(request, principal, parse_volunteers)

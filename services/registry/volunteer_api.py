@@ -16,7 +16,7 @@ from sqlalchemy.engine import Row
 
 from backbone.auth import Principal
 from backbone.csvexport import csv_response, export_rows
-from backbone.deps import PrincipalDep, RuntimeDep, require, require_county
+from backbone.deps import CoordinatorDep, PrincipalDep, RuntimeDep, require_county
 from backbone.errors import ApiError
 from backbone.fields import Text
 from backbone.paging import Page, Paging, fetch_page
@@ -40,7 +40,6 @@ from services.registry.records import VolunteerRecord
 
 router = APIRouter(tags=["volunteers"])
 PERSONAL = ("name", "phone", "township", "village")  # sealed with the volunteer's own key
-Coordinator = Annotated[Principal, Depends(require("coordinator"))]
 
 
 class VolunteerIn(BaseModel):
@@ -172,7 +171,7 @@ def registration(
 
 
 @router.post("/volunteers", status_code=201, response_model=VolunteerOut)
-async def register_volunteer(body: VolunteerIn, runtime: RuntimeDep, principal: Coordinator) -> VolunteerOut:
+async def register_volunteer(body: VolunteerIn, runtime: RuntimeDep, principal: CoordinatorDep) -> VolunteerOut:
     require_county(principal, body.county_code)
     new = registration(body, uuid.uuid4(), runtime.settings.secret)
     await volunteer_handlers.register(runtime, new)
@@ -199,7 +198,7 @@ Filter = Annotated[VolunteerFilter, Depends()]
 
 @router.get("/volunteers", response_model=Page[VolunteerOut])
 async def list_volunteers(
-    runtime: RuntimeDep, principal: Coordinator, where: Filter, paging: Paging
+    runtime: RuntimeDep, principal: CoordinatorDep, where: Filter, paging: Paging
 ) -> Page[VolunteerOut]:
     require_county(principal, where.county_code)
     async with runtime.db.read() as conn:
@@ -209,7 +208,7 @@ async def list_volunteers(
 
 
 @router.get("/volunteers/export", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
-async def export_volunteers(runtime: RuntimeDep, principal: Coordinator, where: Filter) -> Response:
+async def export_volunteers(runtime: RuntimeDep, principal: CoordinatorDep, where: Filter) -> Response:
     require_county(principal, where.county_code)
     async with runtime.db.read() as conn:
         rows = await export_rows(conn, where.query(), runtime.settings.export_max_rows)
@@ -252,7 +251,7 @@ def _vetting(
 
 @router.patch("/volunteers/{volunteer_id}", response_model=VolunteerOut)
 async def change_volunteer(
-    volunteer_id: uuid.UUID, body: VolunteerPatch, runtime: RuntimeDep, principal: Coordinator
+    volunteer_id: uuid.UUID, body: VolunteerPatch, runtime: RuntimeDep, principal: CoordinatorDep
 ) -> VolunteerOut:
     """Change how many children the volunteer takes on at once."""
     await _scoped(runtime, principal, volunteer_id)
@@ -267,7 +266,7 @@ async def change_volunteer(
 
 @router.post("/volunteers/{volunteer_id}/screenings", response_model=VolunteerOut)
 async def record_screening(
-    volunteer_id: uuid.UUID, body: ScreeningIn, runtime: RuntimeDep, principal: Coordinator
+    volunteer_id: uuid.UUID, body: ScreeningIn, runtime: RuntimeDep, principal: CoordinatorDep
 ) -> VolunteerOut:
     event = VolunteerScreeningRecorded(volunteer_id=volunteer_id, **body.model_dump())
     return await _record(runtime, principal, volunteer_id, event)
@@ -275,7 +274,7 @@ async def record_screening(
 
 @router.post("/volunteers/{volunteer_id}/trainings", response_model=VolunteerOut)
 async def record_training(
-    volunteer_id: uuid.UUID, body: TrainingIn, runtime: RuntimeDep, principal: Coordinator
+    volunteer_id: uuid.UUID, body: TrainingIn, runtime: RuntimeDep, principal: CoordinatorDep
 ) -> VolunteerOut:
     event = VolunteerTrainingRecorded(volunteer_id=volunteer_id, **body.model_dump())
     return await _record(runtime, principal, volunteer_id, event)
@@ -283,7 +282,7 @@ async def record_training(
 
 @router.post("/volunteers/{volunteer_id}/service-hours", response_model=VolunteerOut)
 async def record_service(
-    volunteer_id: uuid.UUID, body: ServiceIn, runtime: RuntimeDep, principal: Coordinator
+    volunteer_id: uuid.UUID, body: ServiceIn, runtime: RuntimeDep, principal: CoordinatorDep
 ) -> VolunteerOut:
     if body.served_on > runtime.today():
         raise ApiError(422, "in_future", "service cannot be recorded before it happened")
@@ -292,7 +291,7 @@ async def record_service(
 
 
 @router.delete("/volunteers/{volunteer_id}/personal-data", status_code=204)
-async def erase_personal_data(volunteer_id: uuid.UUID, runtime: RuntimeDep, principal: Coordinator) -> Response:
+async def erase_personal_data(volunteer_id: uuid.UUID, runtime: RuntimeDep, principal: CoordinatorDep) -> Response:
     await _scoped(runtime, principal, volunteer_id)
     await volunteer_handlers.erase(runtime, volunteer_id)
     return Response(status_code=204)
