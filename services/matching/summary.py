@@ -39,7 +39,19 @@ SCOPES = {"county": 6, "city": 4, "region": 2}
 PAIRED = ("confirmed", "suspended")
 WISHES = ("posted", "on_board", "claimed", "fulfilled", "thanked")
 AreaCode = Annotated[str, Query(pattern=r"^[1-8][0-9](?:[0-9]{2}(?:[0-9]{2})?)?$", description="2, 4 or 6 digits")]
-Caller = Annotated[Principal, Depends(require("coordinator", "donor"))]
+
+
+async def _area_caller(
+    principal: Annotated[Principal, Depends(require("coordinator", "donor"))], code: AreaCode
+) -> Principal:
+    """The caller, if they may see the figures of `code`: the figures and their export check it here, the same way."""
+    if principal.role == "coordinator" and not any(county.startswith(code) for county in principal.counties):
+        # A coordinator sees their county, and the city and region around it: counts only, no children.
+        raise ApiError(403, "forbidden", f"no county of {code} is yours")
+    return principal
+
+
+Caller = Annotated[Principal, Depends(_area_caller)]
 
 
 class AidFigures(BaseModel):
@@ -95,9 +107,6 @@ async def summary(
 ) -> Summary:
     """Per county, city or region (by the length of `code`) and, with `campaign_id`, per campaign."""
     scope = next(name for name, digits in SCOPES.items() if digits == len(code))
-    if principal.role == "coordinator" and not any(county.startswith(code) for county in principal.counties):
-        # A coordinator sees their county, and the city and region around it: counts only, no children.
-        raise ApiError(403, "forbidden", f"no county of {code} is yours")
     async with runtime.db.read() as conn:
         counties = await _by_county(conn, code, campaign_id, runtime.clock.now())
     figures = _empty()
