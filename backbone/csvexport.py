@@ -1,10 +1,13 @@
-"""CSV export of any list: UTF-8 with a BOM, so that Excel on a Chinese Windows opens it as it should."""
+"""CSV export of any list: UTF-8 with a BOM, so that Excel on a Chinese Windows opens it as it should, and no cell a
+spreadsheet would take for a formula."""
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Sequence
+from decimal import Decimal
 from typing import Any
 
 from fastapi import Response
@@ -14,6 +17,12 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backbone.errors import ApiError
+
+# OWASP's CSV-injection rule (with ASVS's NUL): a spreadsheet evaluates a cell starting with one of these. Their
+# full-width forms, which a Chinese input method types, are prefixed too: no name or place starts with one, and
+# whether Excel or WPS reads them as a formula is not something to rely on.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\0", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+_PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")  # a negative amount: the spreadsheet reads a number, runs nothing
 
 
 async def export_rows(conn: AsyncConnection, query: Select[Any], limit: int) -> list[Row[Any]]:
@@ -46,6 +55,21 @@ def csv_table(header: Sequence[str], rows: Iterable[Sequence[Any]], filename: st
 def _cell(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, int | float | Decimal):
+        return str(value)  # a number is data whatever its sign (bool, an int, reads True or False)
     if isinstance(value, list):
-        return ";".join(str(item) for item in value)
-    return str(value)
+        return neutralised(";".join(str(item) for item in value))
+    return neutralised(str(value))
+
+
+def neutralised(text: str) -> str:
+    """The text with a leading apostrophe if a spreadsheet would take it for a formula, so that it shows as text;
+    a plain number (-12.50) stays as it is."""
+    if text.startswith(FORMULA_STARTS) and _PLAIN_NUMBER.fullmatch(text) is None:
+        return "'" + text
+    return text
+
+
+def read_back(text: str) -> str:
+    """A cell of an exported file as it was before `neutralised`, so that an export imported again keeps its values."""
+    return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_STARTS) else text

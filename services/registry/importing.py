@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from backbone.csvexport import read_back
 from services.registry.models import ChildIn
 
 if TYPE_CHECKING:
@@ -198,9 +199,16 @@ def _columns(line: int, cells: list[str], spec: RowSpec[Any]) -> list[str | None
         # The first row may well be data: name none of its cells, they may be a person's name or phone number.
         raise ImportRefused(f"line {line} is not a header: none of its cells is a column name; the columns are {known}")
     problems = []
-    unknown = [cell.strip()[:40] for cell, field in zip(cells, columns, strict=True) if cell.strip() and not field]
+    # Named by position only: once one cell is a column name, the others may still be a name or an ID number.
+    unknown = [
+        str(n) for n, (cell, field) in enumerate(zip(cells, columns, strict=True), 1) if cell.strip() and not field
+    ]
     if unknown:
-        problems.append(f"unknown columns: {', '.join(unknown)}")
+        problems.append(
+            f"column {unknown[0]} has an unknown name"
+            if len(unknown) == 1
+            else f"columns {', '.join(unknown)} have unknown names"
+        )
     required = [field for field, info in spec.model.model_fields.items() if info.is_required()]
     missing = [field for field in required if field not in columns]
     if missing:
@@ -219,7 +227,7 @@ def _row(columns: list[str | None], cells: list[str], spec: RowSpec[Any]) -> tup
     errors: list[str] = []
     unread: set[str] = set()
     for index, cell in enumerate(cells):
-        value = cell.strip()
+        value = read_back(cell.strip())  # a file this service exported, edited and sent back
         if not value:
             continue  # an empty cell is a value not given: the model's default, or its "missing" error
         if index >= len(columns):
