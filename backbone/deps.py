@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from backbone.auth import InvalidToken, Principal, Role, verify
@@ -29,17 +29,6 @@ async def get_principal(
         return verify(request.app.state.settings.jwt_secret.get_secret_value(), credentials.credentials)
     except InvalidToken as error:
         raise ApiError(401, "unauthorized", f"the bearer token is not valid: {error}") from error
-
-
-async def get_subscriber(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    token: Annotated[str | None, Query(description="the bearer token, for feeds a calendar app fetches")] = None,
-) -> Principal:
-    """The caller by the Authorization header or, for a feed an app subscribes to (it sends no headers), `?token=`."""
-    if credentials is None and token is not None:
-        credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=token)
-    return await get_principal(request, credentials)
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

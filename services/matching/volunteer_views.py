@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.engine import Row
 
-from backbone.auth import Principal
 from backbone.clock import local_date
 from backbone.csvexport import csv_response, export_rows
-from backbone.deps import CoordinatorDep, RuntimeDep, get_subscriber, require_county
-from backbone.errors import ApiError
+from backbone.deps import CoordinatorDep, RuntimeDep, require_county
 from backbone.paging import Page, Paging, fetch_page
 from contracts.vocabulary import CountyCode
+from services.matching.calendar_feeds import open_calendar
 from services.matching.candidates import CandidateChild, CandidateVolunteer
 from services.matching.views import ContactRow, EngagementRow
 
@@ -100,26 +99,14 @@ async def export_volunteers(runtime: RuntimeDep, principal: CoordinatorDep, coun
     "/volunteers/{volunteer_id}/calendar.ics",
     response_class=Response,
     responses={200: {"content": {"text/calendar": {}}}},
+    dependencies=[Depends(open_calendar)],
 )
-async def calendar(
-    volunteer_id: uuid.UUID, runtime: RuntimeDep, principal: Annotated[Principal, Depends(get_subscriber)]
-) -> Response:
-    """The volunteer's due visits as an iCal feed (subscribe in any calendar app, with `?token=` since an app sends
-    no headers): one all-day event per child on the day the next in-person visit is due. Children are named only by
-    age band: a phone's calendar is not private."""
+async def calendar(volunteer_id: uuid.UUID, runtime: RuntimeDep) -> Response:
+    """The volunteer's due visits as an iCal feed: subscribe in any calendar app with a feed link (`?feed=`, from
+    `POST /volunteers/{id}/calendar-feeds`), or read it with the volunteer's or a coordinator's bearer header (a
+    bearer token in the address, `?token=`, is refused). One all-day event per child on the day the next in-person
+    visit is due. Children are named only by age band: a phone's calendar is not private."""
     async with runtime.db.read() as conn:
-        volunteer = (
-            await conn.execute(select(CandidateVolunteer).where(CandidateVolunteer.volunteer_id == volunteer_id))
-        ).first()
-        if volunteer is None:
-            raise ApiError(404, "not_found", f"no volunteer {volunteer_id} known to matching")
-        if principal.role == "volunteer":
-            if principal.sub != str(volunteer_id):
-                raise ApiError(403, "forbidden", "a volunteer sees their own calendar only")
-        elif principal.role in ("coordinator", "admin"):
-            require_county(principal, volunteer.county_code)
-        else:
-            raise ApiError(403, "forbidden", "volunteers and coordinators only")
         due = await conn.execute(
             select(EngagementRow.pairing_id, CandidateChild.age_band, EngagementRow.next_due_at.label("due_at"))
             .join(CandidateChild, CandidateChild.child_id == EngagementRow.child_id)
