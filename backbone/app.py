@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from backbone import errors, http, logs
 from backbone.clock import Clock
@@ -34,7 +35,9 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None, clock: Clock
         finally:
             await runtime.stop()
 
-    app = FastAPI(title=f"{spec.name} service", lifespan=lifespan)
+    # /docs and /redoc load Swagger UI and ReDoc from files the fastapi-offline package ships, served by the service
+    # itself (/static-offline-docs): the CDN FastAPI would use is unreachable offline and behind the Great Firewall.
+    app = FastAPIOffline(title=f"{spec.name} service", lifespan=lifespan)
     app.state.runtime = runtime
     app.state.settings = settings
     errors.install(app)
