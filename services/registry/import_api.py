@@ -1,7 +1,9 @@
-"""`POST /children/import`: a CSV file of children, each valid row registered once, each bad row reported."""
+"""`POST /children/import` and `/volunteers/import`: a CSV file, each valid row registered once, each bad row
+reported."""
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
@@ -9,6 +11,8 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from backbone.auth import Principal
 from backbone.deps import CoordinatorDep, RuntimeDep
@@ -34,7 +38,21 @@ class ImportOut(BaseModel):
     rejected: list[RejectedRow]
 
 
-CSV_BODY = {"requestBody": {"content": {"text/csv": {"schema": {"type": "string", "format": "binary"}}}}}
+CSV_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "text/csv": {"schema": {"type": "string", "format": "binary"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "contentMediaType": "text/csv"}},
+                    "required": ["file"],
+                },
+            },
+        },
+    }
+}
 ChildImporter = Annotated[Principal, Depends(audit.require("import", "coordinator"))]
 AllOrNothing = Annotated[bool, Query(description="import nothing if any row is bad")]
 Row = TypeVar("Row", ChildIn, VolunteerIn)
@@ -46,7 +64,7 @@ async def _rows(
     """The file's rows in the caller's counties, every row refused so far (a bad file is a 422), and the counties
     outside the caller's that rows named."""
     try:
-        parsed = parse(await request.body())
+        parsed = parse(await _upload(request))
     except ImportRefused as error:
         raise ApiError(422, "import_refused", str(error)) from error
     rejected = [RejectedRow(line=r.line, errors=r.errors) for r in parsed.rejected]
@@ -58,6 +76,35 @@ async def _rows(
             rejected.append(RejectedRow(line=line, errors=[f"county_code: not scoped to county {row.county_code}"]))
             foreign.add(row.county_code)
     return accepted, rejected, foreign
+
+
+class _PartsInMemory(MultiPartParser):
+    # A file of children's names and ID numbers is never written to a temporary file on disk, where deleting it
+    # would leave its text behind: it stays in memory, as a raw body does (both bounded by MAX_UPLOAD_BYTES).
+    spool_max_size = sys.maxsize
+
+
+async def _upload(request: Request) -> bytes:
+    """The file: the body itself, or the one file part of a multipart/form-data upload (`curl -F file=@…`)."""
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "multipart/form-data":
+        return await request.body()
+    try:
+        form = await _PartsInMemory(request.headers, request.stream()).parse()
+    except MultiPartException as error:  # its messages name the problem, never the body's text
+        raise ApiError(400, "bad_upload", f"the multipart body cannot be read: {error.message}") from error
+    try:
+        files = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
+        if len(files) != 1 or len(form.multi_items()) != 1:
+            raise ApiError(
+                422,
+                "one_file_expected",
+                "a multipart upload carries the CSV as its only part, a file (curl -F file=@your-file.csv); "
+                f"this one has {len(files)} file part(s) and {len(form.multi_items()) - len(files)} other part(s)",
+            )
+        return await files[0].read()
+    finally:
+        await form.close()
 
 
 async def _finish(
@@ -81,8 +128,9 @@ async def _finish(
 async def import_children(
     request: Request, runtime: RuntimeDep, principal: ChildImporter, all_or_nothing: AllOrNothing = False
 ) -> ImportOut:
-    """CSV in UTF-8 or GB18030 with English or Chinese headers (姓名, 身份证号, …). Retrying adds nobody twice;
-    rows for counties outside the caller's are refused, and each such county audit-logged."""
+    """CSV in UTF-8 or GB18030 with English or Chinese headers (姓名, 身份证号, …), sent as the body (text/csv) or as
+    the one file part of a multipart upload. Retrying adds nobody twice; rows for counties outside the caller's are
+    refused, and each such county audit-logged."""
     accepted, rejected, foreign = await _rows(request, principal, parse_children)
     await audit.record(runtime, principal, "import", [(None, county) for county in sorted(foreign)], None, "denied")
     today, secret = runtime.today(), runtime.settings.secret
@@ -109,7 +157,8 @@ async def import_children(
 async def import_volunteers(
     request: Request, runtime: RuntimeDep, principal: CoordinatorDep, all_or_nothing: AllOrNothing = False
 ) -> ImportOut:
-    """CSV of volunteers (姓名, 电话, 类型, 县区代码, 乡镇, …). Retrying adds nobody twice."""
+    """CSV of volunteers (姓名, 电话, 类型, 县区代码, 乡镇, …), as the body or one multipart file part. Retrying adds
+    nobody twice."""
     accepted, rejected, _ = await _rows(request, principal, parse_volunteers)
     secret = runtime.settings.secret
     registrations = [
