@@ -51,29 +51,41 @@ async def test_an_overdue_high_risk_child_is_escalated_to_the_child_directors_an
     notifications: httpx.AsyncClient, nc: NATS
 ) -> None:
     bus = RegistryEvents(nc.jetstream())
-    high, medium = uuid.uuid4(), uuid.uuid4()
+    high, medium, later = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     due = datetime(2023, 1, 17, 9, 0, tzinfo=UTC)
-    escalation = ChildOverdue(
-        child_id=high, county_code=XINGAN, risk_level="high", due_at=due, escalated_to="child_director"
-    )
+    risks = {high: "high", medium: "medium", later: "high"}
     planned = [  # each schedule's history before it is overdue: the reactions follow whole aggregates
         ChildVisitDue(child_id=child, county_code=XINGAN, risk_level=risk, due_at=due, because="registered")
-        for child, risk in ((high, "high"), (medium, "medium"))
+        for child, risk in risks.items()
     ]
     await bus.emit(*planned)
-    await bus.emit(escalation, ChildOverdue(child_id=medium, county_code=XINGAN, risk_level="medium", due_at=due))
+    await bus.emit(
+        *(
+            ChildOverdue(
+                child_id=child,
+                county_code=XINGAN,
+                risk_level=risk,
+                due_at=due,
+                escalated_to="child_director" if risk == "high" else None,
+            )
+            for child, risk in risks.items()
+        )
+    )
     headers = auth("coordinator", [XINGAN])
-    params = {"recipient_id": f"county:{XINGAN}:child_directors"}
+    params = {"recipient_id": f"county:{XINGAN}:child_directors", "limit": 500}
+    about: list[str] = []
 
-    async def told() -> bool:
+    async def told_of_the_later_one() -> bool:
         page = await notifications.get("/notifications", params=params, headers=headers)
-        return page.status_code == 200 and page.json()["total"] >= 1
+        about[:] = [notice["about_id"] for notice in page.json()["items"]] if page.status_code == 200 else []
+        return str(later) in about
 
-    await wait_until(told, what="the child directors' notice")
+    # The medium-risk child's overdue event comes between the two high-risk ones': once the later one is told,
+    # whatever the medium one would have brought is in the list too.
+    await wait_until(told_of_the_later_one, what="the child directors' notice of the later high-risk child")
+    assert sorted(about) == sorted([str(high), str(later)])
     page = (await notifications.get("/notifications", params=params, headers=headers)).json()
-    (notice,) = page["items"]
-    assert notice["about_id"] == str(high)
-    assert notice["reason"] == "overdue_high_risk"
+    assert {notice["reason"] for notice in page["items"]} == {"overdue_high_risk"}
 
 
 async def test_a_donor_hears_of_the_thank_you_for_their_wish_and_nothing_of_the_child(

@@ -24,6 +24,7 @@ TOWNSHIP, VILLAGE = "a" * 16, "b" * 16
 # Where a child or volunteer lives; a volunteer this close who also speaks the child's languages fits best.
 NEARBY = {"township_key": TOWNSHIP, "village_key": VILLAGE}
 CLOSE = {"languages": ["zh", "zhuang"], **NEARBY}
+LAPSE = timedelta(days=7)  # PROPOSAL_LAPSE_DAYS
 PERSONAL_KEYS = {"name", "id_number", "phone", "township", "village", "birth_date"}
 
 
@@ -37,21 +38,21 @@ def unpaired(result: dict[str, Any]) -> dict[str, str]:
     return {u["child_id"]: u["reason"] for u in result["unpaired"]}
 
 
-async def pairing(matching: httpx.AsyncClient, pairing_id: str) -> dict[str, Any]:
-    answer = await matching.get(f"/pairings/{pairing_id}", headers=COORDINATOR)
+async def pairing(matching: httpx.AsyncClient, pairing_id: str, county: str = XINGAN) -> dict[str, Any]:
+    answer = await matching.get(f"/pairings/{pairing_id}", headers=auth("coordinator", [county]))
     assert answer.status_code == 200, answer.text
     found: dict[str, Any] = answer.json()
     return found
 
 
-async def reaches(matching: httpx.AsyncClient, pairing_id: str, status: str) -> dict[str, Any]:
+async def reaches(matching: httpx.AsyncClient, pairing_id: str, status: str, county: str = XINGAN) -> dict[str, Any]:
     """Wait until the pairing is in `status` (a timer or a reaction moves it), and return it."""
 
     async def there() -> bool:
-        return (await pairing(matching, pairing_id))["status"] == status
+        return (await pairing(matching, pairing_id, county))["status"] == status
 
     await wait_until(there, what=f"pairing {pairing_id} to be {status}")
-    return await pairing(matching, pairing_id)
+    return await pairing(matching, pairing_id, county)
 
 
 async def confirm(matching: httpx.AsyncClient, pairing_id: str) -> httpx.Response:
@@ -285,6 +286,24 @@ async def test_a_pairing_moves_only_along_its_transitions_and_a_decline_says_who
     assert (item["declined_by"], item["reason"]) == ("child", "child_preference")
 
 
+async def lapsing_timer_ticked(
+    matching: httpx.AsyncClient, registry_events: RegistryEvents, clock: SettableClock, county: str = OTHER_COUNTY
+) -> None:
+    """Wait for a tick of the lapsing timer that looked at the clock as it stands now: a proposal made in `county` with
+    the clock set back by a whole lapse period and a minute, just now, lapses at the first such tick."""
+    now = clock.now()
+    clock.set(now - LAPSE - timedelta(minutes=1))
+    try:
+        await registry_events.child("low", county=county)
+        await registry_events.volunteer(county=county)
+        await candidates(matching, "children", 1, county=county)
+        await candidates(matching, "volunteers", 1, county=county)
+        (proposal,) = (await matching_run(matching, county))["proposals"]
+    finally:
+        clock.set(now)
+    await reaches(matching, proposal["pairing_id"], "lapsed", county)
+
+
 async def test_a_lapsed_or_closed_pair_may_be_proposed_again_a_closed_one_for_continuity(
     matching: httpx.AsyncClient, registry_events: RegistryEvents, clock: SettableClock
 ) -> None:
@@ -294,6 +313,7 @@ async def test_a_lapsed_or_closed_pair_may_be_proposed_again_a_closed_one_for_co
     await candidates(matching, "volunteers", 1)
     (proposal,) = (await matching_run(matching))["proposals"]
     clock.advance(timedelta(days=6))
+    await lapsing_timer_ticked(matching, registry_events, clock)
     assert (await pairing(matching, proposal["pairing_id"]))["status"] == "proposed"
 
     clock.advance(timedelta(days=2))
