@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
 import time
-import uuid
 from typing import Any
 
 import structlog
@@ -17,7 +15,6 @@ from backbone.errors import error_response
 from backbone.metrics import REQUEST_SECONDS, REQUESTS
 
 log = structlog.get_logger("http")
-TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
 class BodyLimit:
@@ -64,11 +61,8 @@ def install(app: FastAPI, service: str, max_body_bytes: int, max_upload_bytes: i
 
     @app.middleware("http")
     async def _observe(request: Request, call_next: Any) -> Response:
-        correlation_id = request.headers.get("x-correlation-id") or str(uuid.uuid4())
-        traceparent = request.headers.get("traceparent", "")
-        if not _valid_traceparent(traceparent):
-            traceparent = context.new_traceparent()
-        context.bind(context.Causes(correlation_id[:64], None, traceparent))
+        # A header of another shape is replaced, never echoed: it could carry a name or a phone (backbone.context).
+        causes = context.received(request.headers.get("x-correlation-id"), None, request.headers.get("traceparent"))
         started = time.perf_counter()
 
         def observed(status: int) -> None:
@@ -86,13 +80,9 @@ def install(app: FastAPI, service: str, max_body_bytes: int, max_upload_bytes: i
             observed(500)
             raise
         observed(response.status_code)
-        response.headers["X-Correlation-ID"] = correlation_id[:64]
+        response.headers["X-Correlation-ID"] = causes.correlation_id
         context.clear()
         return response
-
-
-def _valid_traceparent(value: str) -> bool:
-    return TRACEPARENT.match(value) is not None
 
 
 def operational_routes(service: str) -> APIRouter:

@@ -79,9 +79,7 @@ class Reactions(Projection):
         stream = str(notice.notice_id)
         if await self.runtime.store.version(conn, stream) > 0:
             return  # decided before (a replay of the registry stream)
-        context.bind(
-            context.Causes(envelope.correlationid, envelope.id, envelope.traceparent or context.new_traceparent())
-        )
+        context.received(envelope.correlationid, envelope.id, envelope.traceparent)
         await self.runtime.append(conn, Append(stream, 0, [notice]))
 
 

@@ -27,6 +27,7 @@ from tests.helpers import SECRET, auth
 from tests.integration.conftest import serve_matching
 
 NAME, PHONE = "韦小芳", "13907730001"
+# Not the walking skeleton's child, whose name and guardian's phone are the very values sent as hostile ones here.
 SOMEONE = CHILD | {"name": "蓝某某", "guardian_name": "蓝大山", "guardian_phone": "13907739999"}
 JSON = {"Content-Type": "application/json"}
 
