@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import re
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -15,14 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from nats.aio.client import Client as NATS
+from sqlalchemy import delete
 
 from backbone.clock import SettableClock
 from backbone.database import Database
 from backbone.natsserver import NatsServer
+from backbone.projection import Projection
 from contracts.campaigns import DonorRegistered
 from services.matching.app import SPEC
 from services.matching.views import Views
-from tests.helpers import RegistryEvents, auth, campaign, rebuild_cli, rows, token, wait_until
+from tests.helpers import RegistryEvents, auth, campaign, read_stream, rebuild_cli, rows, token, wait_until
 
 XINGAN, GUANYANG = "450325", "450327"  # two counties of Guilin (4503)
 COUNTIES = {XINGAN: ("兴安县", "Xing'an Xian"), GUANYANG: ("灌阳县", "Guanyang Xian")}
@@ -31,8 +35,17 @@ CHILDREN, VOLUNTEERS, CADRES, WEEKS = 120, 45, 3, 5  # per county
 CATEGORIES = ["left_behind"] * 5 + ["de_facto_unsupported"] * 2 + ["orphan", "in_difficulty"]
 KINDS = ["caring_parent"] * 5 + ["social_worker", "child_director"]
 INTERVAL = {"high": 7, "medium": 14, "low": 30}  # days, the default visit policy
-# The command side's records, written with their events (a wish's claim, a contact's note): not views, not dropped.
-COMMAND_SIDE = {"pairings", "visit_schedules", "visit_policies", "contacts", "wishes", "aid_distributions"}
+# The command side's records, written with their events (a wish's claim, a contact's note, a calendar feed): not
+# views, not dropped.
+COMMAND_SIDE = {
+    "pairings",
+    "visit_schedules",
+    "visit_policies",
+    "contacts",
+    "wishes",
+    "aid_distributions",
+    "calendar_feeds",
+}
 
 
 async def test_the_summary_of_a_five_week_winter_campaign_equals_its_own_inputs(
@@ -74,26 +87,50 @@ async def test_dropping_every_view_and_rebuilding_gives_identical_rows_and_figur
     clock: SettableClock,
     database_url: str,
     nats_server: NatsServer,
+    nc: NATS,
     tmp_path: Path,
 ) -> None:
     campaign_id, expected = await _winter_campaign(matching, registry_events, clock)
     await _settled(matching, campaign_id, "4503", expected["4503"])
     db = Database(database_url)
-    views = {p.name: p.views for p in SPEC.projections(None) if p.views}  # type: ignore[arg-type]
-    assert {table.name for tables in views.values() for table in tables} == set(Views.metadata.tables) - COMMAND_SIDE
+    projections = [p for p in SPEC.projections(None) if p.views]  # type: ignore[arg-type]
+    tables = [table for projection in projections for table in projection.views]
+    assert {table.name for table in tables} == set(Views.metadata.tables) - COMMAND_SIDE
     try:
-        before = {table.name: await rows(db, table) for tables in views.values() for table in tables}
+        before = {table.name: await rows(db, table) for table in tables}
         assert all(before.values()), "every view has rows to lose"
+        async with db.begin() as conn:  # drop every view: whatever comes back, the rebuild read from the streams
+            for table in tables:
+                await conn.execute(delete(table))
+        assert not any([await rows(db, table) for table in tables])
 
-        for name in views:
-            rebuilt = await rebuild_cli(name, database_url=database_url, nats_url=nats_server.url, data_dir=tmp_path)
+        for projection in projections:
+            rebuilt = await rebuild_cli(
+                projection.name, database_url=database_url, nats_url=nats_server.url, data_dir=tmp_path
+            )
             assert rebuilt.returncode == 0, rebuilt.stderr
+            replayed = re.search(rf"rebuilt {projection.name}: (\d+) events", rebuilt.stderr)
+            assert replayed is not None, rebuilt.stderr
+            assert int(replayed[1]) == await _followed(nc, projection), projection.name
 
-        assert {table.name: await rows(db, table) for tables in views.values() for table in tables} == before
+        assert {table.name: await rows(db, table) for table in tables} == before
     finally:
         await db.dispose()
     for code, wanted in expected.items():
         assert await _settled(matching, campaign_id, code, wanted) == wanted, code
+
+
+async def _followed(nc: NATS, projection: Projection) -> int:
+    """How many events of its stream the projection follows, counted message by message."""
+
+    def follows(pattern: str, subject: str) -> bool:
+        wanted, tokens = pattern.split("."), subject.split(".")
+        if wanted[-1] == ">":
+            return len(tokens) >= len(wanted) and all(w in ("*", t) for w, t in zip(wanted[:-1], tokens, strict=False))
+        return len(tokens) == len(wanted) and all(w in ("*", t) for w, t in zip(wanted, tokens, strict=True))
+
+    messages = await read_stream(nc.jetstream(), projection.stream)
+    return sum(1 for m in messages if any(follows(pattern, m.subject) for pattern in projection.subjects))
 
 
 @dataclass
