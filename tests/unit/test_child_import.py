@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable
 from datetime import date, timedelta
 
@@ -452,11 +451,8 @@ def test_ten_thousand_rows_with_37_bad_ones(header: list[str], encoding: str) ->
     cells = ([*(row[f] for f in FIELDS), *([row["extra"]] if "extra" in row else [])] for row in rows)
     raw = to_csv(header, cells, encoding)
 
-    started = time.perf_counter()
     parsed = parse_children(raw)
-    elapsed = time.perf_counter() - started
 
-    assert elapsed < 2.0
     assert {r.line for r in parsed.rejected} == set(expected)
     assert len(parsed.rejected) == 37
     for rejected in parsed.rejected:

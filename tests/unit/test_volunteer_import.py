@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import pytest
@@ -286,11 +285,8 @@ def test_two_thousand_rows_with_11_bad_ones(header: list[str], encoding: str) ->
     cells = ([*(row[f] for f in FIELDS), *([row["extra"]] if "extra" in row else [])] for row in rows)
     raw = to_csv(header, cells, encoding)
 
-    started = time.perf_counter()
     parsed = parse_volunteers(raw)
-    elapsed = time.perf_counter() - started
 
-    assert elapsed < 1.0
     assert [r.line for r in parsed.rejected] == list(BAD_LINES)
     for rejected in parsed.rejected:
         reason = BAD_LINES[rejected.line][1]
