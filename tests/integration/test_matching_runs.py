@@ -1,9 +1,13 @@
-"""Matching runs and confirmation against real NATS and each database: proposals, explanations, the confirm race."""
+"""Matching runs and confirmation against real NATS and each database: proposals, explanations, the confirm race, a
+county that changes while a run solves."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
+from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -11,11 +15,14 @@ from sqlalchemy import update
 
 from backbone.database import Database
 from contracts.volunteers import VolunteerCapacityChanged
+from services.matching import runs
 from services.matching.candidates import CandidateChild, CandidateVolunteer
+from services.matching.solver import Solution, solve
 from tests.helpers import RegistryEvents, auth, candidates, matching_run, wait_until
 
 XINGAN = "450325"
 COORDINATOR = auth("coordinator", [XINGAN])
+ATTEMPTS = 3  # a run whose county keeps changing while it solves tries this many times (README)
 
 
 async def test_a_run_proposes_the_best_fitting_volunteer_with_its_score_parts(
@@ -187,3 +194,93 @@ async def test_the_timer_brings_open_pairings_in_line_with_the_candidate_view(
         return bool(pairing["status"] == "suspended" and pairing["reason"] == "volunteer_not_qualified")
 
     await wait_until(suspended, within=5, what="the pairing suspended by the timer")
+
+
+class SolverGate:
+    """Holds each solve of a matching run until the test lets it go: what a large county's seconds of solving are,
+    made as long as the test needs to change the county meanwhile. The solver itself is the real one."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop, self.started = loop, asyncio.Queue[None]()
+        self.go = threading.Semaphore(0)
+
+    def solve(self, *args: Any) -> Solution:
+        self.loop.call_soon_threadsafe(self.started.put_nowait, None)
+        self.go.acquire()
+        return solve(*args)
+
+    async def next_solve(self, run: asyncio.Task[httpx.Response]) -> bool:
+        """Whether the run starts another solve (True) or answers first (False)."""
+        waiting = asyncio.ensure_future(self.started.get())
+        done, _ = await asyncio.wait({waiting, run}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+        assert done, "neither another solve nor an answer within 30 s"
+        waiting.cancel()
+        return waiting in done
+
+
+@pytest.fixture
+async def gate(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SolverGate]:
+    held = SolverGate(asyncio.get_running_loop())
+    monkeypatch.setattr(runs, "solve", held.solve)
+    yield held
+    for _ in range(ATTEMPTS + 1):  # whatever still waits finishes, so the service can stop
+        held.go.release()
+
+
+async def changed_while_solving(
+    matching: httpx.AsyncClient, registry_events: RegistryEvents, children: int
+) -> uuid.UUID:
+    """A child registered while a run solves, in the candidate view before the run goes on."""
+    child = await registry_events.child("low")
+    await candidates(matching, "children", children)
+    return child
+
+
+async def test_a_run_that_finds_the_county_changed_while_it_solved_decides_again_with_the_change(
+    matching: httpx.AsyncClient, registry_events: RegistryEvents, gate: SolverGate
+) -> None:
+    first = await registry_events.child("low")
+    await registry_events.volunteer(capacity=2)
+    await candidates(matching, "children", 1)
+    await candidates(matching, "volunteers", 1)
+    run = asyncio.create_task(matching.post("/matching-runs", json={"county_code": XINGAN}, headers=COORDINATOR))
+
+    assert await gate.next_solve(run)
+    second = await changed_while_solving(matching, registry_events, 2)
+    gate.go.release()
+    assert await gate.next_solve(run)  # it noticed, and solves the county as it is now
+    gate.go.release()
+
+    answer = await run
+    assert answer.status_code == 201, answer.text
+    assert sorted(p["child_id"] for p in answer.json()["proposals"]) == sorted([str(first), str(second)])
+    proposed = await matching.get(
+        "/views/pairings", params={"county_code": XINGAN, "status": "proposed"}, headers=COORDINATOR
+    )
+    assert proposed.json()["total"] == 2
+
+
+async def test_a_county_that_keeps_changing_gets_409_county_busy_after_three_attempts_and_nothing_written(
+    matching: httpx.AsyncClient, registry_events: RegistryEvents, gate: SolverGate
+) -> None:
+    await registry_events.child("low")
+    await registry_events.volunteer(capacity=5)
+    await candidates(matching, "children", 1)
+    await candidates(matching, "volunteers", 1)
+    run = asyncio.create_task(matching.post("/matching-runs", json={"county_code": XINGAN}, headers=COORDINATOR))
+
+    for attempt in range(1, ATTEMPTS + 1):
+        assert await gate.next_solve(run), f"attempt {attempt} never solved"
+        await changed_while_solving(matching, registry_events, 1 + attempt)
+        gate.go.release()
+    assert not await gate.next_solve(run), f"a run tried more than {ATTEMPTS} times"
+
+    answer = await run
+    assert answer.status_code == 409, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "county_busy"
+    assert set(error) == {"code", "message", "details"}
+    pairings = await matching.get("/views/pairings", params={"county_code": XINGAN}, headers=COORDINATOR)
+    assert pairings.json()["total"] == 0  # written with the run's events, in the same transaction: none
+    gate.go.release()  # run it again, as the answer says, with the county still: it proposes
+    assert len((await matching_run(matching))["proposals"]) == 1 + ATTEMPTS
