@@ -1,12 +1,15 @@
-"""Projection consumers: batches, redelivery, poison events, two replicas, rebuilds."""
+"""Projection consumers: batches, redelivery, poison events, two replicas, rebuilds, a service's own settings."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from typing import ClassVar
+from pathlib import Path
+from typing import Any, ClassVar
 
+import httpx
 import pytest
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
@@ -18,6 +21,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from backbone.consumer import ProjectionConsumer, durable_name
 from backbone.database import Database
+from backbone.natsserver import NatsServer
 from backbone.projection import Delivered, Projection
 from backbone.rebuild import replay
 from backbone.runtime import Runtime
@@ -25,7 +29,7 @@ from backbone.settings import Settings
 from backbone.store import Plumbing
 from backbone.streams import ensure_streams
 from services.matching.app import SPEC as MATCHING
-from tests.helpers import child_event, publish, read_stream, wait_until
+from tests.helpers import RegistryEvents, ServiceProcess, candidates, child_event, publish, read_stream, wait_until
 
 
 class TallyBase(DeclarativeBase):
@@ -320,3 +324,43 @@ async def test_a_projection_that_follows_more_subjects_waits_for_a_rebuild_inste
 
 async def _blocked(consumer: ProjectionConsumer) -> bool:
     return consumer.blocked is not None
+
+
+async def test_consumer_max_deliveries_set_for_the_service_is_how_often_its_durable_consumer_tries_an_event(
+    nats_server: NatsServer, nc: NATS, database_url: str, tmp_path: Path
+) -> None:
+    """CONSUMER_MAX_DELIVERIES as an operator sets it: an event matching cannot read is tried exactly that many
+    times by the service's durable consumer, then dead-lettered, and the events after it still project."""
+    matching = ServiceProcess(
+        "matching", nats_url=nats_server.url, database_url=database_url, data_dir=tmp_path, CONSUMER_MAX_DELIVERIES="2"
+    ).start()
+    try:
+        js = nc.jetstream()
+        unreadable = child_event(str(uuid.uuid4()), 1).model_copy(update={"data": {"county_code": "450325"}})
+        await publish(js, [unreadable])
+        await RegistryEvents(js).child("low")
+        async with httpx.AsyncClient(base_url=matching.url) as http:
+            await candidates(http, "children", 1)  # the child published after it is in the view: nothing held up
+
+        async def dead_lettered() -> bool:
+            return (await js.stream_info("DEADLETTER")).state.messages > 0
+
+        await wait_until(dead_lettered, what="the unreadable event in DEADLETTER")
+        (dead,) = await read_stream(js, "DEADLETTER")
+        assert dead.headers["Projection"] == "matching-candidates"
+        assert dead.headers["Deliveries"] == "2"
+        sequence = int(dead.headers["Original-Sequence"])
+        tries = [
+            line["deliveries"]
+            for line in _log(matching)
+            if line.get("event") == "consumer.event_failed" and line.get("stream_sequence") == sequence
+        ]
+        assert tries == [1, 2]
+        durable = await js.consumer_info("REGISTRY", "matching-candidates-g1")
+        assert durable.config.max_deliver > 2  # the server never gives up on an event before the service does
+    finally:
+        matching.kill()
+
+
+def _log(service: ServiceProcess) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in service.log.read_text().splitlines() if line.startswith("{")]
