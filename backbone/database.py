@@ -13,6 +13,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+BUSY_TIMEOUT_MS = 30_000  # SQLite: how long a connection waits for another's lock before it gives up
+
 
 class Database:
     """The service's database: `begin()` for a write transaction, `read()` for queries."""
@@ -84,9 +86,9 @@ def _sqlite_engine(url: str, *, immediate: bool, echo: bool) -> AsyncEngine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")  # the event log is the source of truth
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA secure_delete=ON")
+        cursor.execute("PRAGMA secure_delete=ON")  # freed cells zeroed: erased data leaves the pages (backbone.scrub)
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

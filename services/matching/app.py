@@ -6,6 +6,7 @@ from functools import partial
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from backbone import scrub
 from backbone.app import create_app as create_service_app
 from backbone.clock import Clock
 from backbone.runtime import Runtime, ServiceSpec, Timer
@@ -37,6 +38,7 @@ SPEC = ServiceSpec(
         Timer("follow-candidates", runtime.settings.timer_seconds, partial(follow_all, runtime)),
         Timer("escalate-overdue", runtime.settings.timer_seconds, partial(escalate_overdue, runtime)),
         Timer("lapse-wish-claims", runtime.settings.timer_seconds, partial(wishes.lapse_claims, runtime)),
+        Timer("scrub", scrub.EVERY, partial(scrub.scrub, runtime.db)),  # after `follow` clears notes
     ],
 )
 

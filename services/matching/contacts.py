@@ -18,6 +18,7 @@ from sqlalchemy import Index, String, Text, Uuid, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
+from backbone import scrub
 from backbone.auth import Principal
 from backbone.database import UtcDateTime
 from backbone.deps import RuntimeDep, require, require_county
@@ -207,9 +208,14 @@ async def contacts_of(
 
 async def forget_notes(conn: AsyncConnection, children: Collection[uuid.UUID] | None = None) -> None:
     """The notes of children (all, if None) whose personal data the registry erased are cleared: free text about a
-    child is personal data. Run in the candidate view's transaction, as it learns of the erasure."""
+    child is personal data. Run in the candidate view's transaction, as it learns of the erasure; the old text is
+    scrubbed from the files once that commits (`backbone.scrub`, by its timer)."""
     erased = select(CandidateChild.child_id).where(CandidateChild.erased.is_(True))
     if children is not None:
         erased = erased.where(CandidateChild.child_id.in_(children))
-    kept = ContactRecord.note.is_not(None)
-    await conn.execute(update(ContactRecord).where(ContactRecord.child_id.in_(erased), kept).values(note=None))
+    noted = ContactRecord.note.is_not(None)
+    cleared = await conn.execute(
+        update(ContactRecord).where(ContactRecord.child_id.in_(erased), noted).values(note=None)
+    )
+    if cleared.rowcount:
+        await scrub.owe(conn, ContactRecord)

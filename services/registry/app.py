@@ -4,11 +4,11 @@ from functools import partial
 
 from fastapi import FastAPI
 
+from backbone import scrub
 from backbone.app import create_app as create_service_app
 from backbone.clock import Clock
 from backbone.runtime import ServiceSpec, Timer
 from backbone.settings import Settings
-from services.registry import vault
 from services.registry.api import router
 from services.registry.campaign_api import router as campaign_router
 from services.registry.handlers import children_with_birthdays
@@ -25,7 +25,7 @@ SPEC = ServiceSpec(
     timers=lambda runtime: [
         Timer("volunteer-eligibility", runtime.settings.timer_seconds, partial(reassess_due, runtime)),
         Timer("children-consent-age", runtime.settings.timer_seconds, partial(children_with_birthdays, runtime)),
-        Timer("vault-scrub", runtime.settings.timer_seconds, partial(vault.scrub_pending, runtime.db)),
+        Timer("scrub", scrub.EVERY, partial(scrub.scrub, runtime.db)),
     ],
 )
 

@@ -12,6 +12,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from backbone import scrub
 from backbone.runtime import Runtime
 from backbone.store import Append, ConcurrencyConflict
 from contracts import Event
@@ -193,8 +194,7 @@ async def erase_personal_data(runtime: Runtime, child_id: uuid.UUID) -> bool:
             )
         )
         await runtime.append(conn, Append(str(child_id), version, events))
-    async with runtime.db.engine.connect() as conn:
-        await vault.scrub(conn)
+    await scrub.scrub(runtime.db)
     return True
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from backbone import scrub
 from backbone.runtime import Runtime
 from backbone.store import Append
 from contracts import Event
@@ -174,7 +175,7 @@ async def erase(runtime: Runtime, volunteer_id: uuid.UUID) -> None:
             .where(VolunteerRecord.id == volunteer_id)
             .values(sealed=None, availability=None, erased_at=runtime.clock.now())  # free text: may name someone
         )
+        await scrub.owe(conn, VolunteerRecord)  # the availability's text, in the old row version
 
     await change(runtime, volunteer_id, domain.erase, also=forget)
-    async with runtime.db.engine.connect() as conn:
-        await vault.scrub(conn)
+    await scrub.scrub(runtime.db)

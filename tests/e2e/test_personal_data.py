@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,9 @@ from tests.unit.test_child_import import id_number
 
 pytestmark = pytest.mark.e2e
 LINGSHAN = "450721"
+COORDINATOR = auth("coordinator", [XINGAN])
+BEYOND_REGISTRY = ("matching", "notifications")  # services that must hold no personal field once it is erased
+SCRUBBED_WITHIN = 30.0  # seconds: the scrub's timer looks every second; this is generous on a loaded machine
 
 
 def database_files(folder: Path, service: str) -> bytes:
@@ -37,6 +41,47 @@ def forms(value: str) -> list[bytes]:
 
 def found_in(stored: bytes, person: dict[str, Any], fields: tuple[str, ...]) -> list[str]:
     return [field for field in fields if any(form in stored for form in forms(str(person[field])))]
+
+
+def left_behind(folder: Path, person: dict[str, Any], fields: tuple[str, ...]) -> dict[str, list[str]]:
+    """The fields still in the files of the services that only ever held some of them (matching's notes)."""
+    found = {service: found_in(database_files(folder, service), person, fields) for service in BEYOND_REGISTRY}
+    return {service: fields for service, fields in found.items() if fields}
+
+
+async def engagement_row(matching: httpx.AsyncClient, child_id: uuid.UUID) -> dict[str, Any] | None:
+    page = await matching.get("/views/engagement", params={"county_code": XINGAN, "limit": 500}, headers=COORDINATOR)
+    return next((row for row in page.json()["items"] if row["child_id"] == str(child_id)), None)
+
+
+async def visited_on(matching: httpx.AsyncClient, child_id: uuid.UUID, when: datetime) -> None:
+    """Wait until the engagement view counts the child's in-person visit at `when`."""
+
+    async def counted() -> bool:
+        row = await engagement_row(matching, child_id)
+        return row is not None and row["last_in_person_at"] is not None and at(row["last_in_person_at"]) == when
+
+    await wait_until(counted, within=20, what=f"the visit of {when} in the engagement view")
+
+
+async def visit(matching: httpx.AsyncClient, child_id: uuid.UUID, when: datetime, note: str) -> dict[str, Any]:
+    """The county's child director visits the child (no pairing, no consent needed) and leaves a note."""
+    body = {
+        "kind": "visit",
+        "in_person": True,
+        "occurred_at": when.isoformat(),
+        "duration_minutes": 45,
+        "visitor": "child_director",
+        "note": note,
+    }
+    answer = await matching.post(f"/children/{child_id}/contacts", json=body, headers=COORDINATOR)
+    assert answer.status_code == 201, answer.text
+    recorded: dict[str, Any] = answer.json()
+    return recorded
+
+
+def at(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 PERSON = CHILD | {
@@ -59,18 +104,29 @@ VOLUNTEER = {
     "availability": "周三隐私时段",
 }
 VOLUNTEER_FIELDS = ("name", "phone", "township", "village", "availability")
+NOTE = {"note": "隐私笔记：奶奶说孩子夜里常哭"}  # free text about the child, kept by matching with the contact
 
 
 async def test_erasure_leaves_no_key_or_plaintext_yet_the_child_still_counts(
     system: System, wire: list[Msg], tmp_path: Path
 ) -> None:
-    coordinator = auth("coordinator", [XINGAN])
-    async with httpx.AsyncClient(base_url=system.url("registry"), timeout=10) as registry:
+    coordinator = COORDINATOR
+    async with (
+        httpx.AsyncClient(base_url=system.url("registry"), timeout=10) as registry,
+        httpx.AsyncClient(base_url=system.url("matching"), timeout=10) as matching,
+    ):
         created = await registry.post("/children", json=PERSON, headers=coordinator)
         assert created.status_code == 201, created.text
         child_id = uuid.UUID(created.json()["id"])
         reason = {"risk_level": "medium", "risk_reason": "隐私理由：祖母住院"}  # sealed into the change's event
         assert (await registry.patch(f"/children/{child_id}", json=reason, headers=coordinator)).status_code == 200
+        await wait_until(lambda: _listed(matching, child_id), within=20, what="the child in matching's view")
+        today = datetime.now(UTC).replace(microsecond=0)
+        first = await visit(matching, child_id, today - timedelta(days=2), NOTE["note"])
+        assert first["note"] == NOTE["note"]
+        await visited_on(matching, child_id, today - timedelta(days=2))
+        assert left_behind(tmp_path, NOTE, ("note",)) == {"matching": ["note"]}  # what the check below is for
+
         database = Database(f"sqlite+aiosqlite:///{tmp_path / 'registry.db'}")
         async with database.read() as conn:
             key = await vault.key_of(conn, child_id)
@@ -91,33 +147,56 @@ async def test_erasure_leaves_no_key_or_plaintext_yet_the_child_still_counts(
         assert read["age_band"] == created.json()["age_band"]
         assert read["risk_level"] == "medium"
 
-    stored = database_files(tmp_path, "registry")
-    assert key not in stored, "the destroyed key is still in the database files"
-    assert found_in(stored, PERSON, CHILD_FIELDS) == []
-    assert found_in(stored, reason, ("risk_reason",)) == []
-    async with database.read() as conn:
-        history = await EventStore(postgres=False).load(conn, str(child_id))
-        assert await vault.key_of(conn, child_id) is None
-    assert [e.type for e in history if e.type != "registry.child.purposes_changed.v1"] == [
-        "registry.child.registered.v2",
-        "registry.child.pairing_eligibility_changed.v1",
-        "registry.child.risk_changed.v1",
-        "registry.child.personal_data_erased.v1",
-        "registry.child.pairing_eligibility_changed.v1",  # now for want of personal data
-    ]
-    assert history[0].event().child_id == child_id  # type: ignore[attr-defined]
-    assert [e.version for e in history if e.sealed is not None] == [1, 3]  # still there, and unreadable
-    assert vault.unseal(None, child_id, history[0].sealed) is None
-    await database.dispose()
+        stored = database_files(tmp_path, "registry")
+        assert key not in stored, "the destroyed key is still in the database files"
+        assert found_in(stored, PERSON, CHILD_FIELDS) == []
+        assert found_in(stored, reason, ("risk_reason",)) == []
+        async with database.read() as conn:
+            history = await EventStore(postgres=False).load(conn, str(child_id))
+            assert await vault.key_of(conn, child_id) is None
+        assert [e.type for e in history if e.type != "registry.child.purposes_changed.v1"] == [
+            "registry.child.registered.v2",
+            "registry.child.pairing_eligibility_changed.v1",
+            "registry.child.risk_changed.v1",
+            "registry.child.personal_data_erased.v1",
+            "registry.child.pairing_eligibility_changed.v1",  # now for want of personal data
+        ]
+        assert history[0].event().child_id == child_id  # type: ignore[attr-defined]
+        assert [e.version for e in history if e.sealed is not None] == [1, 3]  # still there, and unreadable
+        assert vault.unseal(None, child_id, history[0].sealed) is None
+        await database.dispose()
 
-    async with httpx.AsyncClient(base_url=system.url("matching"), timeout=10) as matching:
+        async def notes() -> list[str | None]:
+            page = await matching.get(f"/children/{child_id}/contacts", headers=coordinator)
+            return [item["note"] for item in page.json()["items"]]
 
-        async def counted() -> bool:
-            page = await matching.get("/views/engagement", params={"county_code": XINGAN}, headers=coordinator)
-            return any(row["child_id"] == str(child_id) for row in page.json()["items"])
+        async def cleared() -> bool:
+            return await notes() == [None]
 
-        await wait_until(counted, within=5, what="the erased child in the engagement view")
+        await wait_until(cleared, within=20, what="matching to clear the note on erasure")
+        everything = PERSON | reason | NOTE
+        fields = (*CHILD_FIELDS, "risk_reason", "note")
+
+        async def scrubbed() -> bool:
+            return left_behind(tmp_path, everything, fields) == {}
+
+        # Nothing else happens meanwhile: only the services' own scrub can take the note out of the files.
+        with contextlib.suppress(AssertionError):
+            await wait_until(scrubbed, within=SCRUBBED_WITHIN, what="the note gone from matching's files")
+        assert left_behind(tmp_path, everything, fields) == {}, "still in the files after the scrub's time"
+
+        later = await visit(matching, child_id, today - timedelta(days=1), NOTE["note"])
+        assert later["note"] is None  # an official still visits; no note about the child is kept
+        # A later event, after the erasure, reached the view: the erased child is still there and still counts.
+        await visited_on(matching, child_id, today - timedelta(days=1))
+        assert await notes() == [None, None]
+    assert left_behind(tmp_path, everything, fields) == {}
     assert not [field for field in CHILD_FIELDS if any(str(PERSON[field]).encode() in m.data for m in wire)]
+    assert not [m.subject for m in wire if NOTE["note"].encode() in m.data]
+
+
+async def _listed(matching: httpx.AsyncClient, child_id: uuid.UUID) -> bool:
+    return await engagement_row(matching, child_id) is not None
 
 
 async def test_erasing_a_volunteer_leaves_neither_key_nor_plaintext_in_the_files(
@@ -148,6 +227,7 @@ async def test_erasing_a_volunteer_leaves_neither_key_nor_plaintext_in_the_files
     stored = database_files(tmp_path, "registry")
     assert key not in stored, "the volunteer's destroyed key is still in the database files"
     assert found_in(stored, VOLUNTEER, VOLUNTEER_FIELDS) == []
+    assert left_behind(tmp_path, VOLUNTEER, VOLUNTEER_FIELDS) == {}
 
 
 async def test_reads_are_audited_refusals_included_and_donors_see_no_child(system: System) -> None:
