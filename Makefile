@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint contracts bench rebuild clean
+.PHONY: run test test-faults lint contracts bench rebuild clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -14,8 +14,11 @@ $(STAMP): pyproject.toml
 run: $(STAMP)  ## start NATS, the three services and demo data; Ctrl-C stops all
 	$(PY) -m deploy.local
 
-test: $(STAMP)  ## every test: unit, integration (real NATS, SQLite, PostgreSQL), end-to-end
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+test: $(STAMP)  ## every test but the cluster faults: unit, integration (real NATS, SQLite, PostgreSQL), end-to-end
+	$(PY) -m pytest -q -m "not faults" $(PYTEST_ARGS)
+
+test-faults: $(STAMP)  ## a real 3-node NATS cluster losing nodes under load (tests/faults; .ci/run runs it too)
+	$(PY) -m pytest -q -m faults tests/faults $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

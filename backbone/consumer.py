@@ -299,7 +299,7 @@ class ProjectionConsumer:
         log.warning(
             "consumer.event_failed",
             projection=self.projection.name,
-            correlation_id=envelope.correlationid if envelope else None,
+            correlation_id=context.safe_id(envelope.correlationid) if envelope else None,
             stream_sequence=msg.metadata.sequence.stream,
             deliveries=deliveries,
             error=repr(error),
@@ -335,7 +335,7 @@ class ProjectionConsumer:
             "consumer.dead_lettered",
             projection=name,
             stream_sequence=msg.metadata.sequence.stream,
-            correlation_id=envelope.correlationid if envelope else None,
+            correlation_id=context.safe_id(envelope.correlationid) if envelope else None,
             reason=reason,
         )
 

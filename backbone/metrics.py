@@ -10,6 +10,8 @@ EVENTS_CONSUMED = Counter("events_consumed_total", "Events applied by a projecti
 EVENTS_DEAD_LETTERED = Counter("events_dead_lettered_total", "Events sent to the dead-letter stream", ["projection"])
 CONSUMER_LAG = Gauge("consumer_lag", "Messages the projection's consumer has not yet received", ["projection"])
 RELAY_LAG = Gauge("relay_lag_seconds", "Age of the oldest committed event the relay has not yet published", ["stream"])
+RELAY_FAILURES = Counter("relay_failures_total", "Attempts of the relay to publish that failed", ["stream"])
+RELAY_STALLED = Gauge("relay_stalled", "1 while the relay has published nothing for RELAY_STALL_SECONDS", ["stream"])
 PROJECTION_REPLAYING = Gauge("projection_replaying", "1 while a rebuild replays the projection", ["projection"])
 
 
@@ -19,6 +21,8 @@ def prime(service: str, stream: str, projections: list[str]) -> None:
     EVENTS_APPENDED.labels(service)
     EVENTS_PUBLISHED.labels(stream)
     RELAY_LAG.labels(stream)
+    RELAY_FAILURES.labels(stream)
+    RELAY_STALLED.labels(stream)
     for name in projections:
         EVENTS_CONSUMED.labels(name)
         EVENTS_DEAD_LETTERED.labels(name)

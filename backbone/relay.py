@@ -1,25 +1,31 @@
-"""The relay: publishes committed events from the SQL log to the service's JetStream stream, in order.
+"""The relay: publishes committed events from the SQL log to the service's JetStream stream.
 
-It publishes a batch with every message in flight at once, waits for all acks, then records how far it got. Each
-message carries `Nats-Msg-Id` (the event id) and the id of the message before it, so the stream keeps the log's
-order. After any failure it starts from the stream's own last message, found in the log: nothing twice, nothing
-skipped, and a stream whose store was lost is filled again from the log.
+It publishes a batch with every message in flight at once, waits for the acks, then records how far the
+acknowledged prefix reaches. After any failure it starts again from the first event not acknowledged, so nothing is
+skipped; what the stream already holds is dropped by its duplicate window (`Nats-Msg-Id` is the event id). It sends
+no expected-last-message headers: on a replicated stream a replica that re-checks them after a restart can refuse
+its own log and never catch up (nats-server#8319), so per-aggregate order is the consumers' work (they apply each
+aggregate's versions in order whatever order the stream holds them in). When publishing has failed for
+`stall_after` seconds the relay says so: a log line, a metric, and `stalled` for the service's readiness.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 
 import structlog
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
+from nats.js.api import PubAck
 from sqlalchemy import text
 
+from backbone import context
 from backbone.database import Database
 from backbone.leadership import Check, Leadership, Stopping
-from backbone.metrics import EVENTS_PUBLISHED, RELAY_LAG
+from backbone.metrics import EVENTS_PUBLISHED, RELAY_FAILURES, RELAY_LAG, RELAY_STALLED
 from backbone.store import EventStore, RecordedEvent
 from contracts.cloudevents import CONTENT_TYPE, CloudEvent, dataschema, encode
 
@@ -36,9 +42,10 @@ def envelope(event: RecordedEvent, source: str) -> CloudEvent:
         dataschema=dataschema(event.type),
         data=event.data,
         sequence=event.version,
-        correlationid=event.correlation_id,
-        causationid=event.causation_id,
-        traceparent=event.traceparent,
+        # Rows written before ids from outside were checked may hold anything: such an id does not travel on.
+        correlationid=context.safe_id(event.correlation_id) or str(event.event_id),
+        causationid=context.safe_id(event.causation_id),
+        traceparent=context.safe_traceparent(event.traceparent),
     )
 
 
@@ -54,10 +61,14 @@ class Relay:
         batch_size: int = 500,
         poll_seconds: float = 0.1,
         ack_timeout: float = 5.0,
+        stall_after: float = 10.0,
     ) -> None:
         self.db, self.store, self.nc = db, store, nc
         self.stream, self.source = stream, source
         self.batch_size, self.poll_seconds, self.ack_timeout = batch_size, poll_seconds, ack_timeout
+        self.stall_after = stall_after
+        self.stalled: str | None = None  # why nothing has been published for `stall_after` seconds, if so
+        self._failing_since: float | None = None
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._leadership = Leadership(db, f"{stream.lower()}-relay", self._stopping)
@@ -83,6 +94,7 @@ class Relay:
             except asyncio.CancelledError:
                 raise
             except Exception as error:
+                self._failed(error)
                 log.warning("relay.retrying", stream=self.stream, error=repr(error), pause=self._pause)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), self._pause)
@@ -93,26 +105,48 @@ class Relay:
         total = 0
         async with self._leadership.hold():
             js = await self._connected()
-            position, last_id = await self._resync(js)
+            position = await self._resync(js)
             while batch := await self._read(position):
-                position, last_id = await self._publish(js, batch, last_id)
+                position = await self._publish(js, batch)
                 total += len(batch)
         return total
 
     async def _pump(self, still_leading: Check) -> None:
         js = await self._connected()
-        position, last_id = await self._resync(js)
+        position = await self._resync(js)
         while not self._stopping.is_set():
             await still_leading()
             batch = await self._read(position)
             if batch:
-                position, last_id = await self._publish(js, batch, last_id)
+                position = await self._publish(js, batch)
                 self._pause = 0.1
                 continue
+            self._advanced()
             RELAY_LAG.labels(self.stream).set(0)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+
+    def _failed(self, error: Exception) -> None:
+        """Count a failure; once publishing has failed for `stall_after` seconds, the relay is stalled."""
+        RELAY_FAILURES.labels(self.stream).inc()
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+        failing = now - self._failing_since
+        if failing < self.stall_after:
+            return
+        if self.stalled is None:
+            log.error("relay.stalled", stream=self.stream, seconds=round(failing), error=type(error).__name__)
+        RELAY_STALLED.labels(self.stream).set(1)
+        self.stalled = f"nothing published for {failing:.0f} s ({type(error).__name__})"
+
+    def _advanced(self) -> None:
+        """The relay published, or had nothing to publish: it is not stalled."""
+        if self.stalled is not None:
+            log.info("relay.recovered", stream=self.stream)
+            RELAY_STALLED.labels(self.stream).set(0)
+        self._failing_since, self.stalled = None, None
 
     async def _connected(self) -> JetStreamContext:
         """A fresh JetStream context per attempt: a failed attempt's in-flight slots die with the old one."""
@@ -132,43 +166,48 @@ class Relay:
             raise RuntimeError(f"the event log's transaction ids ({newest}) are ahead of this server's ({current})")
         return self.nc.jetstream()
 
-    async def _resync(self, js: JetStreamContext) -> tuple[tuple[int, int], str | None]:
-        """Where to go on from: the stream's last message, found in the log; the whole log if the stream is empty."""
+    async def _resync(self, js: JetStreamContext) -> tuple[int, int]:
+        """Where to go on from: just past the acknowledged prefix recorded in the log's database; from the start if
+        the stream is empty (a new stream, or one whose store was lost: the log is the source of truth)."""
         info = await js.stream_info(self.stream)
         if not info.state.messages:
-            return (-1, 0), None  # a new stream, or one whose store was lost: the log is the source of truth
-        last = await js.get_msg(self.stream, info.state.last_seq)
-        last_id = (last.headers or {}).get("Nats-Msg-Id")
+            return (-1, 0)
         async with self.db.read() as conn:
-            found = await self.store.position_of(conn, last_id) if last_id else None
-            return found or await self.store.relay_position(conn, self.stream), last_id
+            return await self.store.relay_position(conn, self.stream)
 
     async def _read(self, position: tuple[int, int]) -> list[RecordedEvent]:
         async with self.db.read() as conn:
             return await self.store.committed_after(conn, position, self.batch_size)
 
-    async def _publish(
-        self, js: JetStreamContext, batch: Sequence[RecordedEvent], last_id: str | None
-    ) -> tuple[tuple[int, int], str]:
-        """Publish a batch as a chain: each message is stored only right after its predecessor, so a message lost
-        on a broken connection can never be overtaken by the ones sent after it."""
+    async def _publish(self, js: JetStreamContext, batch: Sequence[RecordedEvent]) -> tuple[int, int]:
+        """Publish a batch, all in flight at once; record how far the acknowledged prefix reaches, and raise if it
+        is not the whole batch (the caller starts again from the first event not acknowledged)."""
         RELAY_LAG.labels(self.stream).set(max(0.0, (self.store.clock.now() - batch[0].recorded_at).total_seconds()))
-        pending = []
+        pending: list[asyncio.Future[PubAck]] = []
         try:
             for event in batch:
-                event_id = str(event.event_id)
-                headers = {"Nats-Msg-Id": event_id, "Content-Type": CONTENT_TYPE}
-                if last_id is not None:
-                    headers["Nats-Expected-Last-Msg-Id"] = last_id
+                headers = {"Nats-Msg-Id": str(event.event_id), "Content-Type": CONTENT_TYPE}
                 payload = encode(envelope(event, self.source))
                 pending.append(await js.publish_async(event.subject, payload, headers=headers, stream=self.stream))
-                last_id = event_id
-            await asyncio.wait_for(asyncio.gather(*pending), self.ack_timeout)
+            await asyncio.wait(pending, timeout=self.ack_timeout)
         finally:
             for future in pending:
                 future.cancel()
-        position = (batch[-1].tx_id, batch[-1].position)
-        async with self.db.begin() as conn:
-            await self.store.save_relay_position(conn, self.stream, position)
-        EVENTS_PUBLISHED.labels(self.stream).inc(len(batch))
-        return position, str(batch[-1].event_id)
+        acknowledged = 0
+        for future in pending:
+            if future.cancelled() or future.exception() is not None:
+                break
+            acknowledged += 1
+        if acknowledged:
+            last = batch[acknowledged - 1]
+            async with self.db.begin() as conn:
+                await self.store.save_relay_position(conn, self.stream, (last.tx_id, last.position))
+            EVENTS_PUBLISHED.labels(self.stream).inc(acknowledged)
+            self._advanced()
+        if acknowledged < len(batch):
+            failed = pending[acknowledged]
+            if failed.cancelled():
+                raise TimeoutError(f"no acknowledgement within {self.ack_timeout} s")
+            raise failed.exception() or RuntimeError("publish failed")
+        last = batch[-1]
+        return (last.tx_id, last.position)

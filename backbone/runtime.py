@@ -31,6 +31,7 @@ from contracts import Event
 from contracts.catalogue import CONTEXT_STREAMS
 
 log = structlog.get_logger("runtime")
+STREAM_CHECK_SECONDS = 2.0  # a readiness probe must answer well within its own timeout
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,7 @@ class Runtime:
             stream=self.spec.stream,
             source=self.spec.name,
             batch_size=self.settings.relay_batch_size,
+            stall_after=self.settings.relay_stall_seconds,
         )
         self._tasks.append(asyncio.create_task(self.relay.run()))
         for projection in self.spec.projections(self):
@@ -204,7 +206,22 @@ class Runtime:
             found["nats"] = "not connected"
         elif self.relay is None:
             found["nats"] = "streams not ready"
+        else:
+            found |= await self._stream_problems()
+        if self.relay is not None and self.relay.stalled:
+            found[f"relay {self.spec.stream}"] = self.relay.stalled
         found |= {f"projection {c.projection.name}": c.blocked for c in self.consumers if c.blocked}
+        return found
+
+    async def _stream_problems(self) -> dict[str, str]:
+        """Every stream the service writes or reads must answer (a stream without a leader takes no writes)."""
+        streams = {self.spec.stream, *(c.projection.stream for c in self.consumers)}
+        found: dict[str, str] = {}
+        for stream in sorted(streams):
+            try:
+                await asyncio.wait_for(self.js.stream_info(stream), STREAM_CHECK_SECONDS)
+            except Exception as error:
+                found[f"stream {stream}"] = f"unavailable ({type(error).__name__})"
         return found
 
     async def stop(self, grace: float = 1.0) -> None:

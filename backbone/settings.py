@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     relay_batch_size: int = Field(default=500, ge=1, le=4000)
+    relay_stall_seconds: float = Field(default=10.0, gt=0, description="publishing failing this long: not ready")
     consumer_batch_size: int = Field(default=500, ge=1, le=10_000)
     consumer_max_deliveries: int = Field(default=5, ge=1)
     consumer_ack_wait_seconds: float = Field(default=30.0, gt=0, description="redelivery after a crashed replica")

@@ -5,40 +5,20 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-import nats
 import pytest
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 
 from backbone.streams import ensure_streams
-from deploy.natscluster import ClusterNode, NatsCluster
+from deploy.natscluster import NatsCluster
+from tests.faults.cluster import node_named
 
 T = TypeVar("T")
 SUBJECT = "registry.child.registered"
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[NatsCluster]:
-    started = NatsCluster(tmp_path / "nats")
-    try:
-        yield started.start()
-    finally:
-        started.stop()
-
-
-@pytest.fixture
-async def nc(cluster: NatsCluster) -> AsyncIterator[NATS]:
-    async def quiet(_: Exception) -> None:  # a killed node is expected here; the client fails over by itself
-        pass
-
-    client = await nats.connect(cluster.urls, max_reconnect_attempts=-1, reconnect_time_wait=0.2, error_cb=quiet)
-    yield client
-    await client.close()
 
 
 @pytest.fixture
@@ -62,10 +42,6 @@ async def eventually(attempt: Callable[[], Awaitable[T]], within: float = 12.0) 
 
 async def publish(js: JetStreamContext, number: int) -> PubAck:
     return await js.publish(SUBJECT, f"event {number}".encode(), headers={"Nats-Msg-Id": f"event-{number}"})
-
-
-def node_named(cluster: NatsCluster, name: str | None) -> ClusterNode:
-    return next(node for node in cluster.nodes if node.name == name)
 
 
 async def test_registry_stream_is_replicated_on_all_three_nodes(js: JetStreamContext) -> None:
