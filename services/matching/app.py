@@ -45,11 +45,12 @@ SPEC = ServiceSpec(
 
 async def follow(runtime: Runtime, conn: AsyncConnection, children: set[uuid.UUID], volunteers: set[uuid.UUID]) -> None:
     """What the candidate view's changes call for, in its own transaction: visit schedules, open pairings, open
-    wishes, notes of erased children."""
+    wishes, notes of erased children, calendar feed links of erased volunteers."""
     await plan(runtime, conn, children)
     await reconcile(runtime, conn, children, volunteers)
     await wishes.withdraw_unwanted(runtime, conn, children)
     await contacts.forget_notes(conn, children)
+    await calendar_feeds.revoke_erased(runtime, conn, volunteers)
 
 
 async def follow_all(runtime: Runtime) -> None:
@@ -59,6 +60,7 @@ async def follow_all(runtime: Runtime) -> None:
         await reconcile(runtime, conn)
         await wishes.withdraw_unwanted(runtime, conn)
         await contacts.forget_notes(conn)
+        await calendar_feeds.revoke_erased(runtime, conn)
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:

@@ -30,7 +30,12 @@ from contracts.registry import (
     ChildRiskChanged,
 )
 from contracts.vocabulary import ConsentScope
-from contracts.volunteers import VolunteerCapacityChanged, VolunteerEligibilityChanged, VolunteerRegistered
+from contracts.volunteers import (
+    VolunteerCapacityChanged,
+    VolunteerEligibilityChanged,
+    VolunteerPersonalDataErased,
+    VolunteerRegistered,
+)
 from services.matching.views import Views
 
 
@@ -79,14 +84,15 @@ class CandidateVolunteer(Views):
     township_key: Mapped[str | None] = mapped_column(String(16), nullable=True)
     village_key: Mapped[str | None] = mapped_column(String(16), nullable=True)
     eligible: Mapped[bool] = mapped_column(Boolean, default=False)
+    erased: Mapped[bool] = mapped_column(Boolean, default=False)  # the registry erased the volunteer's personal data
 
 
 _CHILD_FIELDS = {
     "child_id", "county_code", "risk_level", "category", "age_band", "needs", "languages", "flags", "township_key",
     "village_key", "gender",
 }  # fmt: skip
-# Called in the projection's transaction with the children (registered, risk, eligibility, leaving) and volunteers
-# (eligibility) that changed in the batch.
+# Called in the projection's transaction with the children (registered, risk, eligibility, leaving, erasure) and
+# volunteers (eligibility, erasure) that changed in the batch.
 Changed = Callable[[AsyncConnection, set[uuid.UUID], set[uuid.UUID]], Awaitable[object]]
 
 
@@ -171,10 +177,14 @@ class Candidates(Projection):
                             township_key=volunteer.township_key,
                             village_key=volunteer.village_key,
                             eligible=False,
+                            erased=False,
                         )
                     )
                 case VolunteerEligibilityChanged(volunteer_id=volunteer_id, eligible=eligible):
                     await self._volunteer(conn, volunteer_id, eligible=eligible)
+                    volunteers.add(volunteer_id)
+                case VolunteerPersonalDataErased(volunteer_id=volunteer_id):
+                    await self._volunteer(conn, volunteer_id, erased=True)
                     volunteers.add(volunteer_id)
                 case VolunteerCapacityChanged(volunteer_id=volunteer_id, capacity=capacity):
                     await self._volunteer(conn, volunteer_id, capacity=capacity)

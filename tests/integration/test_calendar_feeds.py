@@ -1,5 +1,6 @@
 """Calendar feed links over real HTTP, on each database: a link opens one volunteer's iCal feed and nothing else, until
-revoked; it is kept only as a hash and never logged; a bearer token in the address is refused."""
+it expires or is revoked (by a person, or by the volunteer's erasure); it is kept only as a hash and never logged; a
+bearer token in the address is refused."""
 
 from __future__ import annotations
 
@@ -7,14 +8,18 @@ import base64
 import hashlib
 import json
 import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from nats.aio.client import Client as NATS
 
+from backbone.clock import SettableClock
 from backbone.database import Database
 from backbone.natsserver import NatsServer
+from contracts.volunteers import VolunteerPersonalDataErased
 from services.matching.calendar_feeds import CalendarFeed
 from tests.helpers import RegistryEvents, ServiceProcess, auth, rows, token, wait_until
 from tests.integration.test_engagement import COORDINATOR, XINGAN, paired_child
@@ -77,9 +82,10 @@ async def test_a_feed_link_opens_the_volunteers_calendar_until_revoked_and_is_st
     listed = await matching.get(f"/volunteers/{volunteer}/calendar-feeds", headers=as_volunteer)
     assert listed.status_code == 200
     (item,) = listed.json()["items"]
-    assert (item["feed_id"], item["created_by"], item["revoked_at"]) == (
+    assert (item["feed_id"], item["created_by"], item["expires_at"], item["revoked_at"]) == (
         created.json()["feed_id"],
         str(volunteer),
+        created.json()["expires_at"],
         None,
     )
     assert feed not in listed.text
@@ -200,3 +206,71 @@ async def test_neither_a_feed_link_nor_a_bearer_token_in_the_address_reaches_the
     written = service.log.read_text()
     assert feed not in written
     assert bearer not in written
+
+
+@pytest.mark.timer_seconds(3600)  # no healing timer after start-up: the candidate view's own transaction revokes them
+async def test_an_erased_volunteers_feed_links_stop_working_and_no_new_one_is_handed_out(
+    matching: httpx.AsyncClient, registry_events: RegistryEvents
+) -> None:
+    volunteer, other = await registry_events.volunteer(), await registry_events.volunteer()
+    for known in (volunteer, other):
+        await wait_until(lambda known=known: _known(matching, known), what="the volunteers in matching")
+    theirs = f"/volunteers/{volunteer}/calendar-feeds"
+    feeds = [_feed_of(await matching.post(theirs, headers=COORDINATOR)) for _ in range(2)]
+    kept = _feed_of(await matching.post(f"/volunteers/{other}/calendar-feeds", headers=COORDINATOR))
+    for feed in feeds:
+        assert (await _calendar(matching, volunteer, feed=feed)).status_code == 200
+
+    await registry_events.emit(VolunteerPersonalDataErased(volunteer_id=volunteer))
+
+    async def refused(feed: str) -> bool:
+        return (await _calendar(matching, volunteer, feed=feed)).status_code == 401
+
+    await wait_until(lambda: refused(feeds[0]), what="the erased volunteer's feed link refused")
+    assert await refused(feeds[1])  # every link of theirs, in the same transaction
+    assert (await _calendar(matching, other, feed=kept)).status_code == 200  # nobody else's
+    listed = (await matching.get(theirs, headers=COORDINATOR)).json()["items"]
+    assert [item["revoked_at"] is not None for item in listed] == [True, True]
+    again = await matching.post(theirs, headers=COORDINATOR)
+    assert again.status_code == 409, again.text
+    assert again.json()["error"]["code"] == "volunteer_erased"
+    assert len((await matching.get(theirs, headers=COORDINATOR)).json()["items"]) == 2
+
+
+async def test_a_feed_link_stops_working_when_it_expires_after_365_days_or_fewer_if_asked(
+    matching: httpx.AsyncClient, registry_events: RegistryEvents, clock: SettableClock
+) -> None:
+    volunteer = await registry_events.volunteer()
+    feeds = f"/volunteers/{volunteer}/calendar-feeds"
+    await wait_until(lambda: _known(matching, volunteer), what="the volunteer in matching")
+    year = await matching.post(feeds, headers=COORDINATOR)
+    month = await matching.post(feeds, json={"days": 30}, headers=COORDINATOR)
+    assert (year.status_code, month.status_code) == (201, 201), (year.text, month.text)
+    created = datetime.fromisoformat(year.json()["created_at"])
+    expires = {days: datetime.fromisoformat(answer.json()["expires_at"]) for days, answer in ((365, year), (30, month))}
+    assert expires == {365: created + timedelta(days=365), 30: created + timedelta(days=30)}
+    listed = (await matching.get(feeds, headers=COORDINATOR)).json()["items"]
+    assert sorted(item["expires_at"] for item in listed) == sorted(a.json()["expires_at"] for a in (year, month))
+
+    async def opens(answer: httpx.Response) -> int:
+        return (await _calendar(matching, volunteer, feed=_feed_of(answer))).status_code
+
+    clock.set(expires[30] - timedelta(seconds=1))
+    assert (await opens(month), await opens(year)) == (200, 200)
+    clock.set(expires[30])
+    assert (await opens(month), await opens(year)) == (401, 200)
+    clock.set(expires[365] - timedelta(seconds=1))
+    assert await opens(year) == 200
+    clock.set(expires[365])
+    expired = await _calendar(matching, volunteer, feed=_feed_of(year))
+    assert expired.status_code == 401, expired.text
+    assert expired.json()["error"]["code"] == "unauthorized"
+    assert [item["revoked_at"] for item in (await matching.get(feeds, headers=COORDINATOR)).json()["items"]] == [
+        None,
+        None,
+    ]  # expired, not revoked: the list tells them apart by expires_at
+
+    for body in ({"days": 0}, {"days": 366}, {"days": "a year"}, {"days": 30, "forever": True}):
+        refused = await matching.post(feeds, json=body, headers=COORDINATOR)
+        assert refused.status_code == 422, (body, refused.text)
+    assert len((await matching.get(feeds, headers=COORDINATOR)).json()["items"]) == 2
