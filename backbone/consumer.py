@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import nats.errors
 import structlog
@@ -41,6 +41,7 @@ from contracts import CloudEvent, MalformedMessage, decode
 
 log = structlog.get_logger("consumer")
 UNAVAILABLE = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
+UNBOUNDED = -1
 
 
 class Unavailable(Exception):
@@ -84,12 +85,12 @@ class ProjectionConsumer:
         *,
         batch_size: int = 500,
         max_deliveries: int = 5,
-        max_waits: int = 600,
+        warn_after_waits: int = 600,
         fetch_timeout: float = 1.0,
         ack_wait: float = 30.0,
     ) -> None:
         self.db, self.js, self.projection = db, js, projection
-        self.batch_size, self.max_deliveries, self.max_waits = batch_size, max_deliveries, max_waits
+        self.batch_size, self.max_deliveries, self.warn_after_waits = batch_size, max_deliveries, warn_after_waits
         self.fetch_timeout, self.ack_wait = fetch_timeout, ack_wait
         self._lag_checked = self._replay_reported = 0.0
         self._stopping = asyncio.Event()
@@ -110,9 +111,10 @@ class ProjectionConsumer:
             opt_start_seq=start,
             ack_policy=AckPolicy.EXPLICIT,
             ack_wait=self.ack_wait,
-            # Our own count decides dead-lettering (max_deliveries for failures, max_waits for a missing
-            # predecessor); the server's bound sits above both so that it never drops a message silently.
-            max_deliver=max(self.max_deliveries, self.max_waits) + 10,
+            # Our own count decides dead-lettering (max_deliveries for failures); an event whose predecessor has not
+            # arrived yet waits for as long as it takes (the relay never skips one), so the server must never give
+            # up on redelivering it: no bound of its own.
+            max_deliver=UNBOUNDED,
             max_ack_pending=self.batch_size * 4,
             filter_subjects=self.projection.subjects,
         )
@@ -142,6 +144,8 @@ class ProjectionConsumer:
             if followed != sorted(self.projection.subjects):
                 self.blocked = f"follows {followed}, not {sorted(self.projection.subjects)}: rebuild it"
                 raise SubjectsChanged(self.blocked)
+            if info.config.max_deliver != UNBOUNDED:  # made by an older version, which let the server give up
+                await self.js.add_consumer(self.projection.stream, replace(info.config, max_deliver=UNBOUNDED))
         self.blocked = None
         return await self.js.pull_subscribe_bind(durable=name, stream=self.projection.stream)
 
@@ -287,11 +291,18 @@ class ProjectionConsumer:
         return outcome
 
     async def _wait_for_predecessor(self, msg: Msg, generation: int) -> None:
+        """Hold an event back until its aggregate's earlier version has been applied. It is never dead-lettered for
+        that: the earlier version may be late (a relay that cannot publish for a while), never missing, and moving
+        the aggregate past it would drop it when it comes. A long wait is logged, so that it can be looked at."""
         deliveries = msg.metadata.num_delivered
-        if deliveries >= self.max_waits:
-            await self.dead_letter(msg, "an earlier version of the aggregate never arrived", generation)
-        else:
-            await msg.nak(delay=0.05 if deliveries < 5 else 0.5)
+        if deliveries % self.warn_after_waits == 0:
+            log.warning(
+                "consumer.predecessor_late",
+                projection=self.projection.name,
+                stream_sequence=msg.metadata.sequence.stream,
+                waits=deliveries,
+            )
+        await msg.nak(delay=0.05 if deliveries < 5 else 0.5)
 
     async def _retry_or_dead_letter(self, msg: Msg, error: Exception, generation: int) -> None:
         deliveries = msg.metadata.num_delivered

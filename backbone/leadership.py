@@ -25,8 +25,17 @@ class Stopping(Exception):
 
 
 class Leadership:
-    def __init__(self, db: Database, role: str, stopping: asyncio.Event, *, check_every: float = 2.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        role: str,
+        stopping: asyncio.Event,
+        *,
+        check_every: float = 2.0,
+        on_wait: Callable[[], None] = lambda: None,
+    ) -> None:
         self.db, self.role, self.stopping, self.check_every = db, role, stopping, check_every
+        self.on_wait = on_wait  # called each time the role is found held by someone else
 
     @contextlib.asynccontextmanager
     async def hold(self) -> AsyncIterator[Check]:
@@ -77,6 +86,7 @@ class Leadership:
                     await conn.commit()
 
     async def _wait_for_turn(self) -> None:
+        self.on_wait()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stopping.wait(), 1.0)
         if self.stopping.is_set():

@@ -71,8 +71,10 @@ class Relay:
         self._failing_since: float | None = None
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._leadership = Leadership(db, f"{stream.lower()}-relay", self._stopping)
+        # Another replica leads: whatever this one saw failing is that one's to report now.
+        self._leadership = Leadership(db, f"{stream.lower()}-relay", self._stopping, on_wait=self._healthy)
         self._pause = 0.1
+        self._careful = False  # after a failure, the first event goes alone (see _publish)
 
     def stop(self) -> None:
         """Finish the batch in hand, then return from `run`."""
@@ -121,7 +123,7 @@ class Relay:
                 position = await self._publish(js, batch)
                 self._pause = 0.1
                 continue
-            self._advanced()
+            self._healthy()
             RELAY_LAG.labels(self.stream).set(0)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
@@ -130,6 +132,7 @@ class Relay:
     def _failed(self, error: Exception) -> None:
         """Count a failure; once publishing has failed for `stall_after` seconds, the relay is stalled."""
         RELAY_FAILURES.labels(self.stream).inc()
+        self._careful = True
         now = time.monotonic()
         if self._failing_since is None:
             self._failing_since = now
@@ -141,8 +144,8 @@ class Relay:
         RELAY_STALLED.labels(self.stream).set(1)
         self.stalled = f"nothing published for {failing:.0f} s ({type(error).__name__})"
 
-    def _advanced(self) -> None:
-        """The relay published, or had nothing to publish: it is not stalled."""
+    def _healthy(self) -> None:
+        """The relay published, had nothing to publish, or another replica publishes: it is not stalled."""
         if self.stalled is not None:
             log.info("relay.recovered", stream=self.stream)
             RELAY_STALLED.labels(self.stream).set(0)
@@ -167,13 +170,18 @@ class Relay:
         return self.nc.jetstream()
 
     async def _resync(self, js: JetStreamContext) -> tuple[int, int]:
-        """Where to go on from: just past the acknowledged prefix recorded in the log's database; from the start if
-        the stream is empty (a new stream, or one whose store was lost: the log is the source of truth)."""
+        """Where to go on from: just past the acknowledged prefix recorded in the log's database, or further back if
+        the stream's last message is an earlier event of the log (a stream restored from a backup, or one that lost
+        its tail); from the start if the stream is empty (new, or its store lost: the log is the source of truth)."""
         info = await js.stream_info(self.stream)
         if not info.state.messages:
             return (-1, 0)
+        last = await js.get_msg(self.stream, info.state.last_seq)
+        last_id = (last.headers or {}).get("Nats-Msg-Id")
         async with self.db.read() as conn:
-            return await self.store.relay_position(conn, self.stream)
+            recorded = await self.store.relay_position(conn, self.stream)
+            found = await self.store.position_of(conn, last_id) if last_id else None
+        return min(recorded, found) if found else recorded
 
     async def _read(self, position: tuple[int, int]) -> list[RecordedEvent]:
         async with self.db.read() as conn:
@@ -184,6 +192,11 @@ class Relay:
         is not the whole batch (the caller starts again from the first event not acknowledged)."""
         RELAY_LAG.labels(self.stream).set(max(0.0, (self.store.clock.now() - batch[0].recorded_at).total_seconds()))
         pending: list[asyncio.Future[PubAck]] = []
+        if self._careful:
+            # After a failure the first event goes alone: if the stream still refuses it (no leader, an event it
+            # cannot take), the rest of the batch is not sent again and again, which past the duplicate window
+            # would store copies of them.
+            batch = batch[:1]
         try:
             for event in batch:
                 headers = {"Nats-Msg-Id": str(event.event_id), "Content-Type": CONTENT_TYPE}
@@ -203,8 +216,9 @@ class Relay:
             async with self.db.begin() as conn:
                 await self.store.save_relay_position(conn, self.stream, (last.tx_id, last.position))
             EVENTS_PUBLISHED.labels(self.stream).inc(acknowledged)
-            self._advanced()
-        if acknowledged < len(batch):
+            self._healthy()
+        self._careful = acknowledged < len(batch)
+        if self._careful:
             failed = pending[acknowledged]
             if failed.cancelled():
                 raise TimeoutError(f"no acknowledgement within {self.ack_timeout} s")

@@ -8,8 +8,10 @@ import uuid
 from pathlib import Path
 
 import asyncpg
+import nats
 import pytest
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from prometheus_client import REGISTRY as METRICS
 from sqlalchemy import delete
 from sqlalchemy.engine import make_url
@@ -228,9 +230,7 @@ async def test_a_relay_waiting_for_its_turn_stops_when_told(db: Database, nc: NA
     await asyncio.wait_for(leading, 5)
 
 
-async def test_a_foreign_message_in_the_stream_does_not_stop_the_relay(
-    db: Database, nc: NATS
-) -> None:
+async def test_a_foreign_message_in_the_stream_does_not_stop_the_relay(db: Database, nc: NATS) -> None:
     store = EventStore(postgres=not db.is_sqlite)
     js = nc.jetstream()
     await ensure_streams(js)
@@ -287,3 +287,78 @@ def sample(name: str) -> float | None:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_after_a_refusal_only_the_refused_event_is_sent_again_not_the_rest_of_its_batch(
+    db: Database, nc: NATS, nats_server: NatsServer
+) -> None:
+    store = EventStore(postgres=not db.is_sqlite)
+    js = nc.jetstream()
+    await ensure_streams(js)
+    async with db.begin() as conn:
+        stray = uuid.uuid4()
+        (refused,) = await store.append(conn, Append(str(stray), 0, [visit_due(stray)]))
+    after = await append_children(db, store, 5)
+    sent: list[str] = []
+
+    async def tap(msg: Msg) -> None:
+        sent.append((msg.headers or {}).get("Nats-Msg-Id", ""))
+
+    listener = await nats.connect(nats_server.url)
+    await listener.subscribe("registry.>", cb=tap)
+    await listener.subscribe("matching.>", cb=tap)
+    await listener.flush()
+    relay = Relay(db, store, nc, stream="REGISTRY", source="registry", ack_timeout=1.0, stall_after=60)
+    running = asyncio.create_task(relay.run())
+    try:
+        await wait_until(lambda: _true(sent.count(str(refused)) >= 4), what="the refused event tried again and again")
+    finally:
+        relay.stop()
+        await asyncio.wait_for(running, 5)
+        await listener.close()
+    assert all(sent.count(event_id) == 1 for event_id in after)  # each sent once: no copies past the window
+
+
+async def test_a_stream_restored_from_a_backup_gets_the_events_it_lacks_from_the_log(db: Database, nc: NATS) -> None:
+    store = EventStore(postgres=not db.is_sqlite)
+    js = nc.jetstream()
+    await ensure_streams(js)
+    ids = await append_children(db, store, 20)
+    relay = Relay(db, store, nc, stream="REGISTRY", source="registry")
+    assert await relay.publish_pending() == 20
+    backup = (await read_stream(js, "REGISTRY"))[:12]  # taken when the stream held the first 12
+    await js.delete_stream("REGISTRY")
+    await ensure_streams(js)
+    for msg in backup:
+        await js.publish(msg.subject, msg.data, headers=msg.headers)
+    assert await relay.publish_pending() == 8  # from the stream's last event on, though its position says 20
+    assert msg_ids(await read_stream(js, "REGISTRY")) == ids
+
+
+async def test_a_replica_that_stalled_is_not_stalled_while_another_one_publishes(
+    db: Database, nc: NATS, nats_server: NatsServer
+) -> None:
+    store = EventStore(postgres=not db.is_sqlite)
+    await ensure_streams(nc.jetstream())
+    await append_children(db, store, 3)
+    gone = await nats.connect(nats_server.url)
+    await gone.close()  # this replica's NATS connection is lost
+    stalled = Relay(db, store, gone, stream="REGISTRY", source="registry", stall_after=0.0)
+    first = asyncio.create_task(stalled.run())
+    try:
+        await wait_until(lambda: _true(stalled.stalled is not None), what="the replica to stall")
+    finally:
+        stalled.stop()
+        await asyncio.wait_for(first, 5)
+    leader = Relay(db, store, nc, stream="REGISTRY", source="registry")
+    leading = asyncio.create_task(leader.run())
+    await wait_until(lambda: _count(nc.jetstream(), 3), what="the other replica to publish")
+    stalled._stopping.clear()
+    second = asyncio.create_task(stalled.run())
+    try:
+        await wait_until(lambda: _true(stalled.stalled is None), what="the waiting replica to drop its stall")
+        assert sample("relay_stalled") == 0
+    finally:
+        for relay, task in ((stalled, second), (leader, leading)):
+            relay.stop()
+            await asyncio.wait_for(task, 5)
