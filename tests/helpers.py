@@ -47,6 +47,24 @@ def auth(role: Role, counties: Iterable[str] = ()) -> dict[str, str]:
     return {"Authorization": f"Bearer {token(role, counties)}"}
 
 
+def child_registration(**overrides: Any) -> dict[str, Any]:
+    """A child's registration as a coordinator sends it (`POST /children`): a girl of 2016 in Xing'an, medium risk,
+    with her grandparents; `overrides` change or add fields."""
+    return {
+        "name": "莫小兰",
+        "birth_date": "2016-05-20",
+        "gender": "female",
+        "category": "de_facto_unsupported",
+        "county_code": "450325",
+        "township": "湘漓镇",
+        "village": "双河村",
+        "risk_level": "medium",
+        "guardianship": "grandparents",
+        "guardian_name": "韦大山",
+        "guardian_phone": "13907730001",
+    } | overrides
+
+
 async def read_stream(js: JetStreamContext, stream: str, subject: str = ">") -> list[Msg]:
     """Every message of a stream, in order, read by an ephemeral consumer that acks nothing."""
     info = await js.stream_info(stream)

@@ -16,26 +16,22 @@ from nats.aio.msg import Msg
 
 from contracts.export import schemas
 from tests.e2e.conftest import System
-from tests.helpers import auth, wait_until
+from tests.helpers import auth, child_registration, wait_until
 
 pytestmark = pytest.mark.e2e
 
 XINGAN = "450325"
-CHILD = {
-    "name": "韦小芳",
-    "birth_date": "2015-03-02",
-    "gender": "female",
-    "category": "left_behind",
-    "county_code": XINGAN,
-    "township": "溶江镇",
-    "village": "五甲村",
-    "risk_level": "high",
-    "guardianship": "grandparents",
-    "guardian_name": "韦大山",
-    "guardian_phone": "13907730001",
-    "needs": ["tutoring", "family_calls"],
-    "languages": ["zh", "zhuang"],
-}
+CHILD = child_registration(
+    name="韦小芳",
+    birth_date="2015-03-02",
+    category="left_behind",
+    county_code=XINGAN,
+    township="溶江镇",
+    village="五甲村",
+    risk_level="high",
+    needs=["tutoring", "family_calls"],
+    languages=["zh", "zhuang"],
+)
 
 
 async def test_a_registered_child_shows_in_engagement_and_is_noticed(system: System, wire: list[Msg]) -> None:

@@ -17,28 +17,25 @@ from nats.aio.client import Client as NATS
 
 from deploy.natscluster import NatsCluster
 from tests.faults.cluster import copies, ensured, leader_of, node_named, running, stored_at_least
-from tests.helpers import ServiceProcess, auth, wait_until
+from tests.helpers import ServiceProcess, auth, child_registration, wait_until
 
 XINGAN = "450325"
 COORDINATOR = auth("coordinator", [XINGAN])
 
 
 def child(n: int) -> dict[str, object]:
-    return {
-        "name": f"测试{n}",
-        "birth_date": "2014-05-01",
-        "gender": "female" if n % 2 else "male",
-        "category": "left_behind",
-        "county_code": XINGAN,
-        "township": "溶江镇",
-        "village": "五甲村",
-        "risk_level": "high",
-        "guardianship": "grandparents",
-        "guardian_name": "韦大山",
-        "guardian_phone": "13907730001",
-        "needs": ["tutoring"],
-        "languages": ["zh"],
-    }
+    return child_registration(
+        name=f"测试{n}",
+        birth_date="2014-05-01",
+        gender="female" if n % 2 else "male",
+        category="left_behind",
+        county_code=XINGAN,
+        township="溶江镇",
+        village="五甲村",
+        risk_level="high",
+        needs=["tutoring"],
+        languages=["zh"],
+    )
 
 
 @pytest.fixture

