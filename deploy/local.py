@@ -126,18 +126,33 @@ def _wait_ready(name: str, url: str, children: list[subprocess.Popen[bytes]]) ->
 
 def _stop_all(children: list[subprocess.Popen[bytes]], nats: NatsServer | None) -> None:
     """The services first (each finishes its requests and batches and drains its NATS connection), NATS last.
-    They run in sessions of their own, so Ctrl-C reaches only this process and the order holds."""
+    They run in sessions of their own, so Ctrl-C reaches only this process and the order holds. How each one ended
+    is printed: stopped by itself, or killed because it did not stop in time."""
     for child in children:
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + 4
-    for child in children:
+    for name, child in zip(SERVICES, children, strict=False):
         try:
             child.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             child.kill()
-    if nats is not None:
+            child.wait()
+        _ended(name, child.returncode)
+    if nats is not None and nats.process is not None:
         nats.stop(timeout=0.8)
+        _ended("NATS", nats.process.returncode)
+
+
+def _ended(name: str, status: int) -> None:
+    # A service's uvicorn, once shut down, raises again the SIGTERM it caught (so its status is -SIGTERM); NATS exits 0.
+    if status in (0, -signal.SIGTERM):
+        how = "stopped"
+    elif status == -signal.SIGKILL:
+        how = "killed: it did not stop in time"
+    else:
+        how = f"exited with status {status}"
+    print(f"{name:<13} {how}", flush=True)
 
 
 if __name__ == "__main__":

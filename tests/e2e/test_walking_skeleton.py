@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import signal
 import uuid
 from datetime import datetime, timedelta
 
@@ -124,7 +125,7 @@ async def test_every_message_on_the_wire_is_a_valid_cloudevent_without_personal_
                 assert str(person[field]).encode() not in msg.data, f"{field} on the bus"
 
 
-def test_each_service_stops_within_five_seconds_and_answers_its_basics(system: System) -> None:
+def test_each_service_answers_its_basics_and_stops_by_itself_on_sigterm(system: System) -> None:
     for name, service in system.services.items():
         for path in ("/health", "/ready", "/metrics", "/docs", "/openapi.json"):
             answer = httpx.get(f"{service.url}{path}", timeout=5)
@@ -135,8 +136,13 @@ def test_each_service_stops_within_five_seconds_and_answers_its_basics(system: S
         if name != "registry":  # the registry follows no stream
             for family in ("events_consumed_total", "events_dead_lettered_total", "consumer_lag"):
                 assert re.search(rf"^{family}{{[^}}]*}} \d", exposed, re.M), f"{name}: no {family} sample"
-    for service in system.services.values():
-        assert service.stop() < 5.0
+    for name, service in system.services.items():
+        service.stop(timeout=60)  # a bound on waiting only: how fast is for `make bench`
+        assert service.process is not None
+        # uvicorn, once shut down, raises again the SIGTERM it caught; a kill would end it with -SIGKILL
+        assert service.process.returncode == -signal.SIGTERM, name
+        logged = [json.loads(line)["event"] for line in service.log.read_text().splitlines() if line.startswith("{")]
+        assert logged[-1] == "runtime.stopped", f"{name} did not finish stopping: {logged[-3:]}"
 
 
 async def test_a_risk_change_replans_the_visit_and_leaving_removes_the_child_without_notes_on_the_bus(
