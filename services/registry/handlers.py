@@ -194,7 +194,7 @@ async def erase_personal_data(runtime: Runtime, child_id: uuid.UUID) -> bool:
             )
         )
         await runtime.append(conn, Append(str(child_id), version, events))
-    await scrub.scrub(runtime.db)
+    await scrub.after_erasure(runtime.db)
     return True
 
 

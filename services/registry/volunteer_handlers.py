@@ -178,4 +178,4 @@ async def erase(runtime: Runtime, volunteer_id: uuid.UUID) -> None:
         await scrub.owe(conn, VolunteerRecord)  # the availability's text, in the old row version
 
     await change(runtime, volunteer_id, domain.erase, also=forget)
-    await scrub.scrub(runtime.db)
+    await scrub.after_erasure(runtime.db)

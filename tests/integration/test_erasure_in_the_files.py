@@ -4,8 +4,11 @@ scrub up only defers it."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from services.registry import vault
 from services.registry.records import Records
 from tests.helpers import RegistryEvents, auth, wait_until
 
+CLIENT_TIMEOUT = 5.0  # seconds: httpx's default; an erasure's answer must come before a client gives up on it
 XINGAN = "450325"
 COORDINATOR = auth("coordinator", [XINGAN])
 NOTE = "隐私笔记：外婆说孩子常在夜里哭"
@@ -99,11 +103,7 @@ async def gone_from(database_url: str, tables: tuple[str, ...], *values: bytes) 
 
 
 async def test_erasing_a_child_leaves_no_copy_of_the_key(registry: httpx.AsyncClient, database_url: str) -> None:
-    created = await registry.post("/children", json=CHILD, headers=COORDINATOR)
-    assert created.status_code == 201, created.text
-    child_id = uuid.UUID(created.json()["id"])
-    key = await key_of(database_url, child_id)
-    assert key is not None
+    child_id, key = await child_with_key(registry, database_url)
     assert key in await stored(database_url, "person_keys")  # what the check below is for
 
     erased = await registry.delete(f"/children/{child_id}/personal-data", headers=COORDINATOR)
@@ -171,13 +171,10 @@ async def test_a_contact_note_cleared_on_erasure_leaves_matchings_files(
 async def test_on_postgresql_a_transaction_older_than_the_erasure_holds_the_scrub_until_it_ends(
     registry: httpx.AsyncClient, database_url: str, postgres_server: str
 ) -> None:
-    created = await registry.post("/children", json=CHILD, headers=COORDINATOR)
-    child_id = uuid.UUID(created.json()["id"])
-    key = await key_of(database_url, child_id)
-    assert key is not None
+    child_id, key = await child_with_key(registry, database_url)
     # A transaction begun before the erasure, in another database of the same server: VACUUM FULL keeps (copies)
     # every row version deleted after the oldest transaction still running started, whatever its database.
-    older = await asyncpg.connect(make_url(postgres_server).set(drivername="postgresql").render_as_string(False))
+    older = await asyncpg.connect(driver_dsn(postgres_server))
     try:
         await older.execute("BEGIN")
         await older.fetchval("SELECT pg_current_xact_id()")
@@ -194,6 +191,61 @@ async def test_on_postgresql_a_transaction_older_than_the_erasure_holds_the_scru
         await older.close()
 
     await gone_from(database_url, ("person_keys",), key)  # the timer finishes it once the older one has ended
+    assert await owed(database_url) == []
+
+
+async def test_an_erasure_the_scrub_cannot_finish_answers_as_usual_and_the_timer_finishes_it(
+    registry: httpx.AsyncClient, database_url: str
+) -> None:
+    child_id, key = await child_with_key(registry, database_url)
+
+    async with scrub_held_up(database_url):
+        with capture_logs() as logs:
+            erased = await asyncio.wait_for(
+                registry.delete(f"/children/{child_id}/personal-data", headers=COORDINATOR), CLIENT_TIMEOUT
+            )
+        assert erased.status_code == 204, erased.text
+        assert await key_of(database_url, child_id) is None
+        assert key in await stored(database_url, "person_keys")  # the scrub did not finish: still owed
+        assert await owed(database_url) == ["person_keys"]
+        said = [entry for entry in logs if entry["event"] in ("scrub.deferred", "scrub.failed")]
+        assert {entry["log_level"] for entry in said} == {"warning"}  # one at least: an operator sees it
+        assert str(child_id) not in str(logs)
+
+    await gone_from(database_url, ("person_keys",), key)  # the timer finishes it once nothing holds it up
+    assert await owed(database_url) == []
+
+
+@pytest.mark.parametrize("database_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+async def test_on_postgresql_an_older_snapshot_in_the_same_database_holds_the_scrub_until_it_ends(
+    registry: httpx.AsyncClient, database_url: str
+) -> None:
+    child_id, key = await child_with_key(registry, database_url)
+    # A report in one REPEATABLE READ snapshot, begun before the erasure: read-only, so it holds no transaction id,
+    # only a snapshot that can still read the key. It reads the children, not the keys: a read of the keys' table
+    # would hold a lock that keeps VACUUM FULL out by itself, and the check is that the snapshot alone does.
+    report = await asyncpg.connect(driver_dsn(database_url))
+    try:
+        await report.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        assert await report.fetchval("SELECT count(*) FROM children") == 1
+        with capture_logs() as logs:
+            erased = await registry.delete(f"/children/{child_id}/personal-data", headers=COORDINATOR)
+            assert erased.status_code == 204, erased.text
+            assert await owed(database_url) == ["person_keys"]  # the erasure's own try left it owed
+
+            async def tried_again() -> bool:  # the erasure's own try, then at least one of the timer's
+                return len([entry for entry in logs if entry["event"] == "scrub.deferred"]) >= 2
+
+            await wait_until(tried_again, what="the timer to try the scrub again while the report runs")
+        assert await owed(database_url) == ["person_keys"]
+        assert key in await stored(database_url, "person_keys")
+        held_key = await report.fetchval("SELECT key FROM person_keys WHERE person_id = $1", child_id)
+        assert held_key == key  # what the scrub waits for: the report's snapshot still reads the erased key
+    finally:
+        await report.execute("ROLLBACK")
+        await report.close()
+
+    await gone_from(database_url, ("person_keys",), key)  # the report has ended: the timer finishes it
     assert await owed(database_url) == []
 
 
@@ -256,6 +308,21 @@ async def test_on_sqlite_the_next_erasure_also_pays_a_scrub_left_owed(tmp_path: 
     await db.dispose()
 
 
+async def child_with_key(registry: httpx.AsyncClient, database_url: str) -> tuple[uuid.UUID, bytes]:
+    """A child registered, and the key its personal data is sealed with."""
+    created = await registry.post("/children", json=CHILD, headers=COORDINATOR)
+    assert created.status_code == 201, created.text
+    child_id = uuid.UUID(created.json()["id"])
+    key = await key_of(database_url, child_id)
+    assert key is not None
+    return child_id, key
+
+
+def driver_dsn(database_url: str) -> str:
+    """A PostgreSQL URL as asyncpg itself takes it, for a session of its own beside the service's."""
+    return make_url(database_url).set(drivername="postgresql").render_as_string(False)
+
+
 async def owed(database_url: str) -> list[str]:
     """The tables a scrub is still owed for."""
     db = Database(database_url)
@@ -282,3 +349,50 @@ async def keys_held(database_url: str) -> int:
             return int(await conn.scalar(select(func.count()).select_from(vault.PersonKey)) or 0)
     finally:
         await db.dispose()
+
+
+# An operator's answer to a VACUUM FULL queued ahead of every reader of its table: cancel it.
+CANCEL_WAITING_REWRITES = """
+    SELECT count(pg_cancel_backend(pid)) FROM pg_stat_activity
+    WHERE datname = current_database() AND pid <> pg_backend_pid()
+      AND query LIKE 'VACUUM FULL%' AND wait_event_type = 'Lock'
+"""
+
+
+@contextlib.asynccontextmanager
+async def scrub_held_up(database_url: str) -> AsyncIterator[None]:
+    """While the block runs, the scrub cannot finish. SQLite: another process's report in the middle of a read holds
+    the write-ahead log. PostgreSQL: a session holds a lock on the keys' table (with no snapshot, so the rewrite is
+    tried and waits for the lock), and an operator cancels every rewrite seen waiting for it: an error that is not a
+    lock timeout."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        reader = sqlite3.connect(str(url.database), isolation_level=None)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM person_keys").fetchone()
+        try:
+            yield
+        finally:
+            reader.execute("COMMIT")
+            reader.close()
+        return
+    holder, operator = await asyncpg.connect(driver_dsn(database_url)), await asyncpg.connect(driver_dsn(database_url))
+    stop = asyncio.Event()
+
+    async def cancel_waiting_rewrites() -> None:
+        while not stop.is_set():
+            await operator.fetchval(CANCEL_WAITING_REWRITES)
+            await asyncio.sleep(0.01)
+
+    try:
+        await holder.execute("BEGIN")
+        await holder.execute("LOCK TABLE person_keys IN ACCESS SHARE MODE")
+        cancelling = asyncio.create_task(cancel_waiting_rewrites())
+        try:
+            yield
+        finally:
+            stop.set()
+            await cancelling
+    finally:
+        await holder.close()  # its transaction ends with it
+        await operator.close()
