@@ -103,8 +103,9 @@ async def export_volunteers(runtime: RuntimeDep, principal: CoordinatorDep, coun
 )
 async def calendar(volunteer_id: uuid.UUID, runtime: RuntimeDep) -> Response:
     """The volunteer's due visits as an iCal feed: subscribe in any calendar app with a feed link (`?feed=`, from
-    `POST /volunteers/{id}/calendar-feeds`), or read it with the volunteer's or a coordinator's bearer header (a
-    bearer token in the address, `?token=`, is refused). One all-day event per child on the day the next in-person
+    `POST /volunteers/{id}/calendar-feeds`; it works for 365 days at most, until revoked or the volunteer's personal
+    data is erased), or read it with the volunteer's or a coordinator's bearer header (a bearer token in the address,
+    `?token=`, is refused). One all-day event per child on the day the next in-person
     visit is due. Children are named only by age band: a phone's calendar is not private."""
     async with runtime.db.read() as conn:
         due = await conn.execute(
