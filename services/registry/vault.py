@@ -74,7 +74,7 @@ def unseal(key: bytes | None, person_id: uuid.UUID, sealed: bytes | None) -> dic
 
 async def destroy_key(conn: AsyncConnection, person_id: uuid.UUID) -> bool:
     """Delete the person's key; True if there was one. The key's bytes are scrubbed from the files once the
-    transaction commits: call `backbone.scrub.scrub` then (a timer does it otherwise)."""
+    transaction commits: call `backbone.scrub.after_erasure` then (a timer does it otherwise)."""
     result = await conn.execute(delete(PersonKey).where(PersonKey.person_id == person_id))
     if result.rowcount:
         await scrub.owe(conn, PersonKey)

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import pytest
 from nats.aio.client import Client as NATS
-from sqlalchemy import MetaData, String, Table, func, insert, select
+from sqlalchemy import Integer, MetaData, String, Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -71,42 +71,50 @@ class SeenRow(SeenBase):
     __tablename__ = "seen"
 
     aggregate_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
 
 
 def seen_projection(stream: str, context: str) -> Projection:
     class Seen(Projection):
-        """The view under test: one row per aggregate the stream delivered."""
+        """The view under test: one row per event applied, which the consumer hands over in each aggregate's order."""
 
         name: ClassVar[str] = f"tests-seen-{context}"
         subjects: ClassVar[list[str]] = [f"{context}.>"]
         views: ClassVar[list[Table]] = [SeenRow.__table__]  # type: ignore[list-item]
 
         async def apply(self, conn: AsyncConnection, events: Sequence[Delivered]) -> None:
-            await conn.execute(insert(SeenRow), [{"aggregate_id": d.aggregate_id} for d in events])
+            await conn.execute(
+                insert(SeenRow), [{"aggregate_id": d.aggregate_id, "version": d.version} for d in events]
+            )
 
     Seen.stream = stream
     return Seen()
 
 
 class Writer:
-    """Appends one new aggregate per transaction to the log, as a busy service would, until stopped."""
+    """Appends to the log as a busy service would: each transaction starts new aggregates and gives the ones the
+    previous transaction started their second version, so an aggregate's events lie in different batches."""
 
     def __init__(self, db: Database, store: EventStore, relay: Relay, event: Callable[[uuid.UUID], Event]) -> None:
         self.db, self.store, self.relay, self.event = db, store, relay, event
-        self.written: list[str] = []
+        self.written: list[tuple[str, int]] = []  # (aggregate, version) of every event, in log order
+        self._open: list[uuid.UUID] = []  # started by the last transaction, at version 1
 
     async def write(self, count: int, per_transaction: int = 10) -> None:
         for _ in range(0, count, per_transaction):
-            aggregates = [uuid.uuid4() for _ in range(per_transaction)]
+            started = [uuid.uuid4() for _ in range(per_transaction)]
+            appends = [Append(str(a), 1, [self.event(a)]) for a in self._open]
+            appends += [Append(str(a), 0, [self.event(a)]) for a in started]
             async with self.db.begin() as conn:
-                await self.store.append(conn, *(Append(str(a), 0, [self.event(a)]) for a in aggregates))
-            self.written += map(str, aggregates)
+                await self.store.append(conn, *appends)
+            self.written += [(str(a), 2) for a in self._open] + [(str(a), 1) for a in started]
+            self._open = started
             self.relay.wake()
             await asyncio.sleep(0.01)
 
     async def write_until(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            await self.write(100, per_transaction=50)
+            await self.write(100, per_transaction=25)
 
 
 @pytest.mark.parametrize("stream", list(STREAMS))
@@ -160,7 +168,8 @@ async def test_a_killed_stream_leader_catches_up_and_a_second_loss_does_not_stal
         await db.dispose()
 
 
-async def _seen(db: Database, aggregates: set[str]) -> bool:
+async def _seen(db: Database, events: set[tuple[str, int]]) -> bool:
+    """Whether every one of `events` (aggregate, version) is in the view."""
     async with db.read() as conn:
-        found = await conn.scalar(select(func.count()).select_from(SeenRow).where(SeenRow.aggregate_id.in_(aggregates)))
-    return found == len(aggregates)
+        found = {(row.aggregate_id, row.version) for row in await conn.execute(select(SeenRow))}
+    return events <= found
