@@ -13,6 +13,7 @@ from backbone import errors, http, logs
 from backbone.clock import Clock
 from backbone.runtime import Runtime, ServiceSpec
 from backbone.settings import Settings
+from backbone.tokens import TokenVerifier
 
 
 def tune_gc() -> None:
@@ -21,7 +22,13 @@ def tune_gc() -> None:
     gc.set_threshold(100_000, 50, 100)
 
 
-def create_app(spec: ServiceSpec, settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
+def create_app(
+    spec: ServiceSpec,
+    settings: Settings | None = None,
+    clock: Clock | None = None,
+    verifier: TokenVerifier | None = None,
+) -> FastAPI:
+    """The service's app; its routes admit tokens `verifier` accepts (by default, the settings' trusted issuers')."""
     settings = settings or Settings()
     tune_gc()
     logs.configure(spec.name, fmt=settings.log_format, level=settings.log_level)
@@ -40,6 +47,7 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None, clock: Clock
     app = FastAPIOffline(title=f"{spec.name} service", lifespan=lifespan)
     app.state.runtime = runtime
     app.state.settings = settings
+    app.state.verifier = verifier or TokenVerifier.from_settings(settings)
     errors.install(app)
     http.install(app, spec.name, settings.max_body_bytes, settings.max_upload_bytes)
     app.include_router(http.operational_routes(spec.name))

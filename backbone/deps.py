@@ -8,9 +8,10 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from backbone.auth import InvalidToken, Principal, Role, verify
+from backbone.auth import Principal, Role
 from backbone.errors import ApiError
 from backbone.runtime import Runtime
+from backbone.tokens import InvalidToken, KeysUnavailable, TokenVerifier
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -25,10 +26,13 @@ async def get_principal(
 ) -> Principal:
     if credentials is None:
         raise ApiError(401, "unauthorized", "a bearer token is required")
+    verifier: TokenVerifier = request.app.state.verifier
     try:
-        return verify(request.app.state.settings.jwt_secret.get_secret_value(), credentials.credentials)
+        return await verifier.verify(credentials.credentials)
     except InvalidToken as error:
         raise ApiError(401, "unauthorized", f"the bearer token is not valid: {error}") from error
+    except KeysUnavailable as error:
+        raise ApiError(503, "keys_unavailable", "the token issuer's public keys cannot be read; try again") from error
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

@@ -5,10 +5,28 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEVELOPMENT_SECRET = "development-only-secret-change-me-0123456789"  # noqa: S105 (refused outside development)
+DEFAULT_ISSUER = "handinhand-registry"
+
+
+class TrustedIssuer(BaseModel):
+    """An issuer whose tokens a service accepts, and where its public keys are: a static JWKS document (tests,
+    air-gapped installs), which wins, or a JWKS URL."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    issuer: str = Field(min_length=1)
+    jwks_url: str | None = None
+    jwks_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _keys_somewhere(self) -> TrustedIssuer:
+        if self.jwks_url is None and self.jwks_file is None:
+            raise ValueError(f"trusted issuer {self.issuer!r} needs a jwks_url or a jwks_file")
+        return self
 
 
 class Settings(BaseSettings):
@@ -19,10 +37,18 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var")
     nats_url: str = "nats://127.0.0.1:4222"
     stream_replicas: int = Field(default=1, ge=1, le=5)
-    jwt_secret: SecretStr = SecretStr(DEVELOPMENT_SECRET)
-    data_secret: SecretStr | None = Field(
-        default=None, description="keys derived for import fingerprints and place keys; JWT_SECRET if unset"
+    data_secret: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_SECRET), description="keys derived for import fingerprints and place keys"
     )
+    token_signing_keys: str | None = Field(
+        default=None, description="the registry's PEM Ed25519 private keys, comma-separated paths: the first signs"
+    )
+    token_issuer: str = Field(default=DEFAULT_ISSUER, min_length=1, description="the `iss` of our tokens")
+    jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
+    jwks_file: Path | None = Field(default=None, description="a static JWKS document; wins over JWKS_URL")
+    jwks_cache_seconds: float = Field(default=300.0, gt=0, description="how long fetched public keys are trusted")
+    trusted_issuers: list[TrustedIssuer] = Field(default=[], description="more issuers than ours (JSON)")
+    access_token_seconds: int = Field(default=900, ge=60, description="lifetime of an access token")
     host: str = "127.0.0.1"
     port: int | None = None
     log_format: Literal["auto", "json", "console"] = "auto"
@@ -40,19 +66,29 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_development_secret(self) -> Settings:
-        if self.environment != "development" and self.jwt_secret.get_secret_value() == DEVELOPMENT_SECRET:
-            raise ValueError("JWT_SECRET is left at its development default; set a secret of your own")
-        if len(self.jwt_secret.get_secret_value()) < 32:
-            raise ValueError("JWT_SECRET must be at least 32 characters")
-        if self.data_secret is not None and len(self.data_secret.get_secret_value()) < 32:
+        if self.environment != "development" and self.data_secret.get_secret_value() == DEVELOPMENT_SECRET:
+            raise ValueError("DATA_SECRET is left at its development default; set a secret of your own")
+        if len(self.data_secret.get_secret_value()) < 32:
             raise ValueError("DATA_SECRET must be at least 32 characters")
+        if any(extra.issuer == self.token_issuer for extra in self.trusted_issuers):
+            raise ValueError("TRUSTED_ISSUERS repeats TOKEN_ISSUER; list only the other issuers there")
         return self
 
     @property
     def secret(self) -> bytes:
-        """What the registry derives stable keys from (import fingerprints, place keys). Set DATA_SECRET to rotate
-        JWT_SECRET without changing them: a new one would make every place key and fingerprint new."""
-        return (self.data_secret or self.jwt_secret).get_secret_value().encode()
+        """What the registry derives stable keys from (import fingerprints, place keys): a new DATA_SECRET makes
+        every place key and fingerprint new."""
+        return self.data_secret.get_secret_value().encode()
+
+    @property
+    def signing_key_paths(self) -> list[Path]:
+        return [Path(path.strip()) for path in (self.token_signing_keys or "").split(",") if path.strip()]
+
+    @property
+    def issuers(self) -> list[TrustedIssuer]:
+        """Every issuer whose tokens this service accepts: ours first, then TRUSTED_ISSUERS."""
+        ours = TrustedIssuer(issuer=self.token_issuer, jwks_url=self.jwks_url, jwks_file=self.jwks_file)
+        return [ours, *self.trusted_issuers]
 
     @property
     def nats_servers(self) -> list[str]:

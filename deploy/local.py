@@ -16,13 +16,15 @@ import urllib.request
 from datetime import timedelta
 from types import FrameType
 
-from backbone.auth import mint
+from backbone.auth import Role
 from backbone.natsserver import NatsServer, port_is_free
 from backbone.settings import Settings
+from backbone.tokens import Issuer
 from deploy import demo
 
 SERVICES = {"registry": 8001, "matching": 8002, "notifications": 8003}
-ROLES = {
+TOKEN_LIFETIME = timedelta(hours=8)  # a working day of trying the API out
+ROLES: dict[Role, list[str]] = {
     "admin": [],
     "coordinator": list(demo.COUNTIES),
     "volunteer": [],
@@ -35,6 +37,7 @@ def main() -> int:
     settings = Settings()
     data = settings.data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)
+    issuer = Issuer.from_settings(settings)  # the registry's key: TOKEN_SIGNING_KEYS, or made once under DATA_DIR
     children: list[subprocess.Popen[bytes]] = []
     nats: NatsServer | None = None
     stopping = False
@@ -56,12 +59,15 @@ def main() -> int:
                 own_session=True,
             ).start()
             nats_url = nats.url
+        urls = {name: f"http://127.0.0.1:{os.environ.get(f'{name.upper()}_PORT', p)}" for name, p in SERVICES.items()}
         for name, default_port in SERVICES.items():
             port = int(os.environ.get(f"{name.upper()}_PORT", default_port))
             if not port_is_free(port):
                 print(f"port {port} for {name} is taken; set {name.upper()}_PORT to another", file=sys.stderr)
                 return 1
             env = {**os.environ, "NATS_URL": nats_url, "DATA_DIR": str(data), "PORT": str(port)}
+            if name != "registry":  # the others verify tokens with the registry's public keys
+                env["JWKS_URL"] = f"{urls['registry']}/.well-known/jwks.json"
             database_url = os.environ.get(f"{name.upper()}_DATABASE_URL")
             env.pop("DATABASE_URL", None)
             if database_url:
@@ -76,12 +82,10 @@ def main() -> int:
                     start_new_session=True,  # Ctrl-C is for this process: it stops the services in order
                 )
             )
-        urls = {name: f"http://127.0.0.1:{os.environ.get(f'{name.upper()}_PORT', p)}" for name, p in SERVICES.items()}
         for name, url in urls.items():
             _wait_ready(name, url, children)
-        secret = settings.jwt_secret.get_secret_value()
         tokens = {
-            role: mint(secret, sub=f"demo-{role}", role=role, counties=counties, ttl=timedelta(days=7))  # type: ignore[arg-type]
+            role: issuer.mint(sub=f"demo-{role}", role=role, counties=counties, ttl=TOKEN_LIFETIME)
             for role, counties in ROLES.items()
         }
         # The campaign first: matching hears of it before the people, so it knows it when tagging their visits.
@@ -94,7 +98,7 @@ def main() -> int:
         print(
             f"demo data     {created} children and volunteers, {paired} pairings added this time; logs in {data}/*.log"
         )
-        print("\nDev bearer tokens (7 days), e.g.  curl -H 'Authorization: Bearer <token>' ...")
+        print("\nDev bearer tokens (8 hours), e.g.  curl -H 'Authorization: Bearer <token>' ...")
         for role, token in tokens.items():
             print(f"  {role:<12} {token}")
         print("\nCtrl-C stops everything.", flush=True)

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import csv
+import functools
 import io
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +28,10 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from sqlalchemy import Table, select
 
-from backbone.auth import Role, mint
+from backbone.auth import Role
 from backbone.database import Database
 from backbone.natsserver import free_port
-from backbone.settings import DEVELOPMENT_SECRET
+from backbone.tokens import Issuer, SigningKeys, generate
 from contracts import CloudEvent, Event, encode
 from contracts.campaigns import CampaignCreated
 from contracts.catalogue import CONTEXT_STREAMS
@@ -33,14 +39,40 @@ from contracts.cloudevents import CONTENT_TYPE, dataschema
 from contracts.registry import ChildPairingEligibilityChanged, ChildPurposesChanged, ChildRegistered
 from contracts.volunteers import VolunteerEligibilityChanged, VolunteerRegistered
 
-SECRET = DEVELOPMENT_SECRET
 EVERY_PURPOSE = ("aid", "home_visits", "pairing", "wishes")  # a child of 14 or over, or a guardian's full consent
 
 
-def token(role: Role, counties: Iterable[str] = (), sub: str | None = None) -> str:
-    from datetime import timedelta
+@dataclass(frozen=True)
+class Keys:
+    """The test session's signing key (the registry's, via TOKEN_SIGNING_KEYS) and its JWKS (every other service's,
+    via JWKS_FILE), made once per session in a directory removed at exit."""
 
-    return mint(SECRET, sub=sub or role, role=role, counties=list(counties), ttl=timedelta(hours=1))
+    key_file: Path
+    jwks_file: Path
+    issuer: Issuer
+
+    def settings(self) -> dict[str, Any]:
+        """Settings for a service under test, in process."""
+        return {"token_signing_keys": str(self.key_file), "jwks_file": self.jwks_file}
+
+    def env(self) -> dict[str, str]:
+        """The same for a service run as a process."""
+        return {"TOKEN_SIGNING_KEYS": str(self.key_file), "JWKS_FILE": str(self.jwks_file)}
+
+
+@functools.cache
+def keys() -> Keys:
+    directory = Path(tempfile.mkdtemp(prefix="handinhand-test-keys-"))
+    atexit.register(shutil.rmtree, directory, True)
+    generate(directory / "signing-key.pem")
+    signing = SigningKeys.from_files([directory / "signing-key.pem"])
+    (directory / "jwks.json").write_text(json.dumps(signing.jwks()))
+    return Keys(directory / "signing-key.pem", directory / "jwks.json", Issuer(signing))
+
+
+def token(role: Role, counties: Iterable[str] = (), sub: str | None = None) -> str:
+    """An access token of the test session's key, an hour long."""
+    return keys().issuer.mint(sub=sub or role, role=role, counties=list(counties), ttl=timedelta(hours=1))
 
 
 def auth(role: Role, counties: Iterable[str] = ()) -> dict[str, str]:
@@ -150,6 +182,7 @@ class ServiceProcess:
             "DATA_DIR": str(data_dir),
             "PORT": str(self.port),
             "LOG_FORMAT": "json",
+            **keys().env(),
             **env,
         }
         self.process: subprocess.Popen[bytes] | None = None

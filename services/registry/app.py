@@ -9,10 +9,12 @@ from backbone.app import create_app as create_service_app
 from backbone.clock import Clock
 from backbone.runtime import ServiceSpec, Timer
 from backbone.settings import Settings
+from backbone.tokens import Issuer, TokenVerifier
 from services.registry.api import router
 from services.registry.campaign_api import router as campaign_router
 from services.registry.handlers import children_with_birthdays
 from services.registry.import_api import router as import_router
+from services.registry.jwks_api import router as jwks_router
 from services.registry.records import Records
 from services.registry.volunteer_api import router as volunteer_router
 from services.registry.volunteer_handlers import reassess_due
@@ -21,7 +23,7 @@ SPEC = ServiceSpec(
     name="registry",
     default_port=8001,
     views=Records.metadata,
-    routers=[import_router, router, volunteer_router, campaign_router],
+    routers=[import_router, router, volunteer_router, campaign_router, jwks_router],
     timers=lambda runtime: [
         Timer("volunteer-eligibility", runtime.settings.timer_seconds, partial(reassess_due, runtime)),
         Timer("children-consent-age", runtime.settings.timer_seconds, partial(children_with_birthdays, runtime)),
@@ -31,4 +33,10 @@ SPEC = ServiceSpec(
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
-    return create_service_app(SPEC, settings, clock)
+    """The registry's app. It issues the tokens, so it verifies its own with its own keys, in process; outside
+    development it refuses to start without TOKEN_SIGNING_KEYS."""
+    settings = settings or Settings()
+    issuer = Issuer.from_settings(settings)
+    app = create_service_app(SPEC, settings, clock, TokenVerifier.from_settings(settings, own=issuer.keys))
+    app.state.issuer = issuer
+    return app

@@ -18,7 +18,7 @@ from backbone.settings import Settings
 from backbone.store import Plumbing
 from services.matching.app import create_app as create_matching_app
 from services.registry.app import create_app
-from tests.helpers import SECRET, RegistryEvents, wait_until
+from tests.helpers import RegistryEvents, keys, wait_until
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ async def registry(
     settings = Settings(
         database_url=database_url,
         nats_url=nats_server.url,
-        jwt_secret=SECRET,
+        **keys().settings(),
         max_body_bytes=64 * 1024,
         timer_seconds=0.2,
         **(marker.kwargs if marker else {}),
@@ -73,7 +73,7 @@ async def serve_matching(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The matching service in this process, ready, as a client."""
     settings = Settings(
-        database_url=database_url, nats_url=nats_server.url, jwt_secret=SECRET, timer_seconds=timer_seconds
+        database_url=database_url, nats_url=nats_server.url, timer_seconds=timer_seconds, **keys().settings()
     )
     app: FastAPI = create_matching_app(settings, clock)
     async with app.router.lifespan_context(app):
