@@ -153,6 +153,7 @@ class AuditOut(BaseModel):
     county_code: str | None
     purpose: str
     outcome: str
+    account_id: uuid.UUID | None = None  # the account an entry is about (sign-ins, account changes)
 
 
 def _band(birth_date: date | None, today: date, registered_band: str) -> str:

@@ -10,6 +10,7 @@ from backbone.clock import Clock
 from backbone.runtime import ServiceSpec, Timer
 from backbone.settings import Settings
 from backbone.tokens import Issuer, TokenVerifier
+from services.registry.account_api import router as account_router
 from services.registry.api import router
 from services.registry.campaign_api import router as campaign_router
 from services.registry.handlers import children_with_birthdays
@@ -23,7 +24,7 @@ SPEC = ServiceSpec(
     name="registry",
     default_port=8001,
     views=Records.metadata,
-    routers=[import_router, router, volunteer_router, campaign_router, jwks_router],
+    routers=[import_router, router, volunteer_router, campaign_router, jwks_router, account_router],
     timers=lambda runtime: [
         Timer("volunteer-eligibility", runtime.settings.timer_seconds, partial(reassess_due, runtime)),
         Timer("children-consent-age", runtime.settings.timer_seconds, partial(children_with_birthdays, runtime)),

@@ -1,4 +1,6 @@
-"""The audit log: every read or change of a child's record, and every refusal of one (who, role, when, what, why)."""
+"""The audit log: every read or change of a child's record, and every refusal of one (who, role, when, what, why);
+every sign-in, failure, lockout, password change or reset, and every change an admin or coordinator makes to an
+account."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from typing import Any
 
 from fastapi import Request
 from sqlalchemy import BigInteger, Index, Integer, String, Uuid, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backbone.auth import Principal, Role
@@ -33,6 +36,8 @@ class AuditEntry(Records):
     county_code: Mapped[str | None] = mapped_column(String(6), nullable=True)
     purpose: Mapped[str] = mapped_column(String(200))
     outcome: Mapped[str] = mapped_column(String(16))
+    # the account an entry is about (a sign-in, a lockout, a role changed); None: a child's entry, or a login unknown
+    account_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True, index=True)
 
 
 async def record(
@@ -63,6 +68,23 @@ async def record(
     ]
     async with runtime.db.begin() as conn:
         await conn.execute(insert(AuditEntry), rows)
+
+
+async def record_account(
+    conn: AsyncConnection,
+    at: datetime,
+    actor: str,
+    role: str,
+    action: str,
+    account_id: uuid.UUID | None,
+    outcome: str = "allowed",
+    note: str = "",
+) -> None:
+    """An account's entry, in the transaction that changes it (a failure is committed with its count): the actor is
+    whoever signs in or manages the account. Ids, roles, county codes and keyed client addresses only: never a
+    login, a name, a password or a token."""
+    entry = {"at": at, "actor": actor[:100], "role": role, "action": action, "account_id": account_id}
+    await conn.execute(insert(AuditEntry).values(**entry, purpose=note[:200] or action, outcome=outcome))
 
 
 def require(action: str, *roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:

@@ -1,0 +1,671 @@
+"""Account commands, one handler each: decide with `accounts`, then write the account, its sessions, links, failures
+and audit entries in one transaction. A refusal that must leave a trace (a failed sign-in, a reused refresh token) is
+committed first and raised after."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from backbone.auth import Principal, Role
+from backbone.runtime import Runtime
+from backbone.tokens import Issuer
+from services.registry import accounts, audit, vault
+from services.registry.account_records import (
+    AccountLink,
+    AccountRecord,
+    RefreshTokenRecord,
+    SessionRecord,
+    SignInFailure,
+    login_key,
+    new_token,
+    source_key,
+    token_hash,
+)
+from services.registry.accounts import Failures, LinkKind, Person, State
+from services.registry.domain import DomainError
+from services.registry.records import DonorRecord, VolunteerRecord
+
+hasher = PasswordHasher()  # argon2id, the library's defaults (RFC 9106's second recommended set)
+WRONG = DomainError("invalid_credentials", "the login or the password is not right")
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a sign-in, a refresh or client credentials answer: a refresh token only for a person's session."""
+
+    access_token: str
+    expires_in: int
+    refresh_token: str | None = None
+
+
+@dataclass(frozen=True)
+class Handover:
+    """A secret shown once to whoever made it, to hand to the account's owner: a link's token, a client secret."""
+
+    kind: str  # invitation, reset, client_secret
+    token: str
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Profile:
+    """An account as answers and tokens show it, its login and display name unsealed."""
+
+    id: uuid.UUID
+    login: str
+    name: str
+    role: Role
+    counties: list[str]
+    state: State
+    person_id: uuid.UUID | None
+    reset_requested_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+    @property
+    def sub(self) -> str:
+        """The tokens' subject: a volunteer's or donor's registered id (the other services know them by it), else
+        the account's id."""
+        return str(self.person_id or self.id)
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    login: str
+    name: str
+    role: Role
+    counties: Sequence[str] = ()
+    person_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class AccountChange:
+    """What changes; None leaves it as it is."""
+
+    role: Role | None = None
+    counties: Sequence[str] | None = None
+    name: str | None = None
+    person_id: uuid.UUID | None = None
+
+
+async def profiles(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> list[Profile]:
+    keys = await vault.keys_of(conn, [row.id for row in rows])
+    return [_profile(row, keys.get(row.id)) for row in rows]
+
+
+def _profile(row: Row[Any], key: bytes | None) -> Profile:
+    personal = vault.unseal(key, row.id, row.sealed) or {}
+    return Profile(
+        id=row.id,
+        login=personal.get("login", ""),
+        name=personal.get("name", ""),
+        role=cast(Role, row.role),
+        counties=list(row.counties),
+        state=cast(State, row.state),
+        person_id=row.person_id,
+        reset_requested_at=row.reset_requested_at,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        version=row.version,
+    )
+
+
+async def _one(conn: AsyncConnection, account_id: uuid.UUID) -> Profile:
+    row = (await conn.execute(select(AccountRecord).where(AccountRecord.id == account_id).with_for_update())).first()
+    if row is None:
+        raise DomainError("not_found", "no such account")
+    return (await profiles(conn, [row]))[0]
+
+
+async def _update(conn: AsyncConnection, account_id: uuid.UUID, now: datetime, **values: Any) -> None:
+    query = update(AccountRecord).where(AccountRecord.id == account_id)
+    await conn.execute(query.values(**values, updated_at=now, version=AccountRecord.version + 1))
+
+
+# Passwords
+
+
+@functools.cache
+def _decoy() -> str:
+    """A hash to check a password against when there is no account: an unknown login takes as long as a known one."""
+    return hasher.hash(new_token())
+
+
+async def _hash(password: str) -> str:
+    return await asyncio.to_thread(hasher.hash, password)  # about 0.1 s of work: not on the event loop
+
+
+async def _verify(stored: str | None, password: str) -> bool:
+    def check() -> bool:
+        try:
+            return hasher.verify(stored or _decoy(), password) and stored is not None
+        except (VerificationError, InvalidHashError):
+            return False
+
+    return await asyncio.to_thread(check)
+
+
+# Sign-in, client credentials, refresh, sign-out
+
+
+def _minted(issuer: Issuer, runtime: Runtime, profile: Profile, sub: str, session_id: uuid.UUID | None) -> Grant:
+    seconds = runtime.settings.access_token_seconds
+    token = issuer.mint(
+        sub=sub,
+        role=profile.role,
+        counties=profile.counties,
+        ttl=timedelta(seconds=seconds),
+        name=profile.name or None,
+        session_id=str(session_id) if session_id else None,
+    )
+    return Grant(token, seconds)
+
+
+async def sign_in(runtime: Runtime, issuer: Issuer, login: str, password: str, address: str) -> Grant:
+    """A person's sign-in: a new session, an access token and its first refresh token."""
+    async with runtime.db.begin() as conn:
+        profile = await _authenticate(runtime, conn, login, password, address, "sign_in")
+        if profile is not None:
+            session_id, refresh_token = await _start_session(conn, profile.id, runtime.clock.now())
+    if profile is None:
+        raise WRONG
+    grant = _minted(issuer, runtime, profile, profile.sub, session_id)
+    return Grant(grant.access_token, grant.expires_in, refresh_token)
+
+
+async def client_credentials(runtime: Runtime, issuer: Issuer, client_id: str, secret: str, address: str) -> Grant:
+    """A service's own short-lived token (no session, no refresh token: it asks again)."""
+    async with runtime.db.begin() as conn:
+        profile = await _authenticate(runtime, conn, client_id, secret, address, "client_token")
+    if profile is None:
+        raise DomainError("invalid_client", "the client id or secret is not right")
+    return _minted(issuer, runtime, profile, f"service:{profile.login}", None)
+
+
+async def _authenticate(
+    runtime: Runtime, conn: AsyncConnection, typed: str, password: str, address: str, action: str
+) -> Profile | None:
+    """The active account the login and password (or client id and secret) open, or None once the failure is
+    recorded (against the login, known or not, and the address) and audit-logged. A person's password opens no
+    service token and a client secret no session."""
+    now, secret = runtime.clock.now(), runtime.settings.secret
+    try:
+        login = accounts.normal_login(typed)
+    except DomainError:
+        login = typed  # throttled all the same, so that the answers tell nothing about what a login may be
+    key, source = login_key(secret, login), source_key(secret, address)
+    # Holding the account's row makes concurrent guesses at one login take turns: none skips the count.
+    row = (await conn.execute(select(AccountRecord).where(AccountRecord.login_key == key).with_for_update())).first()
+    failures = await _admit(conn, key, source, now)
+    profile = (await profiles(conn, [row]))[0] if row is not None else None
+    wanted = (profile.role == "service") == (action == "client_token") if profile else False
+    usable = profile is not None and profile.state == "active" and wanted
+    stored = row.password_hash if row is not None and usable else None
+    if profile is None or not usable or not await _verify(stored, password):
+        await _fail(conn, now, key, source, failures, profile, action, None if wanted else "wrong kind of account")
+        return None
+    assert stored is not None
+    if hasher.check_needs_rehash(stored):
+        await conn.execute(
+            update(AccountRecord).where(AccountRecord.id == profile.id).values(password_hash=await _hash(password))
+        )
+    await _clear_failures(conn, key)
+    await audit.record_account(conn, now, profile.sub, profile.role, action, profile.id, note=_from(source))
+    return profile
+
+
+async def _admit(conn: AsyncConnection, key: str, source: str, now: datetime) -> Failures:
+    """The login's failures so far, if it and the address may be tried now (else TryLater)."""
+    counted = (
+        SignInFailure.login_key == key,
+        SignInFailure.counted.is_(True),
+        SignInFailure.at > now - accounts.FAILURE_MEMORY,
+    )
+    count, last = (await conn.execute(select(func.count(), func.max(SignInFailure.at)).where(*counted))).one()
+    failures = Failures(count, last)
+    accounts.admit(failures, now)
+    recent = await conn.execute(
+        select(SignInFailure.at)
+        .where(SignInFailure.source_key == source, SignInFailure.at > now - accounts.SOURCE_WINDOW)
+        .order_by(SignInFailure.at)
+    )
+    accounts.admit_source(list(recent.scalars()), now)
+    return failures
+
+
+async def _fail(
+    conn: AsyncConnection,
+    now: datetime,
+    key: str,
+    source: str,
+    failures: Failures,
+    profile: Profile | None,
+    action: str,
+    why: str | None = None,
+) -> None:
+    """Record a failure against the login and the address (forgetting those past FAILURE_MEMORY), audit-logged
+    with why, and the lockout it brings, if it does."""
+    await conn.execute(delete(SignInFailure).where(SignInFailure.at < now - accounts.FAILURE_MEMORY))
+    await conn.execute(insert(SignInFailure).values(at=now, login_key=key, source_key=source, counted=True))
+    actor, role = (profile.sub, profile.role) if profile else ("unknown", "none")
+    account_id = profile.id if profile else None
+    if profile is None or profile.state != "active":
+        why = f"{profile.state} account" if profile else "no such login"
+    note = f"{why or 'wrong password'}; {_from(source)}"
+    await audit.record_account(conn, now, actor, role, action, account_id, "denied", note)
+    if accounts.locks(failures.count + 1):
+        minutes = accounts.LOCKOUT_MINUTES
+        note = f"{failures.count + 1} failures: locked {minutes} minutes; {_from(source)}"
+        await audit.record_account(conn, now, actor, role, "lockout", account_id, "denied", note)
+
+
+def _from(source: str) -> str:
+    return f"from address {source[:16]}"  # keyed: the same address reads alike, and is not told
+
+
+async def _clear_failures(conn: AsyncConnection, key: str) -> None:
+    """A success (or a new password) starts the login's count again; the address keeps its failures."""
+    await conn.execute(
+        update(SignInFailure)
+        .where(SignInFailure.login_key == key, SignInFailure.counted.is_(True))
+        .values(counted=False)
+    )
+
+
+async def _start_session(conn: AsyncConnection, account_id: uuid.UUID, now: datetime) -> tuple[uuid.UUID, str]:
+    session_id = uuid.uuid4()
+    await conn.execute(insert(SessionRecord).values(id=session_id, account_id=account_id, created_at=now))
+    return session_id, await _issue_refresh(conn, session_id, now, now)
+
+
+async def _issue_refresh(conn: AsyncConnection, session_id: uuid.UUID, signed_in_at: datetime, now: datetime) -> str:
+    token = new_token()
+    expires_at = accounts.refresh_expiry(signed_in_at, now)
+    await conn.execute(
+        insert(RefreshTokenRecord).values(
+            token_hash=token_hash(token), session_id=session_id, issued_at=now, expires_at=expires_at
+        )
+    )
+    return token
+
+
+async def _end_sessions(
+    conn: AsyncConnection, now: datetime, reason: str, account_id: uuid.UUID, keep: uuid.UUID | None = None
+) -> None:
+    query = update(SessionRecord).where(SessionRecord.account_id == account_id, SessionRecord.ended_at.is_(None))
+    if keep is not None:
+        query = query.where(SessionRecord.id != keep)
+    await conn.execute(query.values(ended_at=now, end_reason=reason))
+
+
+async def _refresh_row(
+    conn: AsyncConnection, token: str
+) -> Row[RefreshTokenRecord, uuid.UUID, datetime, datetime | None] | None:
+    """The refresh token with its session, held until the transaction ends."""
+    query = (
+        select(RefreshTokenRecord, SessionRecord.account_id, SessionRecord.created_at, SessionRecord.ended_at)
+        .join(SessionRecord, SessionRecord.id == RefreshTokenRecord.session_id)
+        .where(RefreshTokenRecord.token_hash == token_hash(token))
+        .with_for_update()
+    )
+    return (await conn.execute(query)).first()
+
+
+async def refresh(runtime: Runtime, issuer: Issuer, token: str) -> Grant:
+    """A new access token and a new refresh token for the old one, which then never works again: presented a
+    second time, it ends its whole session (someone else holds a copy)."""
+    now = runtime.clock.now()
+    async with runtime.db.begin() as conn:
+        found = await _refresh_row(conn, token)
+        profile = await _one(conn, found.account_id) if found is not None else None
+        decision = accounts.refresh(
+            accounts.Refresh(found.expires_at, found.used_at is not None, found.ended_at is None, profile.state)
+            if found is not None and profile is not None
+            else None,
+            now,
+        )
+        assert found is not None  # refused above otherwise
+        assert profile is not None
+        if decision == "rotate":
+            used = await conn.execute(
+                update(RefreshTokenRecord)
+                .where(RefreshTokenRecord.token_hash == found.token_hash, RefreshTokenRecord.used_at.is_(None))
+                .values(used_at=now)
+            )
+            decision = "rotate" if used.rowcount == 1 else "reuse"  # another request used it meanwhile
+        if decision == "reuse":
+            await conn.execute(
+                update(SessionRecord)
+                .where(SessionRecord.id == found.session_id)
+                .values(ended_at=now, end_reason="refresh_reuse")
+            )
+            note = f"a used refresh token came back: session {found.session_id} ended"
+            await audit.record_account(
+                conn, now, profile.sub, profile.role, "refresh_reuse", profile.id, "denied", note
+            )
+        else:
+            fresh = await _issue_refresh(conn, found.session_id, found.created_at, now)
+    if decision == "reuse":
+        raise DomainError("invalid_refresh_token", "the refresh token is not valid; sign in again")
+    grant = _minted(issuer, runtime, profile, profile.sub, found.session_id)
+    return Grant(grant.access_token, grant.expires_in, fresh)
+
+
+async def sign_out(runtime: Runtime, token: str) -> None:
+    """End the session the refresh token belongs to (any of its tokens will do); an unknown one changes nothing."""
+    now = runtime.clock.now()
+    async with runtime.db.begin() as conn:
+        found = await _refresh_row(conn, token)
+        if found is None or found.ended_at is not None:
+            return
+        await conn.execute(
+            update(SessionRecord)
+            .where(SessionRecord.id == found.session_id)
+            .values(ended_at=now, end_reason="signed_out")
+        )
+        profile = await _one(conn, found.account_id)
+        note = f"session {found.session_id}"
+        await audit.record_account(conn, now, profile.sub, profile.role, "sign_out", profile.id, note=note)
+
+
+# The owner's own password
+
+
+async def _session_account(conn: AsyncConnection, principal: Principal) -> tuple[Profile, uuid.UUID]:
+    """The account whose session the token belongs to, while that session runs."""
+    try:
+        session_id = uuid.UUID(principal.session_id or "")
+    except ValueError:
+        session_id = None
+    query = select(SessionRecord.account_id).where(SessionRecord.id == session_id, SessionRecord.ended_at.is_(None))
+    account_id = await conn.scalar(query) if session_id else None
+    if session_id is None or account_id is None:
+        raise DomainError("no_session", "this token belongs to no running sign-in session; sign in again")
+    return await _one(conn, account_id), session_id
+
+
+async def change_password(runtime: Runtime, principal: Principal, current: str, new: str, address: str) -> None:
+    """The owner's new password: the current one is checked (failures count as a sign-in's do), and every other
+    session of the account ends."""
+    now = runtime.clock.now()
+    async with runtime.db.begin() as conn:
+        profile, session_id = await _session_account(conn, principal)
+        accounts.check_password(new, [profile.login, profile.name])
+        key, source = login_key(runtime.settings.secret, profile.login), source_key(runtime.settings.secret, address)
+        failures = await _admit(conn, key, source, now)
+        stored = await conn.scalar(select(AccountRecord.password_hash).where(AccountRecord.id == profile.id))
+        right = await _verify(stored, current)
+        if right:
+            await _update(conn, profile.id, now, password_hash=await _hash(new))
+            await _end_sessions(conn, now, "password_changed", profile.id, keep=session_id)
+            await _clear_failures(conn, key)
+            await audit.record_account(conn, now, profile.sub, profile.role, "password_change", profile.id)
+        else:
+            await _fail(conn, now, key, source, failures, profile, "password_change")
+    if not right:
+        raise DomainError("wrong_password", "the current password is not right")
+
+
+# One-time links
+
+
+async def _new_link(conn: AsyncConnection, account_id: uuid.UUID, kind: LinkKind, now: datetime, by: str) -> Handover:
+    """A new link; any earlier one of the kind still unused stops working."""
+    await _retire_links(conn, account_id, now, kind)
+    token = new_token()
+    expires_at = accounts.link_expiry(kind, now)
+    await conn.execute(
+        insert(AccountLink).values(
+            token_hash=token_hash(token),
+            account_id=account_id,
+            kind=kind,
+            created_at=now,
+            expires_at=expires_at,
+            created_by=by[:100],
+        )
+    )
+    return Handover(kind, token, expires_at)
+
+
+async def _retire_links(
+    conn: AsyncConnection, account_id: uuid.UUID, now: datetime, kind: LinkKind | None = None
+) -> None:
+    query = update(AccountLink).where(AccountLink.account_id == account_id, AccountLink.used_at.is_(None))
+    await conn.execute((query.where(AccountLink.kind == kind) if kind else query).values(used_at=now))
+
+
+async def _use_link(runtime: Runtime, token: str, kind: LinkKind, password: str) -> None:
+    """Set the password through an invitation or reset link: once, before it expires."""
+    now = runtime.clock.now()
+    async with runtime.db.begin() as conn:
+        query = select(AccountLink).where(AccountLink.token_hash == token_hash(token)).with_for_update()
+        link = (await conn.execute(query)).first()
+        profile = await _one(conn, link.account_id) if link is not None else None
+        found = accounts.Link(link.kind, link.expires_at, link.used_at, profile.state) if link and profile else None
+        state = accounts.use_link(found, kind, now)
+        assert link is not None  # refused above otherwise
+        assert profile is not None
+        accounts.check_password(password, [profile.login, profile.name])
+        await conn.execute(update(AccountLink).where(AccountLink.token_hash == link.token_hash).values(used_at=now))
+        await _update(conn, profile.id, now, state=state, password_hash=await _hash(password), reset_requested_at=None)
+        if kind == "reset":
+            await _end_sessions(conn, now, "password_reset", profile.id)
+        await _clear_failures(conn, login_key(runtime.settings.secret, profile.login))
+        action = "invite_accept" if kind == "invitation" else "password_reset"
+        await audit.record_account(conn, now, profile.sub, profile.role, action, profile.id)
+
+
+async def accept_invitation(runtime: Runtime, token: str, password: str) -> None:
+    await _use_link(runtime, token, "invitation", password)
+
+
+async def complete_reset(runtime: Runtime, token: str, password: str) -> None:
+    """A new password by a reset link: every session of the account ends, and the login may be tried again."""
+    await _use_link(runtime, token, "reset", password)
+
+
+async def request_reset(runtime: Runtime, typed: str) -> None:
+    """Someone asks for a reset: an active account's request shows in the account list (and the audit log, once
+    until it is answered) for an admin or coordinator to give a link; anything else is quietly ignored."""
+    try:
+        key = login_key(runtime.settings.secret, accounts.normal_login(typed))
+    except DomainError:
+        return
+    now = runtime.clock.now()
+    async with runtime.db.begin() as conn:
+        asked = await conn.execute(
+            update(AccountRecord)
+            .where(
+                AccountRecord.login_key == key,
+                AccountRecord.state == "active",
+                AccountRecord.role != "service",
+                AccountRecord.reset_requested_at.is_(None),
+            )
+            .values(reset_requested_at=now)
+            .returning(AccountRecord.id, AccountRecord.role, AccountRecord.person_id)
+        )
+        if (row := asked.first()) is not None:
+            await audit.record_account(conn, now, str(row.person_id or row.id), row.role, "reset_request", row.id)
+
+
+# Managing accounts (admins; coordinators for their counties' volunteers)
+
+
+def _may_manage(actor: Principal, role: Role, counties: Sequence[str]) -> None:
+    if not accounts.may_manage(actor.role, actor.counties, role, counties):
+        raise DomainError("forbidden", "admins manage accounts; a coordinator, volunteer accounts of their counties")
+
+
+async def _person(conn: AsyncConnection, person_id: uuid.UUID | None) -> Person | None:
+    if person_id is None:
+        return None
+    volunteer = (
+        await conn.execute(
+            select(VolunteerRecord.county_code, VolunteerRecord.erased_at).where(VolunteerRecord.id == person_id)
+        )
+    ).first()
+    if volunteer is not None:
+        return Person(person_id, "volunteer", volunteer.county_code, volunteer.erased_at is not None)
+    donor = await conn.scalar(select(DonorRecord.id).where(DonorRecord.id == person_id))
+    if donor is None:
+        raise DomainError("person_not_found", "person_id names no registered volunteer or donor")
+    return Person(person_id, "donor")
+
+
+async def _unlinked(conn: AsyncConnection, person_id: uuid.UUID | None, account_id: uuid.UUID | None = None) -> None:
+    """One account per registered person: the other services know it by the person's id."""
+    if person_id is None:
+        return
+    other = await conn.scalar(
+        select(AccountRecord.id).where(AccountRecord.person_id == person_id, AccountRecord.id != account_id)
+    )
+    if other is not None:
+        raise DomainError("person_has_account", "this volunteer or donor already has an account")
+
+
+async def create_account(runtime: Runtime, actor: Principal, new: NewAccount) -> tuple[Profile, Handover]:
+    """An invited account and its invitation link, or an active service account and its client secret."""
+    now, login = runtime.clock.now(), accounts.normal_login(new.login)
+    account_id = uuid.uuid4()
+    async with runtime.db.begin() as conn:
+        counties = accounts.settle(new.role, new.counties, await _person(conn, new.person_id), login)
+        _may_manage(actor, new.role, counties)
+        await _unlinked(conn, new.person_id)
+        key = login_key(runtime.settings.secret, login)
+        if await conn.scalar(select(AccountRecord.id).where(AccountRecord.login_key == key)) is not None:
+            raise DomainError("login_taken", "an account with this login exists")
+        handover = Handover("client_secret", new_token()) if new.role == "service" else None
+        sealing = await vault.create_key(conn, account_id, now)
+        await conn.execute(
+            insert(AccountRecord).values(
+                id=account_id,
+                login_key=key,
+                role=new.role,
+                counties=list(counties),
+                state="active" if handover else "invited",
+                password_hash=await _hash(handover.token) if handover else None,
+                person_id=new.person_id,
+                sealed=vault.seal(sealing, account_id, {"login": login, "name": new.name}),
+                created_at=now,
+                updated_at=now,
+                version=1,
+            )
+        )
+        handover = handover or await _new_link(conn, account_id, "invitation", now, actor.sub)
+        note = f"role {new.role}; counties {','.join(counties) or '-'}"
+        await audit.record_account(conn, now, actor.sub, actor.role, "account_create", account_id, note=note)
+        return await _one(conn, account_id), handover
+
+
+@dataclass(frozen=True)
+class _Managing:
+    """An account held for a change by an actor allowed to manage it as it stands."""
+
+    conn: AsyncConnection
+    actor: Principal
+    before: Profile
+    now: datetime
+
+    async def update(self, **values: Any) -> None:
+        await _update(self.conn, self.before.id, self.now, **values)
+
+    async def audit(self, action: str, note: str = "") -> None:
+        await audit.record_account(
+            self.conn, self.now, self.actor.sub, self.actor.role, action, self.before.id, note=note
+        )
+
+
+@asynccontextmanager
+async def _managing(runtime: Runtime, actor: Principal, account_id: uuid.UUID) -> AsyncIterator[_Managing]:
+    async with runtime.db.begin() as conn:
+        before = await _one(conn, account_id)
+        _may_manage(actor, before.role, before.counties)
+        yield _Managing(conn, actor, before, runtime.clock.now())
+
+
+async def change_account(runtime: Runtime, actor: Principal, account_id: uuid.UUID, change: AccountChange) -> Profile:
+    """A new role, counties, display name or person: a new role or counties end the account's sessions (its access
+    tokens carry them), so it signs in again to act as it is now."""
+    async with _managing(runtime, actor, account_id) as held:
+        conn, before = held.conn, held.before
+        role = change.role or before.role
+        accounts.change_role(before.role, role)
+        person_id = change.person_id or (before.person_id if role in accounts.PERSON_ROLES else None)
+        kept = before.counties if role == before.role == "coordinator" else ()
+        counties = accounts.settle(
+            role, kept if change.counties is None else change.counties, await _person(conn, person_id), before.login
+        )
+        _may_manage(actor, role, counties)
+        await _unlinked(conn, person_id, account_id)
+        name = before.name if change.name is None else change.name
+        values: dict[str, Any] = {"role": role, "counties": list(counties), "person_id": person_id}
+        if name != before.name:
+            key = await vault.key_of(conn, account_id)
+            assert key is not None  # an account's key is never destroyed
+            values["sealed"] = vault.seal(key, account_id, {"login": before.login, "name": name})
+        await held.update(**values)
+        if reason := accounts.sessions_end_for((before.role, before.counties), (role, counties)):
+            await _end_sessions(conn, held.now, reason, account_id)
+        for action, old, new in [
+            ("role_change", before.role, role),
+            ("counties_change", ",".join(before.counties) or "-", ",".join(counties) or "-"),
+            ("person_change", str(before.person_id or "-"), str(person_id or "-")),
+            ("name_change", before.name, name),
+        ]:
+            if old != new:
+                await held.audit(action, "" if action == "name_change" else f"{old} -> {new}")  # no name in the log
+        return await _one(conn, account_id)
+
+
+async def disable(runtime: Runtime, actor: Principal, account_id: uuid.UUID) -> Profile:
+    """No more sign-ins, refreshes or links; its sessions end now, its access tokens within their lifetime."""
+    async with _managing(runtime, actor, account_id) as held:
+        if held.before.state != "disabled":
+            await held.update(state="disabled")
+            await _end_sessions(held.conn, held.now, "disabled", account_id)
+            await _retire_links(held.conn, account_id, held.now)
+            await held.audit("account_disable")
+        return await _one(held.conn, account_id)
+
+
+async def reinvite(runtime: Runtime, actor: Principal, account_id: uuid.UUID) -> Handover:
+    """A new invitation link for an account not yet accepted, or a disabled one coming back (its old password no
+    longer works)."""
+    async with _managing(runtime, actor, account_id) as held:
+        await held.update(state=accounts.reinvite(held.before.state, held.before.role), password_hash=None)
+        await held.audit("reinvite")
+        return await _new_link(held.conn, account_id, "invitation", held.now, actor.sub)
+
+
+async def reset_link(runtime: Runtime, actor: Principal, account_id: uuid.UUID) -> Handover:
+    """A password reset link for an active account (one hour); the password works until the link is used."""
+    async with _managing(runtime, actor, account_id) as held:
+        accounts.may_reset(held.before.state, held.before.role)
+        await held.update(reset_requested_at=None)
+        await held.audit("reset_link")
+        return await _new_link(held.conn, account_id, "reset", held.now, actor.sub)
+
+
+async def new_client_secret(runtime: Runtime, actor: Principal, account_id: uuid.UUID) -> Handover:
+    """A service account's new client secret; the old one stops working at once."""
+    async with _managing(runtime, actor, account_id) as held:
+        if held.before.role != "service":
+            raise DomainError("not_a_service", "only a service account has a client secret")
+        handover = Handover("client_secret", new_token())
+        await held.update(password_hash=await _hash(handover.token))
+        await held.audit("client_secret")
+        return handover

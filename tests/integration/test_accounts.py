@@ -1,0 +1,227 @@
+"""Managing accounts on the in-process registry over HTTP, on SQLite and PostgreSQL: invitations, reset links,
+disabling, role and county changes, and a coordinator's reach."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import httpx
+
+from backbone.clock import SettableClock
+from tests.helpers import auth
+from tests.integration.account_steps import (
+    ADMIN,
+    PASSWORD,
+    accept,
+    active,
+    audit,
+    bearer,
+    create,
+    refresh,
+    refused_refresh,
+    sign_in,
+    signed_in,
+    volunteer,
+)
+from tests.integration.test_http import assert_error
+
+LOGIN = "13907731234"
+XINGAN, LINGSHAN = "450325", "450721"
+
+
+async def test_an_invitation_works_once_and_not_after_it_expires(
+    registry: httpx.AsyncClient, clock: SettableClock
+) -> None:
+    created = await create(registry, login=LOGIN, role="coordinator", counties=[XINGAN])
+    account, handover = created["account"], created["handover"]
+    assert (account["state"], account["login"], account["counties"]) == ("invited", LOGIN, [XINGAN])
+    assert handover["kind"] == "invitation"
+    assert handover["path"] == f"/accept-invitation#{handover['token']}"
+    assert datetime.fromisoformat(handover["expires_at"]) == clock.now() + timedelta(hours=72)
+    assert_error(await sign_in(registry, LOGIN), 401, "invalid_credentials")  # no password yet: as a wrong one
+
+    assert_error(await accept(registry, handover, "password12"), 422, "password_common")  # refused: link kept
+    assert (await accept(registry, handover)).status_code == 204
+    assert_error(await accept(registry, handover, "another-fine-password"), 400, "invalid_link")
+    await signed_in(registry, LOGIN)
+
+    late = await create(registry, login="13907735678", role="coordinator", counties=[XINGAN])
+    clock.advance(timedelta(hours=72))
+    assert_error(await accept(registry, late["handover"]), 400, "invalid_link")
+    again = await registry.post(f"/accounts/{late['account']['id']}/invitation", headers=ADMIN)
+    assert again.status_code == 201
+    clock.advance(timedelta(hours=71))
+    assert (await accept(registry, again.json())).status_code == 204
+    await signed_in(registry, "13907735678")
+    assert_error(
+        await registry.post(f"/accounts/{late['account']['id']}/invitation", headers=ADMIN), 409, "already_active"
+    )
+
+    entries = [e for e in await audit(registry) if e["account_id"] == account["id"]]
+    assert [(e["action"], e["actor"]) for e in entries] == [
+        ("account_create", "admin"),
+        ("sign_in", account["id"]),  # the attempt before acceptance
+        ("invite_accept", account["id"]),
+        ("sign_in", account["id"]),
+    ]
+    assert "invited account" in entries[1]["purpose"]
+
+
+async def test_a_reset_link_lasts_an_hour_and_ends_every_session(
+    registry: httpx.AsyncClient, clock: SettableClock
+) -> None:
+    account = await active(registry, LOGIN)
+    tokens = await signed_in(registry, LOGIN)
+    for login in (LOGIN, "13907739999", "not a login"):  # whether anyone has it or not: 202
+        assert (await registry.post("/auth/password-resets", json={"login": login})).status_code == 202
+    listed = (await registry.get("/accounts", headers=ADMIN)).json()["items"]
+    assert [a["reset_requested_at"] is not None for a in listed] == [True]
+
+    link = await registry.post(f"/accounts/{account['id']}/password-reset", headers=ADMIN)
+    assert link.status_code == 201
+    assert link.json()["path"] == f"/reset-password#{link.json()['token']}"
+    assert datetime.fromisoformat(link.json()["expires_at"]) == clock.now() + timedelta(hours=1)
+    clock.advance(timedelta(hours=1))
+    complete = {"token": link.json()["token"], "password": "a-new-and-better-one"}
+    assert_error(await registry.post("/auth/password-resets/complete", json=complete), 400, "invalid_link")
+
+    newer = (await registry.post(f"/accounts/{account['id']}/password-reset", headers=ADMIN)).json()
+    await signed_in(registry, LOGIN)  # the password works until the link is used
+    complete["token"] = newer["token"]
+    assert (await registry.post("/auth/password-resets/complete", json=complete)).status_code == 204
+    assert_error(await registry.post("/auth/password-resets/complete", json=complete), 400, "invalid_link")
+    await refused_refresh(registry, tokens)
+    assert_error(await sign_in(registry, LOGIN), 401, "invalid_credentials")
+    await signed_in(registry, LOGIN, "a-new-and-better-one")
+    assert (await registry.get("/accounts", headers=ADMIN)).json()["items"][0]["reset_requested_at"] is None
+
+    actions = [e["action"] for e in await audit(registry) if e["account_id"] == account["id"]]
+    assert actions.count("reset_request") == 1  # asked again before a link was given: one entry
+    assert [a for a in actions if "reset" in a and a != "reset_request"] == [
+        "reset_link",
+        "reset_link",
+        "password_reset",
+    ]
+    invited = await create(registry, login="13907735678", role="coordinator", counties=[XINGAN])
+    path = f"/accounts/{invited['account']['id']}/password-reset"
+    assert_error(await registry.post(path, headers=ADMIN), 409, "not_active")
+
+
+async def test_disabling_ends_the_sessions_at_once_its_access_tokens_at_their_expiry(
+    registry: httpx.AsyncClient,
+) -> None:
+    account = await active(registry, LOGIN)
+    tokens = await signed_in(registry, LOGIN)
+    disabled = await registry.post(f"/accounts/{account['id']}/disable", headers=ADMIN)
+    assert disabled.status_code == 200
+    assert disabled.json()["state"] == "disabled"
+    await refused_refresh(registry, tokens)
+    assert (await registry.get("/me", headers=bearer(tokens))).status_code == 200  # until it expires: the bound
+    assert_error(await sign_in(registry, LOGIN), 401, "invalid_credentials")
+    assert_error(await registry.post(f"/accounts/{account['id']}/password-reset", headers=ADMIN), 409, "not_active")
+
+    back = await registry.post(f"/accounts/{account['id']}/invitation", headers=ADMIN)
+    assert back.status_code == 201
+    assert_error(await sign_in(registry, LOGIN), 401, "invalid_credentials")  # the old password is gone
+    assert (await accept(registry, back.json(), "a-new-and-better-one")).status_code == 204
+    await signed_in(registry, LOGIN, "a-new-and-better-one")
+    actions = [e["action"] for e in await audit(registry, actor="admin") if e["account_id"] == account["id"]]
+    assert actions == ["account_create", "account_disable", "reinvite"]
+
+
+async def test_a_coordinator_whose_counties_change_cannot_act_in_the_old_one_once_signed_in_again(
+    registry: httpx.AsyncClient,
+) -> None:
+    account = await active(registry, LOGIN, counties=[XINGAN])
+    before = await signed_in(registry, LOGIN)
+    changed = await registry.patch(f"/accounts/{account['id']}", json={"counties": [LINGSHAN]}, headers=ADMIN)
+    assert changed.status_code == 200
+    assert changed.json()["counties"] == [LINGSHAN]
+    await refused_refresh(registry, before)  # the session ended: no new token with the old counties
+
+    after = await signed_in(registry, LOGIN)
+    assert (await registry.get("/me", headers=bearer(after))).json()["counties"] == [LINGSHAN]
+    assert_error(await registry.get(f"/children?county_code={XINGAN}", headers=bearer(after)), 403, "forbidden")
+    assert (await registry.get(f"/children?county_code={LINGSHAN}", headers=bearer(after))).status_code == 200
+
+    renamed = await registry.patch(f"/accounts/{account['id']}", json={"name": "韦主任"}, headers=ADMIN)
+    assert renamed.json()["name"] == "韦主任"
+    assert (await refresh(registry, after)).status_code == 200  # a new name ends no session
+    promoted = await registry.patch(f"/accounts/{account['id']}", json={"role": "admin"}, headers=ADMIN)
+    assert (promoted.json()["role"], promoted.json()["counties"]) == ("admin", [])
+    await refused_refresh(registry, after)
+
+    entries = [e for e in await audit(registry, actor="admin") if e["account_id"] == account["id"]]
+    assert [(e["action"], e["purpose"]) for e in entries[1:]] == [
+        ("counties_change", f"{XINGAN} -> {LINGSHAN}"),
+        ("name_change", "name_change"),  # the names themselves stay out of the log
+        ("role_change", "coordinator -> admin"),
+        ("counties_change", f"{LINGSHAN} -> -"),
+    ]
+    assert "韦" not in json.dumps(await audit(registry))
+
+
+async def test_a_coordinator_manages_volunteer_accounts_of_their_counties_only(registry: httpx.AsyncClient) -> None:
+    await active(registry, LOGIN, counties=[XINGAN])
+    coordinator = bearer(await signed_in(registry, LOGIN))
+    ours, theirs = await volunteer(registry, XINGAN), await volunteer(registry, LINGSHAN, "13977310002")
+
+    created = await create(registry, by=coordinator, login="13977310001", role="volunteer", person_id=ours)
+    assert (created["account"]["counties"], created["account"]["person_id"]) == ([XINGAN], ours)
+    refused = await registry.post(
+        "/accounts",
+        json={"login": "13977310002", "name": "黄志明", "role": "volunteer", "person_id": theirs},
+        headers=coordinator,
+    )
+    assert_error(refused, 403, "forbidden")
+    other = {"login": "13977310003", "name": "韦小梅", "role": "coordinator", "counties": [XINGAN]}
+    assert_error(await registry.post("/accounts", json=other, headers=coordinator), 403, "forbidden")
+    elsewhere = await create(registry, login="13977310002", role="volunteer", person_id=theirs)  # by an admin
+
+    listed = (await registry.get("/accounts", headers=coordinator)).json()
+    assert [a["id"] for a in listed["items"]] == [created["account"]["id"]]
+    assert listed["total"] == 1
+    assert (await registry.get("/accounts", headers=ADMIN)).json()["total"] == 3
+    path = f"/accounts/{elsewhere['account']['id']}"
+    assert_error(await registry.post(f"{path}/disable", headers=coordinator), 403, "forbidden")
+    assert_error(await registry.patch(path, json={"name": "黄"}, headers=coordinator), 403, "forbidden")
+    promote = await registry.patch(f"/accounts/{created['account']['id']}", json={"role": "admin"}, headers=coordinator)
+    assert_error(promote, 403, "forbidden")
+    assert_error(await registry.get("/accounts", headers=auth("volunteer")), 403, "forbidden")
+
+    # The volunteer signs in as the registered volunteer the other services know: their own record opens.
+    assert (await accept(registry, created["handover"])).status_code == 204
+    mine = bearer(await signed_in(registry, "13977310001"))
+    assert (await registry.get("/me", headers=mine)).json()["sub"] == ours
+    assert (await registry.get(f"/volunteers/{ours}", headers=mine)).status_code == 200
+    disabled = await registry.post(f"/accounts/{created['account']['id']}/disable", headers=coordinator)
+    assert disabled.json()["state"] == "disabled"
+
+
+async def test_refused_accounts_answer_in_the_error_shape_repeating_nothing(registry: httpx.AsyncClient) -> None:
+    async def refused(status: int, code: str, **body: object) -> None:
+        answer = await registry.post("/accounts", json={"name": "韦小梅", **body}, headers=ADMIN)
+        assert_error(answer, status, code)
+        assert str(body["login"]) not in answer.text
+        assert str(body.get("person_id")) not in answer.text
+
+    await refused(422, "invalid_login", login="李伟", role="admin")
+    await refused(422, "mobile_login_required", login="ops.li", role="coordinator", counties=[XINGAN])
+    await refused(422, "counties_required", login=LOGIN, role="coordinator")
+    await refused(422, "person_required", login=LOGIN, role="donor")
+    await refused(
+        422, "person_not_found", login=LOGIN, role="volunteer", person_id="00000000-0000-0000-0000-00000000abcd"
+    )
+    await active(registry, LOGIN)
+    await refused(409, "login_taken", login="139 0773 1234", role="admin")
+    ours = await volunteer(registry, XINGAN)
+    await create(registry, login="13977310001", role="volunteer", person_id=ours)
+    await refused(409, "person_has_account", login="13977310009", role="volunteer", person_id=ours)
+    service = await create(registry, login="svc-demo", role="service")
+    answer = await registry.patch(f"/accounts/{service['account']['id']}", json={"role": "admin"}, headers=ADMIN)
+    assert_error(answer, 409, "service_role_fixed")
+    assert_error(await registry.patch(f"/accounts/{service['account']['id']}", json={}, headers=ADMIN), 422, "invalid")
+    unknown = "/accounts/00000000-0000-0000-0000-00000000abcd/disable"
+    assert_error(await registry.post(unknown, headers=ADMIN), 404, "not_found")
+    assert PASSWORD not in json.dumps(await audit(registry))

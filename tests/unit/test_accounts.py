@@ -1,0 +1,212 @@
+"""Accounts' rules: logins, passwords, throttling and lockout, who manages whom, states, links, refresh tokens."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.registry import accounts
+from services.registry.accounts import Failures, Link, Person, Refresh, TryLater
+from services.registry.domain import DomainError
+
+NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+VOLUNTEER = Person(uuid.UUID(int=7), "volunteer", "450325")
+DONOR = Person(uuid.UUID(int=8), "donor")
+
+
+def refused(code: str) -> pytest.RaisesExc[DomainError]:
+    return pytest.raises(DomainError, check=lambda error: error.code == code)
+
+
+@pytest.mark.parametrize(
+    ("typed", "login"),
+    [
+        ("13907730001", "13907730001"),
+        (" 139 0773 0001 ", "13907730001"),
+        ("+86 139-0773-0001", "13907730001"),
+        ("008613907730001", "13907730001"),
+        ("１３９０７７３０００１", "13907730001"),  # full-width digits, as a Chinese input method types them
+        ("Admin.Li", "admin.li"),
+        ("svc-matching_2", "svc-matching_2"),
+    ],
+)
+def test_a_login_is_the_same_however_it_is_typed(typed: str, login: str) -> None:
+    assert accounts.normal_login(typed) == login
+
+
+@pytest.mark.parametrize("typed", ["12907730001", "1390773000", "139077300011", "ab", "a" * 33, "li wei", "李伟", ""])
+def test_a_login_is_a_mobile_number_or_a_plain_name(typed: str) -> None:
+    with refused("invalid_login"):
+        accounts.normal_login(typed)
+
+
+def test_only_admins_and_services_sign_in_with_a_name() -> None:
+    for role in ("admin", "service"):
+        accounts.check_login("ops.li", role)  # type: ignore[arg-type]
+    for role in ("coordinator", "volunteer", "donor"):
+        accounts.check_login("13907730001", role)  # type: ignore[arg-type]
+        with refused("mobile_login_required"):
+            accounts.check_login("ops.li", role)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("password", "code"),
+    [
+        ("Sh0rt!pw", "password_too_short"),
+        ("iloveyou12", "password_common"),
+        ("1234567890", "password_common"),
+        ("QWERTYUIOP", "password_common"),  # the list is checked without regard to case
+        ("aaaaaaaaaaaa", "password_weak"),
+        ("abcdefghijkl", "password_weak"),
+    ],
+)
+def test_short_common_and_guessable_passwords_are_refused(password: str, code: str) -> None:
+    with refused(code):
+        accounts.check_password(password)
+
+
+def test_a_password_made_of_the_login_or_name_is_guessable() -> None:
+    accounts.check_password("moxiaolan13907730001")
+    with refused("password_weak"):
+        accounts.check_password("moxiaolan13907730001", hints=["13907730001", "moxiaolan"])
+
+
+def test_strong_passwords_pass_also_past_the_scored_length() -> None:
+    accounts.check_password("lamp-quiet-orbit-91")
+    accounts.check_password("lamp-quiet-orbit-91 " * 6)  # longer than zxcvbn takes: its start is scored
+
+
+def test_three_failures_slow_a_login_down_doubling_each_time() -> None:
+    accounts.admit(Failures(), NOW)
+    accounts.admit(Failures(2, NOW), NOW)  # two failures: no wait yet
+    with pytest.raises(TryLater) as third:
+        accounts.admit(Failures(3, NOW), NOW)
+    assert third.value.retry_after == 1
+    accounts.admit(Failures(3, NOW), NOW + timedelta(seconds=1))
+    with pytest.raises(TryLater) as fourth:
+        accounts.admit(Failures(4, NOW), NOW + timedelta(seconds=1.5))
+    assert fourth.value.retry_after == 1  # 2 s after the last failure, half a second of it gone: rounded up
+    accounts.admit(Failures(4, NOW), NOW + timedelta(seconds=2))
+
+
+def test_five_failures_lock_a_login_for_fifteen_minutes_and_each_later_failure_again() -> None:
+    assert [accounts.locks(n) for n in range(1, 8)] == [False, False, False, False, True, True, True]
+    with pytest.raises(TryLater) as locked:
+        accounts.admit(Failures(5, NOW), NOW + timedelta(minutes=1))
+    assert locked.value.retry_after == 14 * 60
+    with pytest.raises(TryLater):
+        accounts.admit(Failures(6, NOW), NOW + timedelta(minutes=14, seconds=59))
+    accounts.admit(Failures(6, NOW), NOW + timedelta(minutes=accounts.LOCKOUT_MINUTES))
+
+
+def test_an_address_waits_once_more_than_twenty_failures_lie_in_fifteen_minutes() -> None:
+    failures = [NOW + timedelta(seconds=n) for n in range(20)]
+    accounts.admit_source(failures, NOW + timedelta(minutes=1))
+    failures.append(NOW + timedelta(minutes=1))
+    with pytest.raises(TryLater) as waiting:
+        accounts.admit_source(failures, NOW + timedelta(minutes=2))
+    assert waiting.value.retry_after == 13 * 60  # until the oldest leaves the window
+    accounts.admit_source(failures[1:], NOW + timedelta(minutes=15))
+
+
+def test_an_admin_manages_every_account_a_coordinator_volunteers_of_their_counties() -> None:
+    assert accounts.may_manage("admin", [], "coordinator", ["450325"])
+    assert accounts.may_manage("coordinator", ["450325", "450721"], "volunteer", ["450325"])
+    assert not accounts.may_manage("coordinator", ["450721"], "volunteer", ["450325"])
+    assert not accounts.may_manage("coordinator", ["450325"], "coordinator", ["450325"])
+    assert not accounts.may_manage("coordinator", ["450325"], "donor", [])
+    assert not accounts.may_manage("volunteer", ["450325"], "volunteer", ["450325"])
+
+
+def test_an_account_s_counties_follow_its_role() -> None:
+    assert accounts.settle("coordinator", ["450721", "450325", "450325"], None, "13907730001") == ("450325", "450721")
+    assert accounts.settle("volunteer", [], VOLUNTEER, "13907730001") == ("450325",)
+    assert accounts.settle("volunteer", ["450325"], VOLUNTEER, "13907730001") == ("450325",)
+    assert accounts.settle("donor", [], DONOR, "13907730001") == ()
+    assert accounts.settle("admin", [], None, "ops.li") == ()
+    with refused("counties_required"):
+        accounts.settle("coordinator", [], None, "13907730001")
+    with refused("counties_not_allowed"):
+        accounts.settle("volunteer", ["450721"], VOLUNTEER, "13907730001")
+    with refused("counties_not_allowed"):
+        accounts.settle("admin", ["450325"], None, "ops.li")
+
+
+def test_volunteers_and_donors_are_linked_to_their_registration_and_nobody_else_is() -> None:
+    with refused("person_required"):
+        accounts.settle("volunteer", [], None, "13907730001")
+    with refused("person_required"):
+        accounts.settle("volunteer", [], DONOR, "13907730001")
+    with refused("person_not_allowed"):
+        accounts.settle("coordinator", ["450325"], VOLUNTEER, "13907730001")
+    with refused("person_erased"):
+        accounts.settle("donor", [], Person(DONOR.id, "donor", erased=True), "13907730001")
+    with refused("mobile_login_required"):
+        accounts.settle("coordinator", ["450325"], None, "ops.li")
+
+
+def test_a_change_of_role_or_counties_ends_the_sessions_a_change_of_nothing_else_does_not() -> None:
+    assert accounts.sessions_end_for(("coordinator", ["450325"]), ("admin", [])) == "role_changed"
+    assert accounts.sessions_end_for(("coordinator", ["450325"]), ("coordinator", ["450721"])) == "counties_changed"
+    assert (
+        accounts.sessions_end_for(("coordinator", ["450325", "450721"]), ("coordinator", ["450721", "450325"])) is None
+    )
+    accounts.change_role("coordinator", "admin")
+    with refused("service_role_fixed"):
+        accounts.change_role("service", "admin")
+    with refused("service_role_fixed"):
+        accounts.change_role("admin", "service")
+
+
+def test_invited_and_disabled_accounts_are_re_invited_active_ones_get_a_reset() -> None:
+    assert accounts.reinvite("invited", "coordinator") == "invited"
+    assert accounts.reinvite("disabled", "coordinator") == "invited"
+    with refused("already_active"):
+        accounts.reinvite("active", "coordinator")
+    accounts.may_reset("active", "volunteer")
+    for state in ("invited", "disabled"):
+        with refused("not_active"):
+            accounts.may_reset(state, "volunteer")  # type: ignore[arg-type]
+    with refused("service_account"):
+        accounts.may_reset("active", "service")
+    with refused("service_account"):
+        accounts.reinvite("disabled", "service")
+
+
+def test_a_link_works_once_before_it_expires_for_the_account_it_was_made_for() -> None:
+    invitation = Link("invitation", accounts.link_expiry("invitation", NOW), None, "invited")
+    assert invitation.expires_at == NOW + timedelta(hours=72)
+    assert accounts.link_expiry("reset", NOW) == NOW + timedelta(hours=1)
+    assert accounts.use_link(invitation, "invitation", NOW + timedelta(hours=71)) == "active"
+    for link, kind, moment in [
+        (None, "invitation", NOW),
+        (invitation, "invitation", invitation.expires_at),
+        (invitation, "reset", NOW),  # an invitation is no reset link
+        (Link("invitation", invitation.expires_at, NOW, "invited"), "invitation", NOW),  # used
+        (Link("invitation", invitation.expires_at, None, "disabled"), "invitation", NOW),  # disabled since
+        (Link("reset", invitation.expires_at, None, "invited"), "reset", NOW),
+    ]:
+        with refused("invalid_link"):
+            accounts.use_link(link, kind, moment)  # type: ignore[arg-type]
+
+
+def test_a_refresh_token_rotates_once_and_a_second_use_is_reuse() -> None:
+    fresh = Refresh(NOW + timedelta(days=1), used=False, session_open=True, account_state="active")
+    assert accounts.refresh(fresh, NOW) == "rotate"
+    assert accounts.refresh(Refresh(fresh.expires_at, True, True, "active"), NOW) == "reuse"
+    assert accounts.refresh(Refresh(NOW, True, True, "active"), NOW) == "reuse"  # expired, but its copy is out there
+    for token in [
+        None,
+        Refresh(NOW, False, True, "active"),  # expired
+        Refresh(fresh.expires_at, True, False, "active"),  # its session has ended: nothing more to end
+        Refresh(fresh.expires_at, False, True, "disabled"),
+    ]:
+        with refused("invalid_refresh_token"):
+            accounts.refresh(token, NOW)
+
+
+def test_a_session_lasts_fourteen_days_unused_thirty_at_most() -> None:
+    assert accounts.refresh_expiry(NOW, NOW) == NOW + timedelta(days=14)
+    assert accounts.refresh_expiry(NOW, NOW + timedelta(days=20)) == NOW + timedelta(days=30)
