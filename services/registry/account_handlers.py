@@ -312,6 +312,12 @@ async def _end_sessions(
     await conn.execute(query.values(ended_at=now, end_reason=reason))
 
 
+async def _end_session(conn: AsyncConnection, session_id: uuid.UUID, now: datetime, reason: str) -> None:
+    await conn.execute(
+        update(SessionRecord).where(SessionRecord.id == session_id).values(ended_at=now, end_reason=reason)
+    )
+
+
 async def _refresh_row(
     conn: AsyncConnection, token: str
 ) -> Row[RefreshTokenRecord, uuid.UUID, datetime, datetime | None] | None:
@@ -341,24 +347,15 @@ async def refresh(runtime: Runtime, issuer: Issuer, token: str) -> Grant:
         assert found is not None  # refused above otherwise
         assert profile is not None
         if decision == "rotate":
-            used = await conn.execute(
-                update(RefreshTokenRecord)
-                .where(RefreshTokenRecord.token_hash == found.token_hash, RefreshTokenRecord.used_at.is_(None))
-                .values(used_at=now)
-            )
-            decision = "rotate" if used.rowcount == 1 else "reuse"  # another request used it meanwhile
-        if decision == "reuse":
-            await conn.execute(
-                update(SessionRecord)
-                .where(SessionRecord.id == found.session_id)
-                .values(ended_at=now, end_reason="refresh_reuse")
-            )
+            used = update(RefreshTokenRecord).where(RefreshTokenRecord.token_hash == found.token_hash)
+            await conn.execute(used.values(used_at=now))  # the row is held: no other request uses it meanwhile
+            fresh = await _issue_refresh(conn, found.session_id, found.created_at, now)
+        else:
+            await _end_session(conn, found.session_id, now, "refresh_reuse")
             note = f"a used refresh token came back: session {found.session_id} ended"
             await audit.record_account(
                 conn, now, profile.sub, profile.role, "refresh_reuse", profile.id, "denied", note
             )
-        else:
-            fresh = await _issue_refresh(conn, found.session_id, found.created_at, now)
     if decision == "reuse":
         raise DomainError("invalid_refresh_token", "the refresh token is not valid; sign in again")
     grant = _minted(issuer, runtime, profile, profile.sub, found.session_id)
@@ -372,11 +369,7 @@ async def sign_out(runtime: Runtime, token: str) -> None:
         found = await _refresh_row(conn, token)
         if found is None or found.ended_at is not None:
             return
-        await conn.execute(
-            update(SessionRecord)
-            .where(SessionRecord.id == found.session_id)
-            .values(ended_at=now, end_reason="signed_out")
-        )
+        await _end_session(conn, found.session_id, now, "signed_out")
         profile = await _one(conn, found.account_id)
         note = f"session {found.session_id}"
         await audit.record_account(conn, now, profile.sub, profile.role, "sign_out", profile.id, note=note)

@@ -3,6 +3,7 @@ sign-out, throttling and lockout, password changes, client credentials."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 
@@ -66,6 +67,17 @@ async def test_sign_in_use_refresh_rotate_detect_reuse_and_sign_out(registry: ht
     logged = json.dumps(await audit(registry))
     for secret in (PASSWORD, LOGIN, tokens["refresh_token"], tokens["access_token"], rotated["refresh_token"]):
         assert secret not in logged
+
+
+async def test_a_refresh_token_sent_twice_at_once_works_once_and_the_second_ends_the_session(
+    registry: httpx.AsyncClient,
+) -> None:
+    await active(registry, LOGIN)
+    tokens = await signed_in(registry, LOGIN)
+    answers = await asyncio.gather(refresh(registry, tokens), refresh(registry, tokens))
+    assert sorted(answer.status_code for answer in answers) == [200, 401]
+    (winner,) = [answer for answer in answers if answer.status_code == 200]
+    await refused_refresh(registry, winner.json())
 
 
 async def test_failures_slow_down_then_lock_with_an_audit_row_each_alike_for_a_login_nobody_has(
