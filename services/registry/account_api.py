@@ -1,8 +1,9 @@
 """HTTP routes for accounts and sign-in: requests become account commands, refusals the project's error answers.
 
-The client address that failed sign-ins are counted by is the connection's (`request.client.host`): behind a reverse
-proxy that is the proxy's, so every client shares one count. X-Forwarded-For is not trusted (anyone can write it);
-run uvicorn with --proxy-headers and --forwarded-allow-ips set to the proxy to have it read from there.
+The client address failed sign-ins are counted by is the connection's (`request.client.host`); behind a reverse
+proxy that is the proxy's, and every client shares one count. This module never reads X-Forwarded-For (anyone can
+write it); uvicorn puts its address there only for a peer listed in FORWARDED_ALLOW_IPS (its default: 127.0.0.1
+and ::1, a proxy on the same host).
 """
 
 from __future__ import annotations
