@@ -148,7 +148,9 @@ async def test_an_address_with_more_than_twenty_failures_in_fifteen_minutes_wait
 ) -> None:
     await active(registry, LOGIN)
     for n in range(accounts.SOURCE_LIMIT + 1):  # each a different login: none of them is slowed down by itself
-        assert_error(await sign_in(registry, f"1390773{n:04d}", "wrong-password-0"), 401, "invalid_credentials")
+        body = {"login": f"1390773{n:04d}", "password": "wrong-password-0"}
+        forged = {"X-Forwarded-For": f"10.0.0.{n}"}  # a header anyone can write: not the address counted
+        assert_error(await registry.post("/auth/sign-in", json=body, headers=forged), 401, "invalid_credentials")
     clock.advance(timedelta(minutes=5))
     waiting = await sign_in(registry, LOGIN)  # a login never tried, and its right password: the address waits
     assert_error(waiting, 429, "try_later")
