@@ -215,10 +215,10 @@ async def _authenticate(
     wanted = (profile.role == "service") == (action == "client_token") if profile else False
     usable = profile is not None and profile.state == "active" and wanted
     stored = row.password_hash if row is not None and usable else None
-    if profile is None or not usable or not await _verify(stored, password):
+    right = await _verify(stored, password)  # checked against a decoy without a password: as slow either way
+    if profile is None or stored is None or not right:
         await _fail(conn, now, key, source, failures, profile, action, None if wanted else "wrong kind of account")
         return None
-    assert stored is not None
     if hasher.check_needs_rehash(stored):
         await conn.execute(
             update(AccountRecord).where(AccountRecord.id == profile.id).values(password_hash=await _hash(password))
