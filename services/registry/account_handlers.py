@@ -662,3 +662,18 @@ async def new_client_secret(runtime: Runtime, actor: Principal, account_id: uuid
         await held.update(password_hash=await _hash(handover.token))
         await held.audit("client_secret")
         return handover
+
+
+async def close_accounts_of(conn: AsyncConnection, person_id: uuid.UUID, now: datetime) -> None:
+    """The person behind an account was erased: in the erasure's own transaction, the account is disabled, its
+    sessions and links end, its login and display name become unreadable (its key is destroyed) and its lookup key is
+    replaced, so the mobile number no longer finds it."""
+    rows = (await conn.execute(select(AccountRecord.id).where(AccountRecord.person_id == person_id))).all()
+    for (account_id,) in rows:
+        await _update(
+            conn, account_id, now, state="disabled", login_key=login_key(new_token().encode(), str(account_id))
+        )
+        await _end_sessions(conn, now, "erased", account_id)
+        await _retire_links(conn, account_id, now)
+        await vault.destroy_key(conn, account_id)
+        await audit.record_account(conn, now, "registry", "service", "account_erase", account_id)

@@ -23,7 +23,7 @@ from contracts.volunteers import (
     VolunteerServiceRecorded,
     VolunteerTrainingRecorded,
 )
-from services.registry import vault
+from services.registry import account_handlers, vault
 from services.registry import volunteer as domain
 from services.registry.enrolment import Enrolment, enrol
 from services.registry.records import ImportFingerprint, VolunteerRecord
@@ -176,6 +176,7 @@ async def erase(runtime: Runtime, volunteer_id: uuid.UUID) -> None:
             .values(sealed=None, availability=None, erased_at=runtime.clock.now())  # free text: may name someone
         )
         await scrub.owe(conn, VolunteerRecord)  # the availability's text, in the old row version
+        await account_handlers.close_accounts_of(conn, volunteer_id, runtime.clock.now())
 
     await change(runtime, volunteer_id, domain.erase, also=forget)
     await scrub.after_erasure(runtime.db)

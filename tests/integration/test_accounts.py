@@ -225,3 +225,23 @@ async def test_refused_accounts_answer_in_the_error_shape_repeating_nothing(regi
     unknown = "/accounts/00000000-0000-0000-0000-00000000abcd/disable"
     assert_error(await registry.post(unknown, headers=ADMIN), 404, "not_found")
     assert PASSWORD not in json.dumps(await audit(registry))
+
+
+async def test_erasing_a_volunteer_closes_their_account_and_its_login_no_longer_finds_it(
+    registry: httpx.AsyncClient,
+) -> None:
+    volunteer_id = await volunteer(registry, XINGAN)
+    account = await active(registry, LOGIN, role="volunteer", counties=[], person_id=volunteer_id)
+    tokens = await signed_in(registry, LOGIN)
+    erased = await registry.delete(f"/volunteers/{volunteer_id}/personal-data", headers=ADMIN)
+    assert erased.status_code == 204, erased.text
+
+    await refused_refresh(registry, tokens)
+    assert_error(await sign_in(registry, LOGIN), 401, "invalid_credentials")  # as for a login nobody has
+    listed = (await registry.get("/accounts", params={"limit": 500}, headers=ADMIN)).json()["items"]
+    (closed,) = [a for a in listed if a["id"] == account["id"]]
+    assert (closed["state"], closed["login"], closed["name"]) == ("disabled", "", "")
+    actions = [e["action"] for e in await audit(registry) if e["account_id"] == account["id"]]
+    assert "account_erase" in actions
+    again = await active(registry, LOGIN, role="coordinator", counties=[XINGAN])  # the number is free again
+    assert again["id"] != account["id"]
