@@ -65,14 +65,17 @@ class Settings(BaseSettings):
     export_max_rows: int = Field(default=100_000, ge=1, description="rows in one CSV export; more is a 422")
 
     @model_validator(mode="after")
-    def _refuse_development_secret(self) -> Settings:
-        if self.environment != "development" and self.data_secret.get_secret_value() == DEVELOPMENT_SECRET:
-            raise ValueError("DATA_SECRET is left at its development default; set a secret of your own")
+    def _check_secrets(self) -> Settings:
         if len(self.data_secret.get_secret_value()) < 32:
             raise ValueError("DATA_SECRET must be at least 32 characters")
         if any(extra.issuer == self.token_issuer for extra in self.trusted_issuers):
             raise ValueError("TRUSTED_ISSUERS repeats TOKEN_ISSUER; list only the other issuers there")
         return self
+
+    def refuse_development_data_secret(self) -> None:
+        """For the service that derives keys from DATA_SECRET (the registry), at start-up; the others hold no secret."""
+        if self.environment != "development" and self.data_secret.get_secret_value() == DEVELOPMENT_SECRET:
+            raise ValueError("DATA_SECRET is left at its development default; set a secret of your own")
 
     @property
     def secret(self) -> bytes:

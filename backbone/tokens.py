@@ -167,9 +167,9 @@ class Issuer:
         ttl: timedelta,
         name: str | None = None,
         session_id: str | None = None,
-        now: datetime | None = None,
     ) -> str:
-        issued = int((now or SystemClock().now()).timestamp())
+        # The wall clock, not a service's settable one: every verifier checks `exp` against its wall clock.
+        issued = int(SystemClock().now().timestamp())
         claims: dict[str, Any] = {
             "iss": self.issuer,
             "sub": sub,

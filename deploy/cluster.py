@@ -7,6 +7,7 @@ that its replicas share. Data and logs live under DATA_DIR/cluster. Ctrl-C stops
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -19,6 +20,7 @@ from sqlalchemy.engine import make_url
 
 from backbone.natsserver import free_port, port_is_free
 from backbone.settings import Settings
+from backbone.tokens import SigningKeys
 from deploy.natscluster import NatsCluster
 
 SERVICES = ("registry", "matching", "notifications")
@@ -27,8 +29,13 @@ Replicas = dict[str, subprocess.Popen[bytes]]  # by name, e.g. "matching-2"
 
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
-    root = Settings().data_dir.resolve() / "cluster"  # Settings() refuses a default JWT_SECRET outside development
+    settings = Settings()
+    root = settings.data_dir.resolve() / "cluster"
     root.mkdir(parents=True, exist_ok=True)
+    # The registry's key (TOKEN_SIGNING_KEYS, or one made once under the cluster's DATA_DIR), made before its replicas
+    # start so all sign with it; the other services read its public keys from a file, not from any one replica.
+    signing = SigningKeys.from_settings(settings.model_copy(update={"data_dir": root}))
+    (root / "jwks.json").write_text(json.dumps(signing.jwks()))
     http_ports = [args.first_port + i for i in range(len(SERVICES) * args.replicas)] if args.first_port else []
     if taken := [port for port in [*(args.nats_ports or []), *http_ports] if not port_is_free(port)]:
         print(f"ports already taken: {taken}", file=sys.stderr)
@@ -45,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         for service in SERVICES:
             for index in range(args.replicas):
                 env = {**os.environ, "NATS_URL": ",".join(nats.urls), "STREAM_REPLICAS": "3"}
+                env |= {"JWKS_FILE": str(root / "jwks.json")} if service != "registry" else {}
                 env.update(DATA_DIR=str(root), PORT=str(ports[service][index]), DATABASE_URL=databases[service])
                 log = open(root / f"{service}-{index + 1}.log", "ab")  # noqa: SIM115 (closed with the process)
                 command = [sys.executable, "-m", f"services.{service}", "serve"]
@@ -110,7 +118,9 @@ def _print_urls(nats: NatsCluster, databases: dict[str, str], ports: dict[str, l
         print(f"{service}  ({make_url(database).render_as_string(hide_password=True)})")
         for port in ports[service]:
             print(f"  http://127.0.0.1:{port}   docs: http://127.0.0.1:{port}/docs")
-    print(f"logs in {root}/*.log and {root / 'nats'}/*.log\n\nCtrl-C stops everything.", flush=True)
+    print(f"logs in {root}/*.log and {root / 'nats'}/*.log")
+    print(f"a token: DATA_DIR={root} python -m services.registry token --role admin")
+    print("\nCtrl-C stops everything.", flush=True)
 
 
 def _watch(replicas: Replicas, root: Path) -> None:

@@ -169,10 +169,21 @@ async def rows(db: Database, table: Table, *order: Any) -> list[tuple[Any, ...]]
 
 
 class ServiceProcess:
-    """`python -m services.<name> serve` as a real process, on a free port."""
+    """`python -m services.<name> serve` as a real process, on a free port; it verifies tokens with the test session's
+    key, from its JWKS file or, given `jwks_url`, from there (the registry's, as in production)."""
 
-    def __init__(self, name: str, *, nats_url: str, database_url: str, data_dir: Path, **env: str) -> None:
-        self.name, self.port = name, free_port()
+    def __init__(
+        self,
+        name: str,
+        *,
+        nats_url: str,
+        database_url: str,
+        data_dir: Path,
+        jwks_url: str | None = None,
+        port: int | None = None,
+        **env: str,
+    ) -> None:
+        self.name, self.port = name, port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = data_dir / f"{name}-{self.port}.log"
         self.env = {
@@ -185,6 +196,9 @@ class ServiceProcess:
             **keys().env(),
             **env,
         }
+        if jwks_url is not None:
+            self.env |= {"JWKS_URL": jwks_url}
+            del self.env["JWKS_FILE"]
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> ServiceProcess:

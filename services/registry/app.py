@@ -35,8 +35,9 @@ SPEC = ServiceSpec(
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
     """The registry's app. It issues the tokens, so it verifies its own with its own keys, in process; outside
-    development it refuses to start without TOKEN_SIGNING_KEYS."""
+    development it refuses to start without TOKEN_SIGNING_KEYS or with the development DATA_SECRET."""
     settings = settings or Settings()
+    settings.refuse_development_data_secret()
     issuer = Issuer.from_settings(settings)
     app = create_service_app(SPEC, settings, clock, TokenVerifier.from_settings(settings, own=issuer.keys))
     app.state.issuer = issuer

@@ -7,6 +7,7 @@ import asyncio
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -22,7 +23,7 @@ from backbone.database import Database
 from backbone.natsserver import NatsServer, free_port, port_is_free
 from deploy import demo
 from deploy.local import SERVICES
-from tests.helpers import auth
+from tests.helpers import auth, keys
 
 pytestmark = pytest.mark.e2e
 
@@ -67,7 +68,8 @@ def test_make_run_starts_everything_loads_demo_data_once_and_stops_each_part_by_
     tmp_path: Path,
 ) -> None:
     ports = {name: free_port() for name in ("registry", "matching", "notifications")}
-    runner, lines = start(tmp_path, ports)
+    signing = {"TOKEN_SIGNING_KEYS": str(keys().key_file)}  # the registry signs with the test key: auth() passes
+    runner, lines = start(tmp_path, ports, **signing)
     try:
         output = "".join(lines)
         nats_url = re.search(r"^NATS\s+(\S+)", output, re.M)
@@ -109,7 +111,7 @@ def test_make_run_starts_everything_loads_demo_data_once_and_stops_each_part_by_
     assert stopped_before_nats(tmp_path, list(ports), runs=1)
     assert all(port_is_free(port) for port in ports.values())
 
-    runner, lines = start(tmp_path, ports)  # again: the data is kept and nothing is loaded twice
+    runner, lines = start(tmp_path, ports, **signing)  # again: the data is kept and nothing is loaded twice
     try:
         assert "demo data     0 children and volunteers, 0 pairings added" in "".join(lines)
         xingan = httpx.get(
@@ -135,6 +137,17 @@ def test_make_run_uses_an_existing_nats_and_a_postgresql_database_when_told(
         assert not (tmp_path / "nats-server.log").exists()  # no server of its own
         assert not (tmp_path / "matching.db").exists()
         assert asyncio.run(count(postgres_url, "SELECT count(*) FROM pairings")) > 0  # matching worked on PostgreSQL
+        key = tmp_path / "registry-signing-key.pem"  # no TOKEN_SIGNING_KEYS: the registry's key, made under DATA_DIR
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600
+        printed = re.search(r"^\s+coordinator\s+(eyJ\S+)$", "".join(lines), re.M)
+        assert printed, "".join(lines)
+        for service in ("matching", "notifications"):  # they verify it with the registry's JWKS, over HTTP
+            answer = httpx.get(
+                f"http://127.0.0.1:{ports[service]}/views/{'engagement' if service == 'matching' else 'deliveries'}",
+                params={"county_code": "450325"},
+                headers={"Authorization": f"Bearer {printed.group(1)}"},
+            )
+            assert answer.status_code == 200, answer.text
     finally:
         said = interrupt(runner)
     assert runner.returncode == 0

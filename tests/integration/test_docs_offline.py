@@ -15,7 +15,7 @@ from backbone.settings import Settings
 from services.matching.app import create_app as matching
 from services.notifications.app import create_app as notifications
 from services.registry.app import create_app as registry
-from tests.helpers import SECRET
+from tests.helpers import keys
 
 LINKED = re.compile(r"""\b(?:src|href)\s*=\s*["']([^"']*)["']""", re.IGNORECASE)
 
@@ -25,7 +25,7 @@ LINKED = re.compile(r"""\b(?:src|href)\s*=\s*["']([^"']*)["']""", re.IGNORECASE)
 async def test_the_api_pages_load_every_asset_from_the_service_itself(
     create_app: Callable[[Settings], FastAPI], page: str, tmp_path: Path
 ) -> None:
-    app = create_app(Settings(jwt_secret=SECRET, data_dir=tmp_path))  # the pages need no NATS, no database
+    app = create_app(Settings(data_dir=tmp_path, **keys().settings()))  # the pages need no NATS, no database
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://service") as service:
         answer = await service.get(page)
 

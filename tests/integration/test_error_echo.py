@@ -23,7 +23,7 @@ from backbone.natsserver import NatsServer
 from backbone.settings import Settings
 from services.notifications.app import create_app as create_notifications_app
 from tests.e2e.test_walking_skeleton import CHILD, XINGAN
-from tests.helpers import SECRET, auth
+from tests.helpers import auth, keys
 from tests.integration.conftest import serve_matching
 
 NAME, PHONE = "韦小芳", "13907730001"
@@ -58,7 +58,7 @@ async def beside(
     settings = Settings(
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'notifications.db'}",
         nats_url=nats_server.url,
-        jwt_secret=SECRET,
+        **keys().settings(),
         timer_seconds=0.2,
     )
     app = create_notifications_app(settings, clock)

@@ -24,7 +24,7 @@ from contracts.matching import (
     WishPosted,
 )
 from services.notifications.app import create_app
-from tests.helpers import SECRET, RegistryEvents, auth, token, wait_until
+from tests.helpers import RegistryEvents, auth, keys, token, wait_until
 
 XINGAN = "450325"
 
@@ -33,7 +33,7 @@ XINGAN = "450325"
 async def notifications(
     nats_server: NatsServer, database_url: str, clock: SettableClock
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app: FastAPI = create_app(Settings(database_url=database_url, nats_url=nats_server.url, jwt_secret=SECRET), clock)
+    app: FastAPI = create_app(Settings(database_url=database_url, nats_url=nats_server.url, **keys().settings()), clock)
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),

@@ -21,7 +21,7 @@ from backbone.csvexport import neutralised
 from backbone.settings import Settings
 from services.matching.app import create_app as create_matching_app
 from services.registry.app import create_app as create_registry_app
-from tests.helpers import SECRET, RegistryEvents, auth, campaign, child_registration, token, wait_until
+from tests.helpers import RegistryEvents, auth, campaign, child_registration, keys, token, wait_until
 from tests.integration.test_engagement import paired_child
 
 XINGAN = "450325"
@@ -104,7 +104,7 @@ async def test_a_volunteer_whose_fields_are_formulas_is_exported_as_text_and_kep
 
 def test_every_csv_export_of_the_services_is_one_named_here() -> None:
     """A new export is either tested above with hostile values or shown to carry no free text."""
-    settings = Settings(jwt_secret=SECRET, database_url="sqlite+aiosqlite:///:memory:", nats_url="nats://127.0.0.1:1")
+    settings = Settings(database_url="sqlite+aiosqlite:///:memory:", nats_url="nats://127.0.0.1:1", **keys().settings())
     exports = {
         path
         for app in (create_registry_app(settings), create_matching_app(settings))

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import SecretStr
 
-from backbone.auth import mint
 from backbone.clock import SettableClock, local_date
 from backbone.natsserver import NatsServer
 from backbone.settings import Settings
-from tests.helpers import SECRET, auth, child_registration, wait_until
+from backbone.tokens import Issuer, SigningKeys
+from services.matching.app import create_app as create_matching_app
+from services.registry.app import create_app as create_registry_app
+from tests.helpers import auth, child_registration, keys, wait_until
 
 XINGAN, LINGSHAN = "450325", "450721"
 CHILD = child_registration(county_code=XINGAN)
@@ -54,13 +59,14 @@ async def test_a_coordinator_registers_and_reads_a_child_of_their_county(registr
 
 async def test_no_token_a_forged_token_or_an_expired_one_is_401(registry: httpx.AsyncClient) -> None:
     assert_error(await registry.post("/children", json=CHILD), 401, "unauthorized")
-    forged = mint("another-secret-of-at-least-thirty-two-chars", sub="x", role="admin", counties=[], ttl=timedelta(1))
+    stranger = Issuer(SigningKeys([Ed25519PrivateKey.generate()]))  # our issuer's name, not its key
+    forged = stranger.mint(sub="x", role="admin", counties=[], ttl=timedelta(1))
     assert_error(
         await registry.get("/children", params={"county_code": XINGAN}, headers={"Authorization": f"Bearer {forged}"}),
         401,
         "unauthorized",
     )
-    expired = mint(SECRET, sub="x", role="admin", counties=[], ttl=timedelta(seconds=-5))
+    expired = keys().issuer.mint(sub="x", role="admin", counties=[], ttl=timedelta(minutes=-5))
     assert_error(
         await registry.get("/children", params={"county_code": XINGAN}, headers={"Authorization": f"Bearer {expired}"}),
         401,
@@ -146,12 +152,14 @@ async def _not_ready(client: httpx.AsyncClient) -> bool:
     return (await client.get("/ready")).status_code == 503
 
 
-def test_the_development_secret_is_refused_outside_development() -> None:
-    with pytest.raises(ValueError, match="JWT_SECRET"):
-        Settings(environment="production")
+def test_the_registry_refuses_the_development_data_secret_outside_development(tmp_path: Path) -> None:
+    production = Settings(environment="production", token_signing_keys=str(keys().key_file), data_dir=tmp_path)
+    with pytest.raises(ValueError, match="DATA_SECRET is left at its development default"):
+        create_registry_app(production)
     with pytest.raises(ValueError, match="at least 32"):
-        Settings(environment="production", jwt_secret="short")
-    assert Settings(environment="production", jwt_secret="s" * 40).environment == "production"
+        Settings(environment="production", data_secret="short")
+    assert create_registry_app(production.model_copy(update={"data_secret": SecretStr("s" * 40)})).state.issuer
+    create_matching_app(Settings(environment="production", data_dir=tmp_path))  # holds no secret: none to refuse
 
 
 async def test_a_child_who_turns_eighteen_still_reads(registry: httpx.AsyncClient, clock: SettableClock) -> None:

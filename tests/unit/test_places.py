@@ -1,11 +1,11 @@
-"""Place keys: equal for the same place however typed, different across places and counties, stable across a JWT
-secret rotation when DATA_SECRET is set."""
+"""Place keys: equal for the same place however typed, different across places and counties, derived from
+DATA_SECRET alone."""
 
 from __future__ import annotations
 
 import pytest
 
-from backbone.settings import Settings
+from backbone.settings import DEVELOPMENT_SECRET, Settings
 from services.registry.places import place_key, place_keys
 
 SECRET = b"a data secret of at least thirty-two characters"
@@ -32,10 +32,8 @@ def test_a_village_key_needs_its_township_and_missing_names_have_no_key() -> Non
     assert place_keys(SECRET, "450325", "溶江镇", "  ")["village_key"] is None
 
 
-def test_keys_survive_rotating_the_jwt_secret_when_data_secret_is_set() -> None:
-    before = Settings(jwt_secret="j" * 32, data_secret="d" * 32)
-    after = Settings(jwt_secret="k" * 32, data_secret="d" * 32)
-    assert before.secret == after.secret
-    assert Settings(jwt_secret="j" * 32).secret != Settings(jwt_secret="k" * 32).secret
+def test_keys_come_from_data_secret_whose_development_default_is_what_the_jwt_secret_gave_before() -> None:
+    assert Settings(data_secret="d" * 32).secret == b"d" * 32
+    assert Settings().secret == DEVELOPMENT_SECRET.encode()  # development data keeps its place keys and fingerprints
     with pytest.raises(ValueError, match="DATA_SECRET"):
         Settings(data_secret="short")
