@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEVELOPMENT_SECRET = "development-only-secret-change-me-0123456789"  # noqa: S105 (refused outside development)
 DEFAULT_ISSUER = "handinhand-registry"
+DEFAULT_LEEWAY_SECONDS = 30
 
 
 class TrustedIssuer(BaseModel):
@@ -48,7 +49,13 @@ class Settings(BaseSettings):
     jwks_file: Path | None = Field(default=None, description="a static JWKS document; wins over JWKS_URL")
     jwks_cache_seconds: float = Field(default=300.0, gt=0, description="how long fetched public keys are trusted")
     trusted_issuers: list[TrustedIssuer] = Field(default=[], description="more issuers than ours (JSON)")
-    access_token_seconds: int = Field(default=900, ge=60, description="lifetime of an access token")
+    access_token_seconds: int = Field(default=900, ge=1, description="lifetime of an access token")
+    token_leeway_seconds: int = Field(
+        default=DEFAULT_LEEWAY_SECONDS,
+        ge=0,
+        le=300,
+        description="how long past its expiry a token is still accepted: the services' clocks may differ by this much",
+    )
     host: str = "127.0.0.1"
     port: int | None = None
     log_format: Literal["auto", "json", "console"] = "auto"

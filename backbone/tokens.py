@@ -30,13 +30,12 @@ from pydantic import ValidationError
 
 from backbone.auth import Principal, Role
 from backbone.clock import Clock, SystemClock
-from backbone.settings import DEFAULT_ISSUER, Settings, TrustedIssuer
+from backbone.settings import DEFAULT_ISSUER, DEFAULT_LEEWAY_SECONDS, Settings, TrustedIssuer
 
 log = structlog.get_logger("tokens")
 ALGORITHM = "EdDSA"
 DEVELOPMENT_KEY_FILE = "registry-signing-key.pem"
 REFETCH_SECONDS = 10.0  # an unknown kid fetches the keys again, at most this often
-LEEWAY = timedelta(seconds=30)  # the services' clocks may differ by this much
 _REQUIRED = ["iss", "sub", "role", "iat", "exp", "jti"]
 # Fixed reasons: a refusal never repeats what the token said (PyJWT's own words can quote its header).
 _REASONS: list[tuple[type[Exception], str]] = [
@@ -267,10 +266,13 @@ def _keys_of(document: Any) -> dict[str, jwt.PyJWK]:
 
 
 class TokenVerifier:
-    """Turns a bearer token into a Principal if a trusted issuer signed it with EdDSA and it has not expired."""
+    """Turns a bearer token into a Principal if a trusted issuer signed it with EdDSA and it has not expired (give or
+    take `leeway`, for clocks that differ)."""
 
-    def __init__(self, issuers: Mapping[str, KeySource]) -> None:
-        self.issuers = dict(issuers)
+    def __init__(
+        self, issuers: Mapping[str, KeySource], leeway: timedelta = timedelta(seconds=DEFAULT_LEEWAY_SECONDS)
+    ) -> None:
+        self.issuers, self.leeway = dict(issuers), leeway
 
     @classmethod
     def from_settings(cls, settings: Settings, own: SigningKeys | None = None, clock: Clock | None = None) -> Self:
@@ -280,7 +282,7 @@ class TokenVerifier:
         }
         if own is not None:
             sources[settings.token_issuer] = LocalKeys(own)
-        return cls(sources)
+        return cls(sources, timedelta(seconds=settings.token_leeway_seconds))
 
     async def verify(self, token: str) -> Principal:
         try:
@@ -303,7 +305,7 @@ class TokenVerifier:
                 key,
                 algorithms=[ALGORITHM],
                 issuer=issuer,
-                leeway=LEEWAY,
+                leeway=self.leeway,
                 options={"require": _REQUIRED, "verify_aud": False},
             )
             return Principal(

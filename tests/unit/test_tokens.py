@@ -16,6 +16,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.rsa import generate_private_key
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+from pydantic import ValidationError
 
 from backbone.auth import Principal
 from backbone.settings import DEVELOPMENT_SECRET, Settings
@@ -162,6 +163,19 @@ async def test_expired_untrusted_and_unknown_role_tokens_are_refused() -> None:
     for token, reason in cases.items():
         with pytest.raises(InvalidToken, match=reason):
             await verifier(keys).verify(token)
+
+
+async def test_the_leeway_past_expiry_is_token_leeway_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    keys = SigningKeys([rfc_key()])
+    expired_10_s_ago = Issuer(keys).mint(sub="x", role="admin", counties=[], ttl=timedelta(seconds=-10))
+    assert (await TokenVerifier.from_settings(Settings(), own=keys).verify(expired_10_s_ago)).sub == "x"  # 30 s
+    monkeypatch.setenv("TOKEN_LEEWAY_SECONDS", "5")
+    with pytest.raises(InvalidToken, match="it has expired"):
+        await TokenVerifier.from_settings(Settings(), own=keys).verify(expired_10_s_ago)
+    for refused in ("-1", "301"):
+        monkeypatch.setenv("TOKEN_LEEWAY_SECONDS", refused)
+        with pytest.raises(ValidationError, match="token_leeway_seconds"):
+            Settings()
 
 
 def test_county_scope() -> None:
