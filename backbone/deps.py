@@ -40,10 +40,11 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
 def require(*roles: Role) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
-    """A dependency that admits only the given roles (admin always)."""
+    """A dependency that admits only the given roles (admin always, and a service: machines loading or syncing the
+    programme's data act with their own identity, in every county, as `Principal.may_act_in` has it)."""
 
     async def check(principal: PrincipalDep) -> Principal:
-        if principal.role != "admin" and principal.role not in roles:
+        if principal.role not in ("admin", "service", *roles):
             raise ApiError(403, "forbidden", f"role {principal.role!r} may not do this", {"allowed": list(roles)})
         return principal
 

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
         le=300,
         description="how long past its expiry a token is still accepted: the services' clocks may differ by this much",
     )
+    token_url: str = Field(
+        default="http://127.0.0.1:8001/auth/token", description="where a service asks for its own token"
+    )
+    service_client_id: str | None = Field(default=None, description="this service's account at the registry")
+    service_client_secret: SecretStr | None = Field(default=None, description="that account's client secret")
     host: str = "127.0.0.1"
     port: int | None = None
     log_format: Literal["auto", "json", "console"] = "auto"

@@ -88,11 +88,11 @@ async def record_account(
 
 
 def require(action: str, *roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
-    """Like `backbone.deps.require` (admins and `roles` pass), but another role's attempt at `action` is
+    """Like `backbone.deps.require` (admins, services and `roles` pass), but another role's attempt at `action` is
     audit-logged before its 403: a donor or a volunteer trying a child's record is worth knowing about."""
 
     async def check(request: Request, runtime: RuntimeDep, principal: PrincipalDep) -> Principal:
-        if principal.role == "admin" or principal.role in roles:
+        if principal.role in ("admin", "service", *roles):
             return principal
         child_id = _child_in(request)
         await record(runtime, principal, action, [(child_id, await _county_of(runtime, child_id))], None, "denied")
