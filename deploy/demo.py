@@ -106,12 +106,11 @@ def vet(client: httpx.Client, volunteer_id: str, today: date, index: int) -> Non
     client.post(f"{path}/trainings", json=training).raise_for_status()
 
 
-def load(registry_url: str, admin_token: str, today: date | None = None) -> int:
+def load(registry_url: str, auth: httpx.Auth, today: date | None = None) -> int:
     """Register the demo children and volunteers each county is still missing; returns how many were added."""
     today = today or local_date(datetime.now(UTC))  # the programme's calendar (China)
-    headers = {"Authorization": f"Bearer {admin_token}"}
     added = 0
-    with httpx.Client(base_url=registry_url, headers=headers, timeout=30) as client:
+    with httpx.Client(base_url=registry_url, auth=auth, timeout=30) as client:
         for county_code, (_, size) in COUNTIES.items():
             have = client.get("/children", params={"county_code": county_code, "limit": 1}).raise_for_status()
             for index in range(have.json()["total"], size):
@@ -133,11 +132,10 @@ def load(registry_url: str, admin_token: str, today: date | None = None) -> int:
 CAMPAIGN = "情暖新春 共护未来"
 
 
-def campaign(registry_url: str, admin_token: str, today: date | None = None) -> str:
+def campaign(registry_url: str, auth: httpx.Auth, today: date | None = None) -> str:
     """The demo's winter campaign (as the seed's, around today), created once; returns its id."""
     today = today or local_date(datetime.now(UTC))  # the programme's calendar (China)
-    headers = {"Authorization": f"Bearer {admin_token}"}
-    with httpx.Client(base_url=registry_url, headers=headers, timeout=30) as client:
+    with httpx.Client(base_url=registry_url, auth=auth, timeout=30) as client:
         for existing in client.get("/campaigns", params={"limit": 100}).raise_for_status().json()["items"]:
             if existing["name"] == CAMPAIGN:
                 return str(existing["id"])
@@ -151,14 +149,13 @@ def campaign(registry_url: str, admin_token: str, today: date | None = None) -> 
         return str(client.post("/campaigns", json=body).raise_for_status().json()["id"])
 
 
-def engage(matching_url: str, admin_token: str, campaign_id: str, today: date | None = None, wait: float = 30.0) -> int:
+def engage(matching_url: str, auth: httpx.Auth, campaign_id: str, today: date | None = None, wait: float = 30.0) -> int:
     """Match each county once, confirm most proposals and record visits over the past weeks, some long ago (so a
     few children are overdue); put wishes on the board and hand out warm packs to orphans and de-facto-unsupported
     children; returns how many pairings were confirmed this time."""
     today = today or local_date(datetime.now(UTC))  # the programme's calendar (China)
-    headers = {"Authorization": f"Bearer {admin_token}"}
     confirmed = 0
-    with httpx.Client(base_url=matching_url, headers=headers, timeout=60) as client:
+    with httpx.Client(base_url=matching_url, auth=auth, timeout=60) as client:
         for county_code, (_, size) in COUNTIES.items():
             if client.get("/views/pairings", params={"county_code": county_code, "limit": 1}).json()["total"]:
                 continue  # matched on an earlier run

@@ -1,4 +1,4 @@
-"""`make run`: a real nats-server with JetStream, the three services as processes, demo data, URLs and tokens.
+"""`make run`: a real nats-server with JetStream, the three services as processes, demo data and demo accounts.
 
 Everything lives under ./var (or DATA_DIR); running it again resumes with the data kept. Ctrl-C stops all.
 Set NATS_URL to use an existing NATS instead of the embedded one, and REGISTRY_DATABASE_URL,
@@ -7,37 +7,31 @@ MATCHING_DATABASE_URL or NOTIFICATIONS_DATABASE_URL to put a service on PostgreS
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
-from datetime import timedelta
+from pathlib import Path
 from types import FrameType
 
-from backbone.auth import Role
+from pydantic import SecretStr
+
 from backbone.natsserver import NatsServer, port_is_free
+from backbone.servicetoken import ServiceToken
 from backbone.settings import Settings
-from backbone.tokens import Issuer
-from deploy import demo
+from deploy import demo, demo_accounts
+from deploy.demo_accounts import DemoAccount
 
 SERVICES = {"registry": 8001, "matching": 8002, "notifications": 8003}
-TOKEN_LIFETIME = timedelta(hours=8)  # a working day of trying the API out
-ROLES: dict[Role, list[str]] = {
-    "admin": [],
-    "coordinator": list(demo.COUNTIES),
-    "volunteer": [],
-    "donor": [],
-    "service": [],
-}
 
 
 def main() -> int:
     settings = Settings()
     data = settings.data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)
-    issuer = Issuer.from_settings(settings)  # the registry's key: TOKEN_SIGNING_KEYS, or made once under DATA_DIR
     children: list[subprocess.Popen[bytes]] = []
     nats: NatsServer | None = None
     stopping = False
@@ -84,23 +78,24 @@ def main() -> int:
             )
         for name, url in urls.items():
             _wait_ready(name, url, children)
-        tokens = {
-            role: issuer.mint(sub=f"demo-{role}", role=role, counties=counties, ttl=TOKEN_LIFETIME)
-            for role, counties in ROLES.items()
-        }
+        # The demo accounts are made in the registry's database (as its process has it) the way an operator makes the
+        # first admin (python -m services.registry account create); the demo data is loaded under the service one.
+        registry = Settings(data_dir=data, database_url=os.environ.get("REGISTRY_DATABASE_URL"))
+        passwords = demo_accounts.Passwords(data / demo_accounts.FILE)
+        secret = SecretStr(asyncio.run(demo_accounts.loader_secret(registry, passwords)))
+        loader = ServiceToken(f"{urls['registry']}/auth/token", demo_accounts.LOADER, secret)
         # The campaign first: matching hears of it before the people, so it knows it when tagging their visits.
-        campaign_id = demo.campaign(urls["registry"], tokens["admin"])
-        created = demo.load(urls["registry"], tokens["admin"])
-        paired = demo.engage(urls["matching"], tokens["admin"], campaign_id)
+        campaign_id = demo.campaign(urls["registry"], loader)
+        created = demo.load(urls["registry"], loader)
+        paired = demo.engage(urls["matching"], loader, campaign_id)
+        people = asyncio.run(demo_accounts.people(registry, urls["registry"], loader, passwords))
         print(f"\nNATS          {nats_url}  (JetStream store: {data / 'nats'})")
         for name, url in urls.items():
             print(f"{name:<13} {url}   docs: {url}/docs")
         print(
             f"demo data     {created} children and volunteers, {paired} pairings added this time; logs in {data}/*.log"
         )
-        print("\nDev bearer tokens (8 hours), e.g.  curl -H 'Authorization: Bearer <token>' ...")
-        for role, token in tokens.items():
-            print(f"  {role:<12} {token}")
+        _print_accounts(people, urls["registry"], passwords.path)
         print("\nCtrl-C stops everything.", flush=True)
         while not stopping:
             for child in children:
@@ -111,6 +106,18 @@ def main() -> int:
         return 0
     finally:
         _stop_all(children, nats)
+
+
+def _print_accounts(people: list[DemoAccount], registry_url: str, kept: Path) -> None:
+    print(f"\nDemo accounts (passwords kept in {kept}); sign in with POST {registry_url}/auth/sign-in")
+    print(f"  {'login':<13} {'role':<12} {'password':<20} who")
+    for account in people:
+        print(f"  {account.login:<13} {account.role:<12} {account.password:<20} {account.who}")
+    print(f"  {demo_accounts.LOADER:<13} {'service':<12} {'(client secret kept)':<20} loaded the demo data")
+    print(
+        f"  e.g.  curl -s {registry_url}/auth/sign-in -H 'Content-Type: application/json' "
+        f"""-d '{{"login": "{demo_accounts.COORDINATOR}", "password": "…"}}'"""
+    )
 
 
 def _wait_ready(name: str, url: str, children: list[subprocess.Popen[bytes]]) -> None:

@@ -83,23 +83,23 @@ def test_make_run_starts_everything_loads_demo_data_once_and_stops_each_part_by_
         for _name, port in ports.items():
             assert f"http://127.0.0.1:{port}" in output
             assert httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5).status_code == 200
-        for role in ("admin", "coordinator", "volunteer", "donor", "service"):
-            assert re.search(rf"^\s+{role}\s+eyJ", output, re.M), f"no {role} token printed"
+        registry, matching = (f"http://127.0.0.1:{ports[name]}" for name in ("registry", "matching"))
+        accounts = demo_accounts_work(output, ports, tmp_path / "demo-accounts.json")
         vetted = httpx.get(
-            f"http://127.0.0.1:{ports['registry']}/volunteers",
+            f"{registry}/volunteers",
             params={"county_code": "450325", "eligible": True, "limit": 1},
             headers=auth("admin"),
         )
         assert vetted.json()["total"] == demo.COUNTIES["450325"][1] // 2
         engagement = httpx.get(
-            f"http://127.0.0.1:{ports['matching']}/views/engagement",
+            f"{matching}/views/engagement",
             params={"county_code": "450325", "limit": 500},
             headers=auth("admin"),
         ).json()["items"]
         assert any(row["volunteer_id"] for row in engagement)  # a living programme: children paired and visited,
         assert any(row["overdue"] for row in engagement)  # some of them overdue
-        matching = f"http://127.0.0.1:{ports['matching']}"
-        board = httpx.get(f"{matching}/wishes", params={"county_code": "450325"}, headers=auth("donor")).json()
+        foundation = signed_in(registry, *only(accounts, "donor"))
+        board = httpx.get(f"{matching}/wishes", params={"county_code": "450325"}, headers=foundation).json()
         assert board["total"] == 2  # four wishes, one claimed, one fulfilled and thanked
         figures = summary(matching)
         assert figures["aid"]["warm_pack"]["quantity"] not in (0, "<5")  # a campaign's warm packs handed out
@@ -114,8 +114,12 @@ def test_make_run_starts_everything_loads_demo_data_once_and_stops_each_part_by_
     runner, lines = start(tmp_path, ports, **signing)  # again: the data is kept and nothing is loaded twice
     try:
         assert "demo data     0 children and volunteers, 0 pairings added" in "".join(lines)
+        assert printed_accounts("".join(lines)) == accounts  # the same passwords, which still work
+        admin = signed_in(registry, *only(accounts, "admin"))
+        listed = httpx.get(f"{registry}/accounts", params={"limit": 100}, headers=admin).json()
+        assert listed["total"] == 7  # the six people and the loader, none made twice
         xingan = httpx.get(
-            f"http://127.0.0.1:{ports['registry']}/children",
+            f"{registry}/children",
             params={"county_code": "450325", "limit": 1},
             headers=auth("coordinator", ["450325"]),
         )
@@ -139,13 +143,14 @@ def test_make_run_uses_an_existing_nats_and_a_postgresql_database_when_told(
         assert asyncio.run(count(postgres_url, "SELECT count(*) FROM pairings")) > 0  # matching worked on PostgreSQL
         key = tmp_path / "registry-signing-key.pem"  # no TOKEN_SIGNING_KEYS: the registry's key, made under DATA_DIR
         assert stat.S_IMODE(key.stat().st_mode) == 0o600
-        printed = re.search(r"^\s+coordinator\s+(eyJ\S+)$", "".join(lines), re.M)
-        assert printed, "".join(lines)
-        for service in ("matching", "notifications"):  # they verify it with the registry's JWKS, over HTTP
+        coordinator = signed_in(
+            f"http://127.0.0.1:{ports['registry']}", *only(printed_accounts("".join(lines)), "coordinator")
+        )
+        for service in ("matching", "notifications"):  # they verify its token with the registry's JWKS, over HTTP
             answer = httpx.get(
                 f"http://127.0.0.1:{ports[service]}/views/{'engagement' if service == 'matching' else 'deliveries'}",
                 params={"county_code": "450325"},
-                headers={"Authorization": f"Bearer {printed.group(1)}"},
+                headers=coordinator,
             )
             assert answer.status_code == 200, answer.text
     finally:
@@ -154,6 +159,58 @@ def test_make_run_uses_an_existing_nats_and_a_postgresql_database_when_told(
     stopped_by_themselves(said, nats=False)
     assert nats_server.process is not None
     assert nats_server.process.poll() is None  # someone else's NATS: left running
+
+
+def demo_accounts_work(output: str, ports: dict[str, int], kept: Path) -> dict[str, tuple[str, str]]:
+    """The demo accounts printed, none a raw token, each signing in as its role; the coordinator's token works on
+    matching and notifications in its two counties only; the volunteers are Xing'an's registered child director and
+    caring parents (their mobile numbers their logins); the passwords are kept for the owner alone; the demo data
+    went in under the loader's own service identity. Returns login -> (role, password)."""
+    assert "eyJ" not in output  # no raw tokens printed: sign in with the demo accounts instead
+    registry, matching, notifications = (f"http://127.0.0.1:{ports[name]}" for name in SERVICES)
+    accounts = printed_accounts(output)
+    roles = sorted(role for role, _ in accounts.values())
+    assert roles == ["admin", "coordinator", "donor", "volunteer", "volunteer", "volunteer"], output
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    people = {login: signed_in(registry, login, password) for login, (_, password) in accounts.items()}
+    kinds = set()
+    for login, headers in people.items():
+        me = httpx.get(f"{registry}/me", headers=headers).json()
+        assert me["role"] == accounts[login][0]
+        if me["role"] == "volunteer":  # they see their own registration
+            record = httpx.get(f"{registry}/volunteers/{me['sub']}", headers=headers).json()
+            assert (record["county_code"], record["phone"]) == ("450325", login)
+            kinds.add(record["kind"])
+    assert kinds == {"child_director", "caring_parent"}
+    coordinator = people[only(accounts, "coordinator")[0]]
+    assert httpx.get(f"{registry}/me", headers=coordinator).json()["counties"] == ["450325", "450721"]
+    for county, status in (("450325", 200), ("450721", 200), ("450521", 403)):
+        engaged = httpx.get(f"{matching}/views/engagement", params={"county_code": county}, headers=coordinator)
+        assert engaged.status_code == status, engaged.text
+        recipient = {"recipient_id": f"county:{county}:coordinators"}
+        told = httpx.get(f"{notifications}/notifications", params=recipient, headers=coordinator)
+        assert told.status_code == status, told.text
+    loader = {"actor": "service:demo-loader", "limit": 1}
+    assert httpx.get(f"{registry}/audit", params=loader, headers=people[only(accounts, "admin")[0]]).json()["total"] > 0
+    return accounts
+
+
+def printed_accounts(output: str) -> dict[str, tuple[str, str]]:
+    """The demo accounts `make run` printed: login -> (role, password)."""
+    rows = re.findall(r"^  (\S+) +(admin|coordinator|volunteer|donor) +(\S{4}-\S{4}-\S{4}-\S{4}) ", output, re.M)
+    return {login: (role, password) for login, role, password in rows}
+
+
+def only(accounts: dict[str, tuple[str, str]], role: str) -> tuple[str, str]:
+    """The one printed account of a role: its login and password."""
+    (login,) = [login for login, (other, _) in accounts.items() if other == role]
+    return login, accounts[login][1]
+
+
+def signed_in(registry: str, login: str, password: str) -> dict[str, str]:
+    answer = httpx.post(f"{registry}/auth/sign-in", json={"login": login, "password": password}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
 
 
 async def count(url: str, query: str) -> int:
