@@ -116,10 +116,10 @@ async def people(settings: Settings, registry_url: str, auth: httpx.Auth, passwo
             ],
             (NewAccount(FOUNDATION, "壹基金 One Foundation", "donor", person_id=foundation), "a foundation (donor)"),
         ]
-        return [await _active(runtime, new, passwords, who) for new, who in wanted]
+        return [await ensure(runtime, new, passwords, who) for new, who in wanted]
 
 
-async def _active(runtime: Runtime, new: NewAccount, passwords: Passwords, who: str) -> DemoAccount:
+async def ensure(runtime: Runtime, new: NewAccount, passwords: Passwords, who: str) -> DemoAccount:
     """The account active with its kept password: created and its invitation accepted the first time; if its password
     was lost (the file removed, the database kept), given a new one by a reset link, or by a new invitation when it
     is not active."""
