@@ -39,12 +39,18 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
+def admitted(role: Role, roles: tuple[Role, ...]) -> bool:
+    """Whether `role` passes a check that admits `roles` (and admins; services where any role does)."""
+    return role == "admin" or role in roles or (role == "service" and bool(roles))
+
+
 def require(*roles: Role) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
-    """A dependency that admits only the given roles (admin always, and a service: machines loading or syncing the
-    programme's data act with their own identity, in every county, as `Principal.may_act_in` has it)."""
+    """A dependency that admits only the given roles (admin always). A service passes wherever any role but admin
+    does: machines loading or syncing the programme's data act with their own identity, in every county, as
+    `Principal.may_act_in` has it; what only an admin may do (the audit log, say) stays an admin's."""
 
     async def check(principal: PrincipalDep) -> Principal:
-        if principal.role not in ("admin", "service", *roles):
+        if not admitted(principal.role, roles):
             raise ApiError(403, "forbidden", f"role {principal.role!r} may not do this", {"allowed": list(roles)})
         return principal
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from backbone.auth import Principal, Role
 from backbone.database import UtcDateTime
-from backbone.deps import PrincipalDep, RuntimeDep
+from backbone.deps import PrincipalDep, RuntimeDep, admitted
 from backbone.errors import ApiError
 from backbone.runtime import Runtime
 from services.registry.records import ChildRecord, Records
@@ -88,11 +88,12 @@ async def record_account(
 
 
 def require(action: str, *roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
-    """Like `backbone.deps.require` (admins, services and `roles` pass), but another role's attempt at `action` is
-    audit-logged before its 403: a donor or a volunteer trying a child's record is worth knowing about."""
+    """Like `backbone.deps.require` (admins and `roles` pass, services where any role does), but another role's
+    attempt at `action` is audit-logged before its 403: a donor or a volunteer trying a child's record is worth
+    knowing about."""
 
     async def check(request: Request, runtime: RuntimeDep, principal: PrincipalDep) -> Principal:
-        if principal.role in ("admin", "service", *roles):
+        if admitted(principal.role, roles):
             return principal
         child_id = _child_in(request)
         await record(runtime, principal, action, [(child_id, await _county_of(runtime, child_id))], None, "denied")

@@ -90,3 +90,19 @@ async def test_a_wrong_secret_is_a_clear_error_naming_neither_secret_nor_token(
     assert secret not in repr(right.__dict__)
     with pytest.raises(ValueError, match="SERVICE_CLIENT_ID and SERVICE_CLIENT_SECRET"):
         ServiceToken.from_settings(Settings(service_client_id="demo-loader"))
+
+
+async def test_a_service_token_acts_where_any_role_may_but_not_where_only_an_admin_may(
+    registry: httpx.AsyncClient,
+) -> None:
+    _, secret = await service_account(registry)
+    answer = await registry.post(
+        "/auth/token",
+        data={"grant_type": "client_credentials", "client_id": "demo-loader", "client_secret": secret},
+    )
+    assert answer.status_code == 200, answer.text
+    service = {"Authorization": f"Bearer {answer.json()['access_token']}"}
+    assert (await registry.get("/children", params={"county_code": "450325"}, headers=service)).status_code == 200
+    assert (await registry.get("/audit", headers=service)).status_code == 403  # the audit log is an admin's
+    listed = await registry.get("/accounts", headers=service)  # it manages a county's volunteers in none
+    assert (listed.status_code, listed.json()["items"]) == (200, [])
