@@ -260,7 +260,7 @@ def _keys_of(document: Any) -> dict[str, jwt.PyJWK]:
         if usable and isinstance(jwk.get("kid"), str) and jwk.get("alg", ALGORITHM) == ALGORITHM:
             try:
                 found[jwk["kid"]] = _verification_key(jwk)
-            except jwt.PyJWKError:
+            except jwt.PyJWTError:  # a key that cannot be read (PyJWT's InvalidKeyError is no PyJWKError)
                 continue
     return found
 

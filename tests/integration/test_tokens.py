@@ -207,3 +207,13 @@ async def test_the_registry_serves_its_jwks_without_auth_and_other_services_veri
         assert forged.json()["error"]["message"] == (
             "the bearer token is not valid: it is signed with a key its issuer does not publish"
         )
+
+
+async def test_an_unreadable_key_in_the_jwks_is_skipped_and_the_others_still_verify(
+    jwks: JwksServer, clock: SettableClock, tmp_path: Path
+) -> None:
+    published = tmp_path / "jwks.json"
+    broken = {"kty": "OKP", "crv": "Ed25519", "x": "!!not-base64url", "kid": "broken", "use": "sig"}
+    published.write_text(json.dumps({"keys": [broken, *A.jwks()["keys"]]}))
+    verifier = verifier_of(jwks, clock, jwks_file=published)
+    assert (await verifier.verify(token(A))).sub == "acc-1"  # not a server error for every request
