@@ -38,7 +38,7 @@ SESSION_LIFETIME = timedelta(days=30)  # and any session ends this long after it
 PERSON_ROLES: dict[Role, PersonKind] = {"volunteer": "volunteer", "donor": "donor"}
 NAMED_ROLES: tuple[Role, ...] = ("admin", "service")  # roles whose login may be a name rather than a mobile number
 
-_MOBILE = re.compile(r"(?:\+?86|0086)?(1[3-9]\d{9})")
+_MOBILE = re.compile(r"(?:\+?86|0086)?(1[3-9][0-9]{9})")  # [0-9], not \d: NFKC leaves other scripts' digits as they are
 _NAME = re.compile(r"(?=.*[a-z])[a-z0-9._-]{3,32}")  # a letter at least: a mistyped mobile number is no name
 _PHONE_SPACING = re.compile(r"[\s()-]")
 

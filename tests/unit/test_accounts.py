@@ -36,7 +36,21 @@ def test_a_login_is_the_same_however_it_is_typed(typed: str, login: str) -> None
     assert accounts.normal_login(typed) == login
 
 
-@pytest.mark.parametrize("typed", ["12907730001", "1390773000", "139077300011", "ab", "a" * 33, "li wei", "李伟", ""])
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "12907730001",
+        "1390773000",
+        "139077300011",
+        "ab",
+        "a" * 33,
+        "li wei",
+        "李伟",
+        "",
+        "13\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669",  # Arabic-Indic digits: NFKC keeps them
+        "13\u09e7\u09e8\u09e9\u09ea\u09eb\u09ec\u09ed\u09ee\u09ef",  # Bengali digits, the same
+    ],
+)
 def test_a_login_is_a_mobile_number_or_a_plain_name(typed: str) -> None:
     with refused("invalid_login"):
         accounts.normal_login(typed)
