@@ -611,7 +611,9 @@ async def change_account(runtime: Runtime, actor: Principal, account_id: uuid.UU
             assert key is not None  # an account's key is never destroyed
             values["sealed"] = vault.seal(key, account_id, {"login": before.login, "name": name})
         await held.update(**values)
-        if reason := accounts.sessions_end_for((before.role, before.counties), (role, counties)):
+        if reason := accounts.sessions_end_for(
+            (before.role, before.counties, before.person_id), (role, counties, person_id)
+        ):
             await _end_sessions(conn, held.now, reason, account_id)
         for action, old, new in [
             ("role_change", before.role, role),

@@ -163,12 +163,18 @@ def change_role(before: Role, after: Role) -> None:
         raise DomainError("service_role_fixed", "a service account stays one, and no other becomes one")
 
 
-def sessions_end_for(before: tuple[Role, Sequence[str]], after: tuple[Role, Sequence[str]]) -> str | None:
-    """Why a change ends the account's sessions (its tokens carry role and counties), or None if it does not."""
+Standing = tuple[Role, Sequence[str], UUID | None]  # what an account's tokens carry: role, counties, linked person
+
+
+def sessions_end_for(before: Standing, after: Standing) -> str | None:
+    """Why a change ends the account's sessions (its tokens carry role, counties and, as their sub, the linked
+    person), or None if it does not."""
     if before[0] != after[0]:
         return "role_changed"
     if sorted(before[1]) != sorted(after[1]):
         return "counties_changed"
+    if before[2] != after[2]:
+        return "person_changed"
     return None
 
 

@@ -161,12 +161,22 @@ def test_volunteers_and_donors_are_linked_to_their_registration_and_nobody_else_
         accounts.settle("coordinator", ["450325"], None, "ops.li")
 
 
-def test_a_change_of_role_or_counties_ends_the_sessions_a_change_of_nothing_else_does_not() -> None:
-    assert accounts.sessions_end_for(("coordinator", ["450325"]), ("admin", [])) == "role_changed"
-    assert accounts.sessions_end_for(("coordinator", ["450325"]), ("coordinator", ["450721"])) == "counties_changed"
+def test_a_change_of_role_counties_or_person_ends_the_sessions_a_change_of_nothing_else_does_not() -> None:
+    assert accounts.sessions_end_for(("coordinator", ["450325"], None), ("admin", [], None)) == "role_changed"
     assert (
-        accounts.sessions_end_for(("coordinator", ["450325", "450721"]), ("coordinator", ["450721", "450325"])) is None
+        accounts.sessions_end_for(("coordinator", ["450325"], None), ("coordinator", ["450721"], None))
+        == "counties_changed"
     )
+    assert (
+        accounts.sessions_end_for(
+            ("coordinator", ["450325", "450721"], None), ("coordinator", ["450721", "450325"], None)
+        )
+        is None
+    )
+    # a volunteer's or donor's token names the person as its sub: relinked, the old tokens would act as the old person
+    other = uuid.UUID(int=9)
+    assert accounts.sessions_end_for(("donor", [], DONOR.id), ("donor", [], other)) == "person_changed"
+    assert accounts.sessions_end_for(("donor", [], DONOR.id), ("donor", [], DONOR.id)) is None
     accounts.change_role("coordinator", "admin")
     with refused("service_role_fixed"):
         accounts.change_role("service", "admin")
