@@ -3,6 +3,7 @@ role and a county scope allow."""
 
 from __future__ import annotations
 
+import argparse
 import base64
 import hashlib
 import hmac
@@ -187,16 +188,20 @@ def test_county_scope() -> None:
     assert not Principal(sub="v", role="volunteer").may_act_in("450325")
 
 
-async def test_the_operators_cli_signs_with_the_registrys_key(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    import argparse
-
+def token_cli(tmp_path: Path) -> tuple[argparse.ArgumentParser, Settings]:
+    """The token command's parser, and settings whose signing key is the RFC's."""
     path = tmp_path / "key.pem"
     path.write_bytes(pem(rfc_key()))
     settings = Settings(environment="production", data_secret="d" * 32, token_signing_keys=str(path))
     parser = argparse.ArgumentParser()
     TOKEN.arguments(parser)
+    return parser, settings
+
+
+async def test_the_operators_cli_signs_with_the_registrys_key(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    parser, settings = token_cli(tmp_path)
     args = parser.parse_args(["--role", "coordinator", "--county", "450325", "--county", "450721", "--sub", "li"])
     assert TOKEN.run(parser, args, settings) == 0
     token = capsys.readouterr().out.strip()
@@ -206,3 +211,20 @@ async def test_the_operators_cli_signs_with_the_registrys_key(
     assert claims["exp"] - claims["iat"] == 15 * 60
     with pytest.raises(SystemExit):
         TOKEN.run(parser, parser.parse_args(["--role", "coordinator"]), settings)  # a coordinator would see nothing
+
+
+@pytest.mark.parametrize("minutes", ["60.5", "1440", "0", "-1", "nan", "inf"])
+async def test_the_operators_cli_refuses_a_token_of_more_than_an_hour_or_none(
+    minutes: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A CLI token has no session, so nothing ends it before it expires."""
+    parser, settings = token_cli(tmp_path)
+    assert TOKEN.run(parser, parser.parse_args(["--role", "admin", "--minutes", "60"]), settings) == 0
+    claims = jwt.decode(capsys.readouterr().out.strip(), options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] == 60 * 60
+    with pytest.raises(SystemExit) as exit_:
+        TOKEN.run(parser, parser.parse_args(["--role", "admin", "--minutes", minutes]), settings)
+    assert exit_.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "--minutes must be more than 0 and at most 60" in captured.err
