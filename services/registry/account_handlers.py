@@ -210,14 +210,18 @@ async def _authenticate(
     key, source = login_key(secret, login), source_key(secret, address)
     # Holding the account's row makes concurrent guesses at one login take turns: none skips the count.
     row = (await conn.execute(select(AccountRecord).where(AccountRecord.login_key == key).with_for_update())).first()
-    failures = await _admit(conn, key, source, now)
+    # A client id is no secret and its 256-bit secret cannot be guessed: a per-login lockout would only let anyone
+    # who knows the id shut the service out. Its failures count against the address alone.
+    per_login = action != "client_token"
+    failures = await _admit(conn, key, source, now, per_login)
     profile = (await profiles(conn, [row]))[0] if row is not None else None
     wanted = (profile.role == "service") == (action == "client_token") if profile else False
     usable = profile is not None and profile.state == "active" and wanted
     stored = row.password_hash if row is not None and usable else None
     right = await _verify(stored, password)  # checked against a decoy without a password: as slow either way
     if profile is None or stored is None or not right:
-        await _fail(conn, now, key, source, failures, profile, action, None if wanted else "wrong kind of account")
+        why = None if wanted else "wrong kind of account"
+        await _fail(conn, now, key, source, failures, profile, action, why, counted=per_login)
         return None
     if hasher.check_needs_rehash(stored):
         await conn.execute(
@@ -228,16 +232,19 @@ async def _authenticate(
     return profile
 
 
-async def _admit(conn: AsyncConnection, key: str, source: str, now: datetime) -> Failures:
-    """The login's failures so far, if it and the address may be tried now (else TryLater)."""
-    counted = (
-        SignInFailure.login_key == key,
-        SignInFailure.counted.is_(True),
-        SignInFailure.at > now - accounts.FAILURE_MEMORY,
-    )
-    count, last = (await conn.execute(select(func.count(), func.max(SignInFailure.at)).where(*counted))).one()
-    failures = Failures(count, last)
-    accounts.admit(failures, now)
+async def _admit(conn: AsyncConnection, key: str, source: str, now: datetime, per_login: bool = True) -> Failures:
+    """The login's failures so far (none if it is not `per_login`), if it and the address may be tried now (else
+    TryLater)."""
+    failures = Failures()
+    if per_login:
+        counted = (
+            SignInFailure.login_key == key,
+            SignInFailure.counted.is_(True),
+            SignInFailure.at > now - accounts.FAILURE_MEMORY,
+        )
+        count, last = (await conn.execute(select(func.count(), func.max(SignInFailure.at)).where(*counted))).one()
+        failures = Failures(count, last)
+        accounts.admit(failures, now)
     recent = await conn.execute(
         select(SignInFailure.at)
         .where(SignInFailure.source_key == source, SignInFailure.at > now - accounts.SOURCE_WINDOW)
@@ -256,18 +263,19 @@ async def _fail(
     profile: Profile | None,
     action: str,
     why: str | None = None,
+    counted: bool = True,
 ) -> None:
-    """Record a failure against the login and the address (forgetting those past FAILURE_MEMORY), audit-logged
-    with why, and the lockout it brings, if it does."""
+    """Record a failure against the address and, if `counted`, the login (forgetting those past FAILURE_MEMORY),
+    audit-logged with why, and the lockout it brings, if it does."""
     await conn.execute(delete(SignInFailure).where(SignInFailure.at < now - accounts.FAILURE_MEMORY))
-    await conn.execute(insert(SignInFailure).values(at=now, login_key=key, source_key=source, counted=True))
+    await conn.execute(insert(SignInFailure).values(at=now, login_key=key, source_key=source, counted=counted))
     actor, role = (profile.sub, profile.role) if profile else ("unknown", "none")
     account_id = profile.id if profile else None
     if profile is None or profile.state != "active":
         why = f"{profile.state} account" if profile else "no such login"
     note = f"{why or 'wrong password'}; {_from(source)}"
     await audit.record_account(conn, now, actor, role, action, account_id, "denied", note)
-    if accounts.locks(failures.count + 1):
+    if counted and accounts.locks(failures.count + 1):
         minutes = accounts.LOCKOUT_MINUTES
         note = f"{failures.count + 1} failures: locked {minutes} minutes; {_from(source)}"
         await audit.record_account(conn, now, actor, role, "lockout", account_id, "denied", note)

@@ -210,9 +210,7 @@ async def test_a_service_gets_its_own_short_token_by_client_credentials(
 
     renewed = await registry.post(f"/accounts/{created['account']['id']}/client-secret", headers=ADMIN)
     assert renewed.status_code == 201
-    assert_error(await registry.post("/auth/token", data=form), 401, "invalid_client")  # its third failure
-    assert_error(await registry.post("/auth/token", data=form), 429, "try_later")  # a client waits as a person does
-    clock.advance(timedelta(seconds=1))
+    assert_error(await registry.post("/auth/token", data=form), 401, "invalid_client")  # the old secret
     assert (
         await registry.post("/auth/token", data=form | {"client_secret": renewed.json()["token"]})
     ).status_code == 200
@@ -222,3 +220,23 @@ async def test_a_service_gets_its_own_short_token_by_client_credentials(
         403,
         "forbidden",
     )
+
+
+async def test_wrong_client_secrets_never_lock_the_service_out_but_the_address_still_waits(
+    registry: httpx.AsyncClient,
+) -> None:
+    created = await create(registry, login="demo-loader", role="service", name="demo loader")
+    form = {"grant_type": "client_credentials", "client_id": "demo-loader", "client_secret": "x" * 43}
+    for _ in range(accounts.LOCK_AT + 1):  # a person's login would be slowed down, then locked, by these
+        assert_error(await registry.post("/auth/token", data=form), 401, "invalid_client")
+    right = form | {"client_secret": created["handover"]["token"]}
+    assert (await registry.post("/auth/token", data=right)).status_code == 200  # at once, with no wait
+    entries = await audit(registry, actor=created["account"]["id"])
+    assert [(e["action"], e["outcome"]) for e in entries] == [
+        *[("client_token", "denied")] * (accounts.LOCK_AT + 1),  # and no lockout
+        ("client_token", "allowed"),
+    ]
+    for _ in range(accounts.SOURCE_LIMIT - accounts.LOCK_AT - 1):
+        assert_error(await registry.post("/auth/token", data=form), 401, "invalid_client")
+    assert_error(await registry.post("/auth/token", data=form), 401, "invalid_client")  # the address's 21st
+    assert_error(await registry.post("/auth/token", data=right), 429, "try_later")  # now the address waits
