@@ -48,6 +48,7 @@ _STATUS = {
     "service_account": 409,
     "not_a_service": 409,
     "service_role_fixed": 409,
+    "account_erased": 409,
     "try_later": 429,
 }  # any other refusal (a password too weak, a login that is none, counties for a donor): 422
 

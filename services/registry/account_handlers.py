@@ -595,6 +595,8 @@ async def _managing(runtime: Runtime, actor: Principal, account_id: uuid.UUID) -
     async with runtime.db.begin() as conn:
         before = await _one(conn, account_id)
         _may_manage(actor, before.role, before.counties)
+        if await vault.key_of(conn, account_id) is None:  # its person was erased: it stays closed for good
+            raise DomainError("account_erased", "this account's person was erased; it cannot be changed or reopened")
         yield _Managing(conn, actor, before, runtime.clock.now())
 
 
@@ -616,7 +618,7 @@ async def change_account(runtime: Runtime, actor: Principal, account_id: uuid.UU
         values: dict[str, Any] = {"role": role, "counties": list(counties), "person_id": person_id}
         if name != before.name:
             key = await vault.key_of(conn, account_id)
-            assert key is not None  # an account's key is never destroyed
+            assert key is not None  # destroyed only with an erasure, refused by `_managing`
             values["sealed"] = vault.seal(key, account_id, {"login": before.login, "name": name})
         await held.update(**values)
         if reason := accounts.sessions_end_for(

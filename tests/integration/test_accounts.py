@@ -245,3 +245,23 @@ async def test_erasing_a_volunteer_closes_their_account_and_its_login_no_longer_
     assert "account_erase" in actions
     again = await active(registry, LOGIN, role="coordinator", counties=[XINGAN])  # the number is free again
     assert again["id"] != account["id"]
+
+
+async def test_an_erased_persons_account_cannot_be_changed_or_reopened(registry: httpx.AsyncClient) -> None:
+    volunteer_id = await volunteer(registry, XINGAN)
+    account = await active(registry, LOGIN, role="volunteer", counties=[], person_id=volunteer_id)
+    erased = await registry.delete(f"/volunteers/{volunteer_id}/personal-data", headers=ADMIN)
+    assert erased.status_code == 204, erased.text
+
+    path = f"/accounts/{account['id']}"
+    for answer in [
+        await registry.patch(path, json={"name": "黄志明"}, headers=ADMIN),
+        await registry.patch(path, json={"role": "admin"}, headers=ADMIN),
+        await registry.post(f"{path}/disable", headers=ADMIN),
+        await registry.post(f"{path}/invitation", headers=ADMIN),
+        await registry.post(f"{path}/password-reset", headers=ADMIN),
+    ]:
+        assert_error(answer, 409, "account_erased")
+    listed = (await registry.get("/accounts", params={"limit": 500}, headers=ADMIN)).json()["items"]
+    (closed,) = [a for a in listed if a["id"] == account["id"]]
+    assert (closed["state"], closed["role"], closed["name"]) == ("disabled", "volunteer", "")
