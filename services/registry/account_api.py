@@ -164,7 +164,7 @@ async def client_token(request: Request, runtime: RuntimeDep) -> TokenOut:
     form = request.headers.get("content-type", "").startswith(_FORMS)
     try:
         sent = dict(await request.form()) if form else await request.json()
-    except ValueError as error:  # not JSON at all
+    except (ValueError, RecursionError) as error:  # not JSON at all, or nested deeper than the parser goes
         problem = {"loc": ("body",), "msg": "a JSON object or a form is expected", "type": "json_invalid"}
         raise RequestValidationError([problem]) from error
     try:
@@ -345,8 +345,8 @@ async def create_account(body: AccountIn, runtime: RuntimeDep, principal: Coordi
 async def change_account(
     account_id: uuid.UUID, body: AccountPatch, runtime: RuntimeDep, principal: CoordinatorDep
 ) -> AccountOut:
-    """A new role, counties, display name or linked person. A new role or counties end the account's sessions: its
-    access tokens keep the old ones until they expire (ACCESS_TOKEN_SECONDS at most)."""
+    """A new role, counties, display name or linked person. A new role, counties or person end the account's sessions:
+    its access tokens keep the old ones until they expire (ACCESS_TOKEN_SECONDS at most)."""
     change = handlers.AccountChange(body.role, body.counties, body.name, body.person_id)
     return _out(await handlers.change_account(runtime, principal, account_id, change))
 
