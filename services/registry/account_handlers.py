@@ -17,6 +17,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backbone.auth import Principal, Role
@@ -538,17 +539,33 @@ async def _unlinked(conn: AsyncConnection, person_id: uuid.UUID | None, account_
         raise DomainError("person_has_account", "this volunteer or donor already has an account")
 
 
+async def _free(conn: AsyncConnection, key: str, person_id: uuid.UUID | None) -> None:
+    """Neither the login nor the person has an account yet."""
+    if await conn.scalar(select(AccountRecord.id).where(AccountRecord.login_key == key)) is not None:
+        raise DomainError("login_taken", "an account with this login exists")
+    await _unlinked(conn, person_id)
+
+
 async def create_account(runtime: Runtime, actor: Principal, new: NewAccount) -> tuple[Profile, Handover]:
     """An invited account and its invitation link, or an active service account and its client secret."""
     now, login = runtime.clock.now(), accounts.normal_login(new.login)
-    account_id = uuid.uuid4()
+    account_id, key = uuid.uuid4(), login_key(runtime.settings.secret, login)
+    try:
+        return await _insert_account(runtime, actor, new, account_id, login, key, now)
+    except IntegrityError:
+        # Another request took the login or the person between our check and our insert, and has committed.
+        async with runtime.db.begin() as conn:  # the primary, which has it: a replica may not yet
+            await _free(conn, key, new.person_id)
+        raise
+
+
+async def _insert_account(
+    runtime: Runtime, actor: Principal, new: NewAccount, account_id: uuid.UUID, login: str, key: str, now: datetime
+) -> tuple[Profile, Handover]:
     async with runtime.db.begin() as conn:
         counties = accounts.settle(new.role, new.counties, await _person(conn, new.person_id), login)
         _may_manage(actor, new.role, counties)
-        await _unlinked(conn, new.person_id)
-        key = login_key(runtime.settings.secret, login)
-        if await conn.scalar(select(AccountRecord.id).where(AccountRecord.login_key == key)) is not None:
-            raise DomainError("login_taken", "an account with this login exists")
+        await _free(conn, key, new.person_id)
         handover = Handover("client_secret", new_token()) if new.role == "service" else None
         sealing = await vault.create_key(conn, account_id, now)
         await conn.execute(

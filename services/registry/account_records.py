@@ -30,7 +30,7 @@ class AccountRecord(Records):
     counties: Mapped[list[Any]] = mapped_column(JSON)
     state: Mapped[str] = mapped_column(String(16))  # invited, active, disabled
     password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)  # a service's: its client secret's
-    person_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True, index=True)  # the volunteer or donor
+    person_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True, unique=True)  # the volunteer or donor
     sealed: Mapped[bytes] = mapped_column(LargeBinary)  # login and display name, with the account's own key
     reset_requested_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)  # asked, not yet given
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)

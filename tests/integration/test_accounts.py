@@ -3,6 +3,7 @@ disabling, role and county changes, and a coordinator's reach."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime, timedelta
 
@@ -265,3 +266,27 @@ async def test_an_erased_persons_account_cannot_be_changed_or_reopened(registry:
     listed = (await registry.get("/accounts", params={"limit": 500}, headers=ADMIN)).json()["items"]
     (closed,) = [a for a in listed if a["id"] == account["id"]]
     assert (closed["state"], closed["role"], closed["name"]) == ("disabled", "volunteer", "")
+
+
+async def test_two_accounts_made_at_once_for_one_login_or_one_person_make_one_and_a_409(
+    registry: httpx.AsyncClient,
+) -> None:
+    async def at_once(*bodies: dict[str, object]) -> list[httpx.Response]:
+        posts = [registry.post("/accounts", json={"name": "韦小梅", **body}, headers=ADMIN) for body in bodies]
+        return sorted(await asyncio.gather(*posts), key=lambda answer: answer.status_code)
+
+    same_login = {"login": LOGIN, "role": "coordinator", "counties": [XINGAN]}
+    made, refused = await at_once(same_login, same_login)
+    assert made.status_code == 201, made.text
+    assert_error(refused, 409, "login_taken")
+    assert LOGIN not in refused.text
+
+    ours = await volunteer(registry, XINGAN)
+    made, refused = await at_once(
+        {"login": "13977310001", "role": "volunteer", "person_id": ours},
+        {"login": "13977310002", "role": "volunteer", "person_id": ours},
+    )
+    assert made.status_code == 201, made.text
+    assert_error(refused, 409, "person_has_account")
+    listed = (await registry.get("/accounts", params={"limit": 500}, headers=ADMIN)).json()["items"]
+    assert [a["person_id"] for a in listed].count(ours) == 1
