@@ -498,10 +498,10 @@ async def request_reset(runtime: Runtime, typed: str) -> None:
                 AccountRecord.reset_requested_at.is_(None),
             )
             .values(reset_requested_at=now)
-            .returning(AccountRecord.id, AccountRecord.role, AccountRecord.person_id)
+            .returning(AccountRecord.id)
         )
-        if (row := asked.first()) is not None:
-            await audit.record_account(conn, now, str(row.person_id or row.id), row.role, "reset_request", row.id)
+        if (account_id := asked.scalar()) is not None:  # anyone may ask for any login: no act of the owner's
+            await audit.record_account(conn, now, "anonymous", "none", "reset_request", account_id)
 
 
 # Managing accounts (admins; coordinators for their counties' volunteers)
