@@ -620,6 +620,17 @@ async def _managing(runtime: Runtime, actor: Principal, account_id: uuid.UUID) -
 async def change_account(runtime: Runtime, actor: Principal, account_id: uuid.UUID, change: AccountChange) -> Profile:
     """A new role, counties, display name or person: a new role or counties end the account's sessions (its access
     tokens carry them), so it signs in again to act as it is now."""
+    try:
+        return await _change_account(runtime, actor, account_id, change)
+    except IntegrityError:
+        # Another request linked the same person between our check and our update, and has committed.
+        if change.person_id is not None:
+            async with runtime.db.begin() as conn:
+                await _unlinked(conn, change.person_id, account_id)
+        raise
+
+
+async def _change_account(runtime: Runtime, actor: Principal, account_id: uuid.UUID, change: AccountChange) -> Profile:
     async with _managing(runtime, actor, account_id) as held:
         conn, before = held.conn, held.before
         role = change.role or before.role

@@ -292,3 +292,22 @@ async def test_two_accounts_made_at_once_for_one_login_or_one_person_make_one_an
     assert_error(refused, 409, "person_has_account")
     listed = (await registry.get("/accounts", params={"limit": 500}, headers=ADMIN)).json()["items"]
     assert [a["person_id"] for a in listed].count(ours) == 1
+
+
+async def test_two_accounts_linked_at_once_to_one_person_make_one_link_and_a_409(registry: httpx.AsyncClient) -> None:
+    ours = await volunteer(registry, XINGAN)
+    first = await create(
+        registry, login="13977310005", role="volunteer", person_id=await volunteer(registry, XINGAN, "13977310006")
+    )
+    second = await create(
+        registry, login="13977310007", role="volunteer", person_id=await volunteer(registry, XINGAN, "13977310008")
+    )
+    patches = [
+        registry.patch(f"/accounts/{created['account']['id']}", json={"person_id": ours}, headers=ADMIN)
+        for created in (first, second)
+    ]
+    made, refused = sorted(await asyncio.gather(*patches), key=lambda answer: answer.status_code)
+    assert made.status_code == 200, made.text
+    assert_error(refused, 409, "person_has_account")
+    listed = (await registry.get("/accounts", params={"limit": 500}, headers=ADMIN)).json()["items"]
+    assert [a["person_id"] for a in listed].count(ours) == 1
