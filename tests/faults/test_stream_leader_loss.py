@@ -83,6 +83,8 @@ def seen_projection(stream: str, context: str) -> Projection:
         views: ClassVar[list[Table]] = [SeenRow.__table__]  # type: ignore[list-item]
 
         async def apply(self, conn: AsyncConnection, events: Sequence[Delivered]) -> None:
+            if not events:  # a batch of redeliveries only: nothing new (an empty executemany inserts a NULL row)
+                return
             await conn.execute(
                 insert(SeenRow), [{"aggregate_id": d.aggregate_id, "version": d.version} for d in events]
             )
