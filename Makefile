@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test test-faults lint contracts bench rebuild clean
+.PHONY: run test test-faults lint contracts messages bench rebuild clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)  ## start NATS, the three services and demo data; Ctrl-C stops all
+run: $(STAMP)  ## start NATS, the three services, the console and demo data; Ctrl-C stops all
 	$(PY) -m deploy.local
 
 test: $(STAMP)  ## every test but the cluster faults: unit, integration (real NATS, SQLite, PostgreSQL), end-to-end
@@ -27,6 +27,9 @@ lint: $(STAMP)
 
 contracts: $(STAMP)  ## regenerate contracts/schemas and contracts/asyncapi.json from the models
 	$(PY) -m contracts.export
+
+messages: $(STAMP)  ## find the console's strings and update both catalogues (services/console/locale)
+	$(PY) -m deploy.messages
 
 bench: $(STAMP)  ## speed measurements (never part of `make test`)
 	$(PY) -m tests.bench

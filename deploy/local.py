@@ -1,4 +1,5 @@
-"""`make run`: a real nats-server with JetStream, the three services as processes, demo data and demo accounts.
+"""`make run`: a real nats-server with JetStream, the three services and the console as processes, demo data and demo
+accounts.
 
 Everything lives under ./var (or DATA_DIR); running it again resumes with the data kept. Ctrl-C stops all.
 Set NATS_URL to use an existing NATS instead of the embedded one, and REGISTRY_DATABASE_URL,
@@ -26,13 +27,14 @@ from deploy import demo, demo_accounts
 from deploy.demo_accounts import DemoAccount
 
 SERVICES = {"registry": 8001, "matching": 8002, "notifications": 8003}
+CONSOLE_PORT = 8000
 
 
 def main() -> int:
     settings = Settings()
     data = settings.data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)
-    children: list[subprocess.Popen[bytes]] = []
+    children: dict[str, subprocess.Popen[bytes]] = {}
     nats: NatsServer | None = None
     stopping = False
 
@@ -53,31 +55,28 @@ def main() -> int:
                 own_session=True,
             ).start()
             nats_url = nats.url
-        urls = {name: f"http://127.0.0.1:{os.environ.get(f'{name.upper()}_PORT', p)}" for name, p in SERVICES.items()}
-        for name, default_port in SERVICES.items():
-            port = int(os.environ.get(f"{name.upper()}_PORT", default_port))
+        defaults = {**SERVICES, "console": CONSOLE_PORT}
+        ports = {name: int(os.environ.get(f"{name.upper()}_PORT", port)) for name, port in defaults.items()}
+        urls = {name: f"http://127.0.0.1:{ports[name]}" for name in SERVICES}
+        for name, port in ports.items():
             if not port_is_free(port):
                 print(f"port {port} for {name} is taken; set {name.upper()}_PORT to another", file=sys.stderr)
                 return 1
-            env = {**os.environ, "NATS_URL": nats_url, "DATA_DIR": str(data), "PORT": str(port)}
+        for name in SERVICES:
+            env = {**os.environ, "NATS_URL": nats_url, "DATA_DIR": str(data), "PORT": str(ports[name])}
             if name != "registry":  # the others verify tokens with the registry's public keys
                 env["JWKS_URL"] = f"{urls['registry']}/.well-known/jwks.json"
             database_url = os.environ.get(f"{name.upper()}_DATABASE_URL")
             env.pop("DATABASE_URL", None)
             if database_url:
                 env["DATABASE_URL"] = database_url
-            log = open(data / f"{name}.log", "ab")  # noqa: SIM115 (closed with the process)
-            children.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", f"services.{name}", "serve"],
-                    env=env,
-                    stdout=log,
-                    stderr=log,
-                    start_new_session=True,  # Ctrl-C is for this process: it stops the services in order
-                )
-            )
-        for name, url in urls.items():
-            _wait_ready(name, url, children)
+            children[name] = _start(name, env, data)
+        # The console calls the three APIs, on behalf of whoever signs in to it.
+        console = f"http://127.0.0.1:{ports['console']}"
+        upstreams = {f"{name.upper()}_URL": url for name, url in urls.items()}
+        children["console"] = _start("console", {**os.environ, **upstreams, "PORT": str(ports["console"])}, data)
+        for name, url in [*urls.items(), ("console", console)]:
+            _wait_ready(name, url, list(children.values()))
         # The demo accounts are made in the registry's database (as its process has it) the way an operator makes the
         # first admin (python -m services.registry account create); the demo data is loaded under the service one.
         registry = Settings(data_dir=data, database_url=os.environ.get("REGISTRY_DATABASE_URL"))
@@ -89,7 +88,8 @@ def main() -> int:
         created = demo.load(urls["registry"], loader)
         paired = demo.engage(urls["matching"], loader, campaign_id)
         people = asyncio.run(demo_accounts.people(registry, urls["registry"], loader, passwords))
-        print(f"\nNATS          {nats_url}  (JetStream store: {data / 'nats'})")
+        print(f"\nconsole       {console}   sign in with a demo account below")
+        print(f"NATS          {nats_url}  (JetStream store: {data / 'nats'})")
         for name, url in urls.items():
             print(f"{name:<13} {url}   docs: {url}/docs")
         print(
@@ -98,7 +98,7 @@ def main() -> int:
         _print_accounts(people, urls["registry"], passwords.path)
         print("\nCtrl-C stops everything.", flush=True)
         while not stopping:
-            for child in children:
+            for child in children.values():
                 if child.poll() is not None:
                     print(f"a service exited with {child.returncode}; see {data}/*.log", file=sys.stderr)
                     return 1
@@ -108,8 +108,21 @@ def main() -> int:
         _stop_all(children, nats)
 
 
+def _start(name: str, env: dict[str, str], data: Path) -> subprocess.Popen[bytes]:
+    log = open(data / f"{name}.log", "ab")  # noqa: SIM115 (closed with the process)
+    return subprocess.Popen(
+        [sys.executable, "-m", f"services.{name}", "serve"],
+        env=env,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,  # Ctrl-C is for this process: it stops the services in order
+    )
+
+
 def _print_accounts(people: list[DemoAccount], registry_url: str, kept: Path) -> None:
-    print(f"\nDemo accounts (passwords kept in {kept}); sign in with POST {registry_url}/auth/sign-in")
+    print(
+        f"\nDemo accounts (passwords kept in {kept}); sign in at the console, or with POST {registry_url}/auth/sign-in"
+    )
     print(f"  {'login':<13} {'role':<12} {'password':<20} who")
     for account in people:
         print(f"  {account.login:<13} {account.role:<12} {account.password:<20} {account.who}")
@@ -135,15 +148,15 @@ def _wait_ready(name: str, url: str, children: list[subprocess.Popen[bytes]]) ->
     raise SystemExit(f"{name} was not ready within 60 s; see var/{name}.log")
 
 
-def _stop_all(children: list[subprocess.Popen[bytes]], nats: NatsServer | None) -> None:
-    """The services first (each finishes its requests and batches and drains its NATS connection), NATS last.
-    They run in sessions of their own, so Ctrl-C reaches only this process and the order holds. How each one ended
-    is printed: stopped by itself, or killed because it did not stop in time."""
-    for child in children:
+def _stop_all(children: dict[str, subprocess.Popen[bytes]], nats: NatsServer | None) -> None:
+    """The services and the console first (each finishes its requests and batches and drains its NATS connection),
+    NATS last. They run in sessions of their own, so Ctrl-C reaches only this process and the order holds. How each
+    one ended is printed: stopped by itself, or killed because it did not stop in time."""
+    for child in children.values():
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + 4
-    for name, child in zip(SERVICES, children, strict=False):
+    for name, child in children.items():
         try:
             child.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:

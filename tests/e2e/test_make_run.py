@@ -4,12 +4,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import signal
 import stat
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,50 +20,21 @@ from backbone.natsserver import NatsServer, free_port, port_is_free
 from deploy import demo
 from deploy.local import SERVICES
 from tests.helpers import auth, keys
+from tests.makerun import interrupt, printed_accounts, start
 
 pytestmark = pytest.mark.e2e
-
-
-def start(data_dir: Path, ports: dict[str, int], **more: str) -> tuple[subprocess.Popen[str], list[str]]:
-    env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL")}
-    env |= {"DATA_DIR": str(data_dir)} | {f"{name.upper()}_PORT": str(port) for name, port in ports.items()} | more
-    runner = subprocess.Popen(
-        [sys.executable, "-m", "deploy.local"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # a process group of its own, as in a terminal
-    )
-    lines: list[str] = []
-    assert runner.stdout is not None
-    deadline = time.monotonic() + 120
-    for line in runner.stdout:
-        lines.append(line)
-        if "Ctrl-C stops everything" in line or time.monotonic() > deadline:
-            break
-    assert any("Ctrl-C stops everything" in line for line in lines), "".join(lines)
-    return runner, lines
-
-
-def interrupt(runner: subprocess.Popen[str]) -> str:
-    """Ctrl-C as a terminal sends it: SIGINT to the whole foreground process group; returns what was printed then."""
-    os.killpg(runner.pid, signal.SIGINT)
-    runner.wait(60)  # a bound on waiting only: `make run` kills what is not stopped at its deadlines, and says so
-    assert runner.stdout is not None
-    return runner.stdout.read()
 
 
 def stopped_by_themselves(said: str, *, nats: bool = True) -> None:
     """Each service, then NATS (when make run started one), stopped on its own: none killed, in that order."""
     ended = re.findall(r"^(\w+) +(stopped|killed.*|exited.*)$", said, re.M)
-    assert ended == [(name, "stopped") for name in [*SERVICES, *(["NATS"] if nats else [])]], said
+    assert ended == [(name, "stopped") for name in [*SERVICES, "console", *(["NATS"] if nats else [])]], said
 
 
 def test_make_run_starts_everything_loads_demo_data_once_and_stops_each_part_by_itself_services_first(
     tmp_path: Path,
 ) -> None:
-    ports = {name: free_port() for name in ("registry", "matching", "notifications")}
+    ports = {name: free_port() for name in (*SERVICES, "console")}
     signing = {"TOKEN_SIGNING_KEYS": str(keys().key_file)}  # the registry signs with the test key: auth() passes
     runner, lines = start(tmp_path, ports, **signing)
     try:
@@ -83,6 +50,8 @@ def test_make_run_starts_everything_loads_demo_data_once_and_stops_each_part_by_
         for _name, port in ports.items():
             assert f"http://127.0.0.1:{port}" in output
             assert httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5).status_code == 200
+        urls = re.findall(r"^(\w+)\s+(?:http|nats)://", output, re.M)
+        assert urls[0] == "console", output  # the console's address is printed first: it is where people go
         registry, matching = (f"http://127.0.0.1:{ports[name]}" for name in ("registry", "matching"))
         accounts = demo_accounts_work(output, ports, tmp_path / "demo-accounts.json")
         vetted = httpx.get(
@@ -108,7 +77,7 @@ def test_make_run_starts_everything_loads_demo_data_once_and_stops_each_part_by_
         said = interrupt(runner)
     assert runner.returncode == 0
     stopped_by_themselves(said)
-    assert stopped_before_nats(tmp_path, list(ports), runs=1)
+    assert stopped_before_nats(tmp_path, list(SERVICES), runs=1)
     assert all(port_is_free(port) for port in ports.values())
 
     runner, lines = start(tmp_path, ports, **signing)  # again: the data is kept and nothing is loaded twice
@@ -128,13 +97,13 @@ def test_make_run_starts_everything_loads_demo_data_once_and_stops_each_part_by_
         said = interrupt(runner)
     assert runner.returncode == 0
     stopped_by_themselves(said)
-    assert stopped_before_nats(tmp_path, list(ports), runs=2)
+    assert stopped_before_nats(tmp_path, list(SERVICES), runs=2)
 
 
 def test_make_run_uses_an_existing_nats_and_a_postgresql_database_when_told(
     tmp_path: Path, nats_server: NatsServer, postgres_url: str
 ) -> None:
-    ports = {name: free_port() for name in ("registry", "matching", "notifications")}
+    ports = {name: free_port() for name in (*SERVICES, "console")}
     runner, lines = start(tmp_path, ports, NATS_URL=nats_server.url, MATCHING_DATABASE_URL=postgres_url)
     try:
         assert re.search(rf"^NATS\s+{re.escape(nats_server.url)}\s", "".join(lines), re.M), "".join(lines)
@@ -193,12 +162,6 @@ def demo_accounts_work(output: str, ports: dict[str, int], kept: Path) -> dict[s
     loader = {"actor": "service:demo-loader", "limit": 1}
     assert httpx.get(f"{registry}/audit", params=loader, headers=people[only(accounts, "admin")[0]]).json()["total"] > 0
     return accounts
-
-
-def printed_accounts(output: str) -> dict[str, tuple[str, str]]:
-    """The demo accounts `make run` printed: login -> (role, password)."""
-    rows = re.findall(r"^  (\S+) +(admin|coordinator|volunteer|donor) +(\S{4}-\S{4}-\S{4}-\S{4}) ", output, re.M)
-    return {login: (role, password) for login, role, password in rows}
 
 
 def only(accounts: dict[str, tuple[str, str]], role: str) -> tuple[str, str]:

@@ -1,0 +1,5 @@
+"""The console's pages, one module per part of the programme."""
+
+from services.console.pages import auth, children, today
+
+ROUTERS = [auth.router, today.router, children.router]

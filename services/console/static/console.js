@@ -1,0 +1,2 @@
+// Small enhancements on top of pages that work without JavaScript.
+"use strict";
