@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Annotated, Any
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import Select, func, select
 from sqlalchemy.engine import Row
 
@@ -18,13 +18,24 @@ from backbone.deps import RuntimeDep, require, require_county
 from backbone.errors import ApiError
 from backbone.paging import Page, Paging, fetch_page
 from contracts.matching import VisitPolicyChanged
-from contracts.vocabulary import ConsentScope, CountyCode, RiskLevel
+from contracts.vocabulary import Category, ConsentScope, CountyCode, RiskLevel
 from services.matching.candidates import CandidateChild, CandidateVolunteer
 from services.matching.pairings import OPEN, PairingRecord
 from services.matching.schedule import Intervals, change_policy
 from services.matching.views import EngagementRow
 
 router = APIRouter(tags=["views"])
+
+
+def _in_utc(moment: datetime) -> datetime:
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # year 1 east of Greenwich, year 9999 west of it: no moment the database can compare
+        raise ValueError("the moment is outside the years 1 to 9999 in UTC") from None
+
+
+# A query's moment: ISO 8601 with its zone (`Z` or `%2B08:00` in a URL), as every time this API reads or writes.
+Moment = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 
 
 class EngagementOut(BaseModel):
@@ -48,6 +59,12 @@ class EngagementFilter:
     overdue: Annotated[bool | None, Query()] = None
     risk_level: Annotated[RiskLevel | None, Query()] = None
     volunteer_id: Annotated[uuid.UUID | None, Query()] = None
+    due_before: Annotated[
+        Moment | None, Query(description="only children whose next visit is due before this moment (with its zone)")
+    ] = None
+    paired: Annotated[
+        bool | None, Query(description="with a volunteer (a confirmed or suspended pairing), or without")
+    ] = None
 
     def query(self, now: datetime) -> Select[Any]:
         query = select(EngagementRow).where(
@@ -60,6 +77,11 @@ class EngagementFilter:
             query = query.where(EngagementRow.risk_level == self.risk_level)
         if self.volunteer_id is not None:
             query = query.where(EngagementRow.volunteer_id == self.volunteer_id)
+        if self.due_before is not None:
+            query = query.where(EngagementRow.next_due_at < self.due_before)
+        if self.paired is not None:
+            volunteer = EngagementRow.volunteer_id
+            query = query.where(volunteer.is_not(None) if self.paired else volunteer.is_(None))
         return query.order_by(EngagementRow.next_due_at, EngagementRow.child_id)
 
 
@@ -108,6 +130,8 @@ class CandidateChildOut(BaseModel):
     risk_level: RiskLevel
     category: str
     age_band: str
+    gender: str | None = Field(description="female or male; none where the registry did not say")
+    active: bool = Field(description="still in the programme (false: the child left it)")
     needs: list[str]
     languages: list[str]
     flags: list[str]
@@ -132,39 +156,66 @@ class CandidateVolunteerOut(BaseModel):
     free: int = Field(description="places left: capacity less open pairings")
 
 
+@dataclass(frozen=True)
+class CandidateChildFilter:
+    county_code: CountyCode
+    status: Annotated[Literal["active", "left"], Query(description="active: still in the programme; left: left it")] = (
+        "active"
+    )
+    category: Annotated[Category | None, Query()] = None
+    risk_level: Annotated[RiskLevel | None, Query()] = None
+    eligible: Annotated[bool | None, Query()] = None
+    needs_pairing: Annotated[bool | None, Query()] = None
+    paired: Annotated[
+        bool | None, Query(description="with an open pairing (proposed, confirmed or suspended), or without")
+    ] = None
+
+    def query(self) -> Select[Any]:
+        """The county's children in order of id: one index (county, active, id) walks a page of any size county."""
+        open_pairing = (
+            select(PairingRecord.child_id, PairingRecord.pairing_id)
+            .where(PairingRecord.county_code == self.county_code, PairingRecord.status.in_(OPEN))
+            .subquery()
+        )
+        unpaired = open_pairing.c.pairing_id.is_(None)
+        query = (
+            select(CandidateChild.__table__, open_pairing.c.pairing_id.label("open_pairing_id"))
+            .outerjoin(open_pairing, open_pairing.c.child_id == CandidateChild.child_id)
+            .where(
+                CandidateChild.county_code == self.county_code,
+                CandidateChild.active.is_(self.status == "active"),
+            )
+        )
+        if self.category is not None:
+            query = query.where(CandidateChild.category == self.category)
+        if self.risk_level is not None:
+            query = query.where(CandidateChild.risk_level == self.risk_level)
+        if self.eligible is not None:
+            query = query.where(CandidateChild.eligible.is_(self.eligible))
+        if self.needs_pairing is not None:
+            wanted = CandidateChild.eligible.is_(True) & unpaired
+            query = query.where(wanted if self.needs_pairing else ~wanted)
+        if self.paired is not None:
+            query = query.where(~unpaired if self.paired else unpaired)
+        return query.order_by(CandidateChild.child_id)
+
+
 @router.get("/views/candidates/children", response_model=Page[CandidateChildOut])
 async def candidate_children(
     runtime: RuntimeDep,
     principal: Annotated[Principal, Depends(require("coordinator"))],
-    county_code: CountyCode,
+    where: Annotated[CandidateChildFilter, Depends()],
     paging: Paging,
-    eligible: bool | None = None,
-    needs_pairing: bool | None = None,
 ) -> Page[CandidateChildOut]:
-    """Children of a county still in the programme, whether each may be proposed a volunteer, and whether one is
-    already proposed or paired."""
-    require_county(principal, county_code)
-    open_pairing = (
-        select(PairingRecord.child_id, PairingRecord.pairing_id)
-        .where(PairingRecord.county_code == county_code, PairingRecord.status.in_(OPEN))
-        .subquery()
-    )
-    query = (
-        select(CandidateChild.__table__, open_pairing.c.pairing_id.label("open_pairing_id"))
-        .outerjoin(open_pairing, open_pairing.c.child_id == CandidateChild.child_id)
-        .where(CandidateChild.county_code == county_code, CandidateChild.active.is_(True))
-    )
-    if eligible is not None:
-        query = query.where(CandidateChild.eligible.is_(eligible))
-    if needs_pairing is not None:
-        wanted = CandidateChild.eligible.is_(True) & open_pairing.c.pairing_id.is_(None)
-        query = query.where(wanted if needs_pairing else ~wanted)
+    """Children of a county (still in the programme unless `status=left`), whether each may be proposed a volunteer,
+    and whether one is already proposed or paired."""
+    require_county(principal, where.county_code)
 
     def item(row: Row[Any]) -> CandidateChildOut:
         return CandidateChildOut(**row._mapping, needs_pairing=row.eligible and row.open_pairing_id is None)
 
     async with runtime.db.read() as conn:
-        return await fetch_page(conn, query.order_by(CandidateChild.child_id), paging, item)
+        return await fetch_page(conn, where.query(), paging, item)
 
 
 @router.get("/views/candidates/volunteers", response_model=Page[CandidateVolunteerOut])

@@ -41,7 +41,11 @@ from services.matching.views import Views
 
 class CandidateChild(Views):
     __tablename__ = "candidate_children"
-    __table_args__ = (Index("ix_candidate_children_county", "county_code", "eligible"),)
+    __table_args__ = (
+        Index("ix_candidate_children_county", "county_code", "eligible"),
+        # the view's pages: a county's children still in the programme (or those who left) in order of id
+        Index("ix_candidate_children_county_page", "county_code", "active", "child_id"),
+    )
 
     child_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     county_code: Mapped[str] = mapped_column(String(6))

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -50,8 +50,9 @@ from services.matching.views import Views
 router = APIRouter(tags=["wishes"])
 CLAIM_DAYS = 14  # a claim not fulfilled by then lapses and the wish returns to the board
 
+WishStatus = Literal["posted", "claimed", "fulfilled", "acknowledged", "withdrawn"]
 WishChange = WishClaimed | WishReleased | WishFulfilled | WishAcknowledged | WishWithdrawn
-TRANSITIONS: dict[type[WishChange], tuple[tuple[str, ...], str]] = {
+TRANSITIONS: dict[type[WishChange], tuple[tuple[WishStatus, ...], WishStatus]] = {
     WishClaimed: (("posted",), "claimed"),
     WishReleased: (("claimed",), "posted"),
     WishFulfilled: (("claimed",), "fulfilled"),
@@ -277,11 +278,17 @@ async def wishes_view(
     county_code: CountyCode,
     paging: Paging,
     child_id: Annotated[uuid.UUID | None, Query()] = None,
+    status: Annotated[
+        WishStatus | None, Query(description="only wishes in this status (claimed: not fulfilled yet)")
+    ] = None,
 ) -> Page[WishOut]:
+    """A county's wishes in every status (or one), oldest first, with whose wish each is."""
     require_county(principal, county_code)
     query = select(WishRecord).where(WishRecord.county_code == county_code)
     if child_id is not None:
         query = query.where(WishRecord.child_id == child_id)
+    if status is not None:
+        query = query.where(WishRecord.status == status)
     async with runtime.db.read() as conn:
         return await fetch_page(conn, query.order_by(WishRecord.posted_at, WishRecord.wish_id), paging, wish_out)
 

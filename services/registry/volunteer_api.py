@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import Select, select
 from sqlalchemy.engine import Row
 
@@ -178,11 +178,29 @@ async def register_volunteer(body: VolunteerIn, runtime: RuntimeDep, principal: 
     return await _out(runtime, await _row(runtime, new.registered.volunteer_id))
 
 
+def _in_utc(moment: datetime) -> datetime:
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # year 1 east of Greenwich, year 9999 west of it: no moment the database can compare
+        raise ValueError("the moment is outside the years 1 to 9999 in UTC") from None
+
+
+# A query's moment: ISO 8601 with its zone (`Z` or `%2B08:00` in a URL), as every time this API reads or writes.
+Moment = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+
+
 @dataclass(frozen=True)
 class VolunteerFilter:
     county_code: KnownCounty
     eligible: Annotated[bool | None, Query()] = None
     kind: Annotated[VolunteerKind | None, Query()] = None
+    expiring_before: Annotated[
+        Moment | None,
+        Query(
+            description="only volunteers eligible now whose next screening pass or training expires before this moment"
+            " (ISO 8601 with its zone)"
+        ),
+    ] = None
 
     def query(self) -> Select[Any]:
         query = select(VolunteerRecord).where(VolunteerRecord.county_code == self.county_code)
@@ -190,6 +208,10 @@ class VolunteerFilter:
             query = query.where(VolunteerRecord.eligible.is_(self.eligible))
         if self.kind is not None:
             query = query.where(VolunteerRecord.kind == self.kind)
+        if self.expiring_before is not None:
+            query = query.where(
+                VolunteerRecord.eligible.is_(True), VolunteerRecord.eligibility_changes_at < self.expiring_before
+            )
         return query.order_by(VolunteerRecord.registered_at, VolunteerRecord.id)
 
 
