@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, Dialect, MetaData, TypeDecorator, event, inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -54,16 +54,19 @@ class Database:
             yield conn
 
     async def create(self, *metadata: MetaData) -> None:
-        """Create missing tables; replicas starting together on one new database take turns."""
+        """Create missing tables, and missing indexes of existing ones (an index added in a later version reaches a
+        database kept from before); replicas starting together on one new database take turns."""
         async with self.reader.connect() as conn:
-            existing = set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
-        if all(table in existing for schema in metadata for table in schema.tables):
-            return
+            if not await conn.run_sync(_lacks_any, metadata):
+                return
         async with self.begin() as conn:  # SQLite: BEGIN IMMEDIATE waits for the other replica
             if not self.is_sqlite:
                 await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('create tables'))"))
             for schema in metadata:
                 await conn.run_sync(schema.create_all)
+                for table in schema.tables.values():
+                    for index in table.indexes:
+                        await conn.run_sync(index.create, checkfirst=True)
 
     async def ping(self) -> None:
         async with self.read() as conn:
@@ -73,6 +76,20 @@ class Database:
         await self.engine.dispose()
         if self.reader is not self.engine:
             await self.reader.dispose()
+
+
+def _lacks_any(sync: Connection, metadata: tuple[MetaData, ...]) -> bool:
+    """Whether a table, or an index of a table, of `metadata` is missing from the database."""
+    inspector = inspect(sync)
+    existing = set(inspector.get_table_names())
+    for schema in metadata:
+        for table in schema.tables.values():
+            if table.name not in existing:
+                return True
+            indexes = {index["name"] for index in inspector.get_indexes(table.name)}
+            if any(index.name not in indexes for index in table.indexes):
+                return True
+    return False
 
 
 def _sqlite_engine(url: str, *, immediate: bool, echo: bool) -> AsyncEngine:
