@@ -1,5 +1,8 @@
 # The project's commands. `make run` and `make test` are all a fresh machine needs.
 VENV   ?= .venv
+# Tests wait far more than they compute (processes starting, timers, two databases): several run at once. Each
+# browser test file shares one stack, so all of them run in one worker (--dist loadgroup, tests/browser/conftest.py).
+TEST_WORKERS ?= 4
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
@@ -15,7 +18,7 @@ run: $(STAMP)  ## start NATS, the three services, the console and demo data; Ctr
 	$(PY) -m deploy.local
 
 test: $(STAMP)  ## every test but the cluster faults: unit, integration (real NATS, SQLite, PostgreSQL), end-to-end
-	$(PY) -m pytest -q -m "not faults" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not faults" -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 test-faults: $(STAMP)  ## a real 3-node NATS cluster losing nodes under load (tests/faults; .ci/run runs it too)
 	$(PY) -m pytest -q -m faults tests/faults $(PYTEST_ARGS)

@@ -91,15 +91,22 @@ async def loader_secret(settings: Settings, passwords: Passwords) -> str:
     return handover.token
 
 
-async def people(settings: Settings, registry_url: str, auth: httpx.Auth, passwords: Passwords) -> list[DemoAccount]:
+async def people(
+    settings: Settings, registry_url: str, matching_url: str, auth: httpx.Auth, passwords: Passwords
+) -> list[DemoAccount]:
     """An admin, a coordinator of Xing'an and Lingshan, a child director and two caring parents of Xing'an (linked
-    to their registrations, signing in with their registered mobile numbers), and a foundation (a registered
-    donor): each made once, active, with its kept password."""
+    to their registrations, signing in with their registered mobile numbers; those with children paired come first),
+    and a foundation (a registered donor): each made once, active, with its kept password."""
     async with (
         registry_database(settings) as runtime,
         httpx.AsyncClient(base_url=registry_url, auth=auth, timeout=30) as registry,
+        httpx.AsyncClient(base_url=matching_url, auth=auth, timeout=30) as matching,
     ):
-        volunteers = await _volunteers(registry, "child_director", 1) + await _volunteers(registry, "caring_parent", 2)
+        paired = await _paired(matching)
+        volunteers = [
+            *await _volunteers(registry, "child_director", 1, paired),
+            *await _volunteers(registry, "caring_parent", 2, paired),
+        ]
         foundation = None if await find(runtime, FOUNDATION) else await _foundation(registry)
         wanted = [
             (NewAccount("admin", "管理员 Admin", "admin"), "every county; manages accounts"),
@@ -139,11 +146,20 @@ async def ensure(runtime: Runtime, new: NewAccount, passwords: Passwords, who: s
     return DemoAccount(new.login, new.role, password, who)
 
 
-async def _volunteers(registry: httpx.AsyncClient, kind: str, count: int) -> list[dict[str, Any]]:
-    """The first `count` registered volunteers of a kind in Xing'an whose personal data is still there."""
-    params: dict[str, str | int] = {"county_code": XINGAN, "kind": kind, "limit": 20}
+async def _paired(matching: httpx.AsyncClient) -> set[str]:
+    """The volunteers of Xing'an with a confirmed pairing."""
+    params: dict[str, str | int] = {"county_code": XINGAN, "status": "confirmed", "limit": 500}
+    listed = (await matching.get("/views/pairings", params=params)).raise_for_status().json()["items"]
+    return {pairing["volunteer_id"] for pairing in listed}
+
+
+async def _volunteers(registry: httpx.AsyncClient, kind: str, count: int, paired: set[str]) -> list[dict[str, Any]]:
+    """The first `count` registered volunteers of a kind in Xing'an whose personal data is still there, those with
+    children paired first (the phone page has something to show)."""
+    params: dict[str, str | int] = {"county_code": XINGAN, "kind": kind, "limit": 100}
     listed = (await registry.get("/volunteers", params=params)).raise_for_status().json()["items"]
-    return [volunteer for volunteer in listed if volunteer["phone"]][:count]
+    kept = [volunteer for volunteer in listed if volunteer["phone"]]
+    return sorted(kept, key=lambda volunteer: volunteer["id"] not in paired)[:count]
 
 
 async def _foundation(registry: httpx.AsyncClient) -> uuid.UUID:

@@ -87,7 +87,7 @@ def main() -> int:
         campaign_id = demo.campaign(urls["registry"], loader)
         created = demo.load(urls["registry"], loader)
         paired = demo.engage(urls["matching"], loader, campaign_id)
-        people = asyncio.run(demo_accounts.people(registry, urls["registry"], loader, passwords))
+        people = asyncio.run(demo_accounts.people(registry, urls["registry"], urls["matching"], loader, passwords))
         print(f"\nconsole       {console}   sign in with a demo account below")
         print(f"NATS          {nats_url}  (JetStream store: {data / 'nats'})")
         for name, url in urls.items():

@@ -35,6 +35,14 @@ FLAGS = [
 ]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every browser test in one worker of a parallel run (make test's --dist loadgroup): they share one stack."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.xdist_group("browser"))
+
+
 @dataclass
 class Stack:
     urls: dict[str, str]
