@@ -71,10 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.check:
         template = extracted()
         for language in LANGUAGES:
+            catalog = updated(language, template)  # read before the file is opened for writing, which empties it
             path = catalogue_path(language)
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("wb") as target:
-                write_po(target, updated(language, template), omit_header=True, no_location=True, sort_output=True)
+                write_po(target, catalog, omit_header=True, no_location=True, sort_output=True)
     found = problems()
     print("\n".join(found) or "both catalogues cover every message")
     return 1 if found else 0

@@ -40,6 +40,7 @@ from services.matching import runs, solver
 from services.matching.app import SPEC as MATCHING
 from services.matching.candidates import CandidateChild, Candidates, CandidateVolunteer
 from services.registry.importing import parse_children, parse_volunteers
+from tests.bench import console_pages
 from tests.helpers import ServiceProcess, county_of, to_csv
 from tests.unit import test_child_import as children_file
 from tests.unit import test_volunteer_import as volunteers_file
@@ -222,6 +223,7 @@ def main() -> None:
     tune_gc()
     import_parsing()
     stopping()
+    console_pages.measure()
     asyncio.run(run(f"sqlite+aiosqlite:///{tempfile.mkdtemp(prefix='bench-')}/bench.db", args.events))
     postgres = os.environ.get("TEST_POSTGRES_URL")
     if postgres:
