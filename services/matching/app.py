@@ -11,7 +11,7 @@ from backbone.app import create_app as create_service_app
 from backbone.clock import Clock
 from backbone.runtime import Runtime, ServiceSpec, Timer
 from backbone.settings import Settings
-from services.matching import aid, api, calendar_feeds, contacts, pairing_api, summary, volunteer_views, wishes
+from services.matching import aid, api, calendar_feeds, contacts, pairing_api, summary, volunteer_views, weekly, wishes
 from services.matching.candidates import Candidates
 from services.matching.pairings import lapse_due
 from services.matching.reconcile import reconcile
@@ -29,6 +29,7 @@ SPEC = ServiceSpec(
         wishes.router,
         aid.router,
         summary.router,
+        weekly.router,
         volunteer_views.router,
         calendar_feeds.router,
     ],
