@@ -1,5 +1,5 @@
 """The console's pages, one module per part of the programme."""
 
-from services.console.pages import auth, children, today
+from services.console.pages import auth, children, matching, today, visits
 
-ROUTERS = [auth.router, today.router, children.router]
+ROUTERS = [auth.router, today.router, children.router, visits.router, matching.router]
