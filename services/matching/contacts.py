@@ -1,5 +1,8 @@
 """Contacts with a child: by the paired volunteer, or by a child director, cadre or coordinator outside a pairing.
 
+A contact may carry the id its sender chose (a phone that kept a visit logged without signal, and sends it when the
+signal returns): sending it again, after an answer lost on the way, returns the contact recorded the first time.
+
 Each contact is an event on the bus (kind, in person or not, when, how long, campaign) and a row here; its note,
 free text that may say anything about the child, stays in that row and never leaves the service, and is cleared when
 the registry erases the child's personal data. An in-person contact moves the child's next due visit.
@@ -9,10 +12,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import Index, String, Text, Uuid, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -25,7 +29,7 @@ from backbone.deps import RuntimeDep, require, require_county
 from backbone.errors import ApiError
 from backbone.paging import Page, Paging, fetch_page
 from backbone.runtime import Runtime
-from backbone.store import Append
+from backbone.store import Append, ConcurrencyConflict
 from contracts.matching import ContactKind, ContactRecorded, Official
 from services.matching import pairings, schedule
 from services.matching.candidates import CandidateChild, CandidateVolunteer, allows, no_consent, require_campaign
@@ -48,6 +52,11 @@ class ContactRecord(ContactFacts, Views):
 class ContactIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
+    contact_id: uuid.UUID | None = Field(
+        default=None,
+        description="the sender's own id for this contact: the same id sent again records nothing more, and is "
+        "answered 200 with the contact recorded the first time (201 when new)",
+    )
     kind: ContactKind
     in_person: bool
     occurred_at: AwareDatetime
@@ -86,6 +95,7 @@ async def record_pairing_contact(
     body: ContactIn,
     runtime: RuntimeDep,
     principal: Annotated[Principal, Depends(require("coordinator", "volunteer"))],
+    response: Response,
 ) -> ContactOut:
     """A contact by the paired volunteer (or recorded for them by a coordinator) in a confirmed pairing; in person
     only with the child's consent to home visits (a call needs no more than the pairing's own consent)."""
@@ -97,6 +107,9 @@ async def record_pairing_contact(
             raise ApiError(403, "forbidden", "a volunteer records contacts in their own pairings only")
     else:
         require_county(principal, pairing.county_code)
+    sent = _Sent(body.contact_id, pairing.child_id, pairing_id, principal.sub)
+    if (first := await _sent_before(runtime, sent, response)) is not None:
+        return first  # whatever became of the pairing since: this contact is recorded already
     if pairing.status != "confirmed":
         raise ApiError(409, f"pairing_{pairing.status}", f"the pairing is {pairing.status}; contacts need it confirmed")
     if body.in_person and (child is None or not allows(child, "home_visits")):  # unknown to the view: none known
@@ -104,7 +117,7 @@ async def record_pairing_contact(
     contact = _contact(
         runtime, body, pairing.child_id, pairing.county_code, "volunteer", pairing_id, pairing.volunteer_id
     )
-    return await _record(runtime, principal, contact, body.note)
+    return await _record(runtime, sent, contact, body.note, response)
 
 
 @router.post("/children/{child_id}/contacts", status_code=201, response_model=ContactOut)
@@ -113,6 +126,7 @@ async def record_visit(
     body: VisitIn,
     runtime: RuntimeDep,
     principal: Annotated[Principal, Depends(require("coordinator"))],
+    response: Response,
 ) -> ContactOut:
     """A contact outside a pairing: the county's child director, a visiting cadre, a social worker. These are
     statutory duties (Minors Protection Law), not purposes a guardian consents to: no consent is asked."""
@@ -130,6 +144,9 @@ async def record_visit(
     if child is None:
         raise ApiError(404, "not_found", f"no child {child_id} known to matching")
     require_county(principal, child.county_code)
+    sent = _Sent(body.contact_id, child_id, None, principal.sub)
+    if (first := await _sent_before(runtime, sent, response)) is not None:
+        return first
     if not child.active:
         raise ApiError(409, "left_programme", "the child has left the programme")
     if body.volunteer_id is not None:
@@ -140,7 +157,7 @@ async def record_visit(
                 422, "visitor_mismatch", f"volunteer {body.volunteer_id} is a {visitor.kind}, not a {body.visitor}"
             )
     contact = _contact(runtime, body, child_id, child.county_code, body.visitor, None, body.volunteer_id)
-    return await _record(runtime, principal, contact, body.note)
+    return await _record(runtime, sent, contact, body.note, response)
 
 
 def _contact(
@@ -155,7 +172,7 @@ def _contact(
     if body.occurred_at > runtime.clock.now() + CLOCK_SKEW:
         raise ApiError(422, "in_future", "a contact is recorded after it happened")
     return ContactRecorded(
-        contact_id=uuid.uuid4(),
+        contact_id=body.contact_id or uuid.uuid4(),
         child_id=child_id,
         county_code=county_code,
         pairing_id=pairing_id,
@@ -169,7 +186,54 @@ def _contact(
     )
 
 
-async def _record(runtime: Runtime, principal: Principal, contact: ContactRecorded, note: str | None) -> ContactOut:
+@dataclass(frozen=True)
+class _Sent:
+    """Where a contact was sent: the sender's id for it (if any), the child, the pairing (None: none), by whom."""
+
+    contact_id: uuid.UUID | None
+    child_id: uuid.UUID
+    pairing_id: uuid.UUID | None
+    recorded_by: str
+
+
+async def _sent_before(runtime: Runtime, sent: _Sent, response: Response) -> ContactOut | None:
+    """The contact recorded under the id the sender chose, if it was sent before (then answered 200, not 201); an id
+    that names a contact of another child or pairing, or one someone else recorded, is refused."""
+    if sent.contact_id is None:
+        return None
+    async with runtime.db.read() as conn:
+        row = (await conn.execute(select(ContactRecord).where(ContactRecord.contact_id == sent.contact_id))).first()
+    if row is None:
+        return None
+    if (row.child_id, row.pairing_id, row.recorded_by) != (sent.child_id, sent.pairing_id, sent.recorded_by):
+        raise _taken()
+    response.status_code = 200
+    return ContactOut.model_validate(row._mapping)
+
+
+def _taken() -> ApiError:
+    return ApiError(409, "contact_id_taken", "another contact has this id; a new contact needs an id of its own")
+
+
+async def _record(
+    runtime: Runtime, sent: _Sent, contact: ContactRecorded, note: str | None, response: Response
+) -> ContactOut:
+    try:
+        return await _write(runtime, sent.recorded_by, contact, note)
+    except ConcurrencyConflict:
+        if sent.contact_id is None:
+            raise
+        # The same id sent twice at once (a phone retrying while its first request is still on its way): the first
+        # to commit recorded it, and this one answers with what it recorded.
+        if (first := await _sent_before(runtime, sent, response)) is not None:
+            return first
+        async with runtime.db.read() as conn:
+            if await runtime.store.version(conn, str(sent.contact_id)):
+                raise _taken() from None  # the id of something else in the event log (a child's schedule, say)
+        raise
+
+
+async def _write(runtime: Runtime, recorded_by: str, contact: ContactRecorded, note: str | None) -> ContactOut:
     async with runtime.transaction() as conn:
         # The child's row, held: an erasure arriving meanwhile waits, then clears this note with the others.
         held = select(CandidateChild.erased).where(CandidateChild.child_id == contact.child_id).with_for_update()
@@ -181,7 +245,7 @@ async def _record(runtime: Runtime, principal: Principal, contact: ContactRecord
             # stream behind a transaction younger than this one, and the timer may hold this child's schedule.
             await schedule.visited(runtime, conn, contact.child_id, contact.occurred_at)
         await runtime.append(conn, Append(str(contact.contact_id), 0, [contact]))
-        row = {**contact.model_dump(), "note": note, "recorded_by": principal.sub, "recorded_at": runtime.clock.now()}
+        row = {**contact.model_dump(), "note": note, "recorded_by": recorded_by, "recorded_at": runtime.clock.now()}
         await conn.execute(insert(ContactRecord).values(**row))
     return ContactOut.model_validate(row)
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.engine import Row
 
+from backbone.auth import Principal
 from backbone.clock import local_date
 from backbone.csvexport import csv_response, export_rows
-from backbone.deps import CoordinatorDep, RuntimeDep, require_county
+from backbone.deps import CoordinatorDep, RuntimeDep, require, require_county
+from backbone.errors import ApiError
 from backbone.paging import Page, Paging, fetch_page
 from contracts.vocabulary import CountyCode
 from services.matching.calendar_feeds import open_calendar
@@ -93,6 +95,56 @@ async def export_volunteers(runtime: RuntimeDep, principal: CoordinatorDep, coun
     return csv_response(
         (_item(row) for row in rows), list(VolunteerActivity.model_fields), f"volunteers-{county_code}.csv"
     )
+
+
+class PairedChild(BaseModel):
+    pairing_id: uuid.UUID
+    child_id: uuid.UUID
+    risk_level: str | None
+    age_band: str
+    gender: str | None
+    last_contact_at: datetime | None
+    last_in_person_at: datetime | None
+    next_due_at: datetime | None
+    overdue: bool
+
+
+@router.get("/volunteers/{volunteer_id}/children", response_model=list[PairedChild])
+async def paired_children(
+    volunteer_id: uuid.UUID,
+    runtime: RuntimeDep,
+    principal: Annotated[Principal, Depends(require("coordinator", "volunteer"))],
+) -> list[PairedChild]:
+    """The children of the volunteer's confirmed pairings, soonest visit due first: for the volunteer themselves
+    (their phone page) or a coordinator of their county. No personal data: the registry gives the volunteer what a
+    visit needs (`GET /volunteers/{id}/visit-cards` there)."""
+    async with runtime.db.read() as conn:
+        county = await conn.scalar(
+            select(CandidateVolunteer.county_code).where(CandidateVolunteer.volunteer_id == volunteer_id)
+        )
+        if principal.role == "volunteer" and principal.sub != str(volunteer_id):
+            raise ApiError(403, "forbidden", "a volunteer sees their own children only")
+        if principal.role != "volunteer":
+            if county is None:
+                raise ApiError(404, "not_found", f"no volunteer {volunteer_id} known to matching")
+            require_county(principal, county)
+        rows = await conn.execute(
+            select(*EngagementRow.__table__.columns, CandidateChild.age_band, CandidateChild.gender)
+            .join(CandidateChild, CandidateChild.child_id == EngagementRow.child_id)
+            .where(
+                EngagementRow.volunteer_id == volunteer_id,
+                EngagementRow.pairing_status == "confirmed",
+                EngagementRow.active.is_(True),
+            )
+            .order_by(EngagementRow.next_due_at.nulls_last(), EngagementRow.child_id)  # one order on every adapter
+        )
+        now = runtime.clock.now()
+        return [
+            PairedChild.model_validate(
+                {**row._mapping, "overdue": row.next_due_at is not None and row.next_due_at < now}
+            )
+            for row in rows
+        ]
 
 
 @router.get(

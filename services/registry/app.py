@@ -17,6 +17,8 @@ from services.registry.handlers import children_with_birthdays
 from services.registry.import_api import router as import_router
 from services.registry.jwks_api import router as jwks_router
 from services.registry.records import Records
+from services.registry.visit_access import PairingAccess
+from services.registry.visit_card_api import router as visit_card_router
 from services.registry.volunteer_api import router as volunteer_router
 from services.registry.volunteer_handlers import reassess_due
 
@@ -24,7 +26,8 @@ SPEC = ServiceSpec(
     name="registry",
     default_port=8001,
     views=Records.metadata,
-    routers=[import_router, router, volunteer_router, campaign_router, jwks_router, account_router],
+    routers=[import_router, router, volunteer_router, visit_card_router, campaign_router, jwks_router, account_router],
+    projections=lambda runtime: [PairingAccess()],
     timers=lambda runtime: [
         Timer("volunteer-eligibility", runtime.settings.timer_seconds, partial(reassess_due, runtime)),
         Timer("children-consent-age", runtime.settings.timer_seconds, partial(children_with_birthdays, runtime)),
