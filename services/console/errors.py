@@ -57,6 +57,20 @@ MESSAGES: dict[str, str] = {
     "unknown_campaign": N_("That campaign is not known."),
     "campaign_not_in_county": N_("That campaign does not cover the child's county."),
     "invalid_policy": N_("Higher risk means visits at least as often: high ≤ medium ≤ low days."),
+    # wishes (pages/wishes.py) and imports (pages/imports.py)
+    "wish_posted": N_("This wish is on the board: nobody has claimed it."),
+    "wish_claimed": N_("This wish has been claimed already."),
+    "wish_fulfilled": N_("This wish has been fulfilled already."),
+    "wish_acknowledged": N_("This wish has been fulfilled and thanked already."),
+    "wish_withdrawn": N_("This wish is no longer on the board."),
+    "unknown_contact": N_("That visit is not one of this child's."),
+    "import_refused": N_("The file cannot be imported:"),
+    "one_file_expected": N_("Send one CSV file."),
+    "bad_upload": N_("The upload could not be read. Send the file again."),
+    "no_file": N_("Choose a CSV file to import."),
+    "already_registered": N_("This person is registered already."),
+    "birth_date_in_future": N_("The birth date lies in the future."),
+    "not_a_minor": N_("The child is 18 or older: the programme serves children under 18."),
 }
 FALLBACK = N_("The request could not be completed.")
 

@@ -31,6 +31,14 @@ LABELS: dict[str, dict[str, str]] = {
         "needs": N_("Needs"),
         "languages": N_("Languages"),
         "flags": N_("Special family situation"),
+        "item": N_("Wish"),
+        "estimated_value_yuan": N_("Estimated value (yuan)"),
+        "campaign_id": N_("Campaign"),
+        "phone": N_("Phone"),
+        "kind": N_("Kind"),
+        "capacity": N_("Children at once"),
+        "skills": N_("Skills"),
+        "availability": N_("Availability"),
     },
     "gender": {"female": N_("Girl"), "male": N_("Boy")},
     "guardianship": {
@@ -161,6 +169,33 @@ LABELS: dict[str, dict[str, str]] = {
         "donor": N_("Donor"),
         "service": N_("Service"),
     },
+    # Wishes and campaign figures (pages/wishes.py): contracts.matching's and contracts.campaigns' vocabularies.
+    "wish_category": {
+        "study": N_("For school"),
+        "clothing": N_("Clothing"),
+        "daily_use": N_("Daily use"),
+        "toy": N_("Toy"),
+        "book": N_("Books"),
+        "sports": N_("Sports"),
+        "other": N_("Other"),
+    },
+    "wish_status": {
+        "posted": N_("On the board"),
+        "claimed": N_("Claimed"),
+        "fulfilled": N_("Fulfilled"),
+        "acknowledged": N_("Thanked"),
+        "withdrawn": N_("Withdrawn"),
+    },
+    "wish_child": {"girl": N_("Girl"), "boy": N_("Boy"), "child": N_("Child")},
+    "aid_kind": {
+        "warm_pack": N_("Warm packs"),
+        "winter_clothes": N_("Winter clothes"),
+        "health_pack": N_("Health packs"),
+        "school_supplies": N_("School supplies"),
+        "allowance": N_("Allowances"),
+        "visit_money": N_("Visit money"),
+        "other": N_("Other aid"),
+    },
 }
 
 # What a form says beside a field the API found wrong: what the field takes (the API's own words are English, and
@@ -184,6 +219,9 @@ FIELD_HINTS: dict[str, str] = {
     "high_days": N_("Days between visits for high risk: 1 to 90, no more than for medium risk."),
     "medium_days": N_("Days between visits for medium risk: 1 to 180, between the high and low risk days."),
     "low_days": N_("Days between visits for low risk: 1 to 365, no fewer than for medium risk."),
+    "item": N_("The gift in a few words (up to 40 characters), such as a school bag; nothing about the child."),
+    "estimated_value_yuan": N_("An amount in yuan from 0 to 100000, such as 80 or 79.50."),
+    "campaign_id": N_("Choose a campaign that covers the child's county, or none."),
 }
 DEFAULT_HINT = N_("Check this field.")
 

@@ -1,5 +1,14 @@
 """The console's pages, one module per part of the programme."""
 
-from services.console.pages import auth, children, figures, matching, today, visits
+from services.console.pages import auth, children, figures, imports, matching, today, visits, wishes
 
-ROUTERS = [auth.router, today.router, children.router, visits.router, matching.router, figures.router]
+ROUTERS = [
+    auth.router,
+    today.router,
+    imports.router,
+    children.router,
+    wishes.router,
+    visits.router,
+    matching.router,
+    figures.router,
+]
