@@ -34,6 +34,8 @@ MESSAGES: dict[str, str] = {
     "purpose_required": N_("State why you need this child's personal data."),
     "no_consent": N_("The guardian's consent for this is not recorded."),
     "wrong_password": N_("The current password is wrong."),
+    "not_confirmed": N_("Tick the box to confirm first."),
+    "empty_consent": N_("Choose what the consent is for."),
     # matching: runs, pairings, contacts, visit policies
     "county_busy": N_("The county's children or volunteers kept changing during the run. Run it again."),
     "county_too_large": N_("The county is too large for one run."),
