@@ -201,7 +201,7 @@ class ServiceProcess:
             del self.env["JWKS_FILE"]
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 30.0) -> ServiceProcess:
+    def start(self, timeout: float = 90.0) -> ServiceProcess:  # a bound only: a loaded machine starts slowly
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", f"services.{self.name}", "serve"], env=self.env, stdout=log, stderr=log

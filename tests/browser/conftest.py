@@ -35,6 +35,7 @@ FLAGS = [
 ]
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups off the marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every browser test in one worker of a parallel run (make test's --dist loadgroup): they share one stack."""
     here = Path(__file__).parent

@@ -14,6 +14,16 @@ from backbone.natsserver import NatsServer
 from tests.helpers import ServiceProcess
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups off the marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests that run the services as processes take one worker of a parallel run (make test's --dist
+    loadgroup): side by side they would start a dozen services at once on a small machine."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.xdist_group("processes"))
+
+
 @dataclass
 class System:
     nats: NatsServer
