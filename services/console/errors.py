@@ -73,6 +73,11 @@ MESSAGES: dict[str, str] = {
     "already_registered": N_("This person is registered already."),
     "birth_date_in_future": N_("The birth date lies in the future."),
     "not_a_minor": N_("The child is 18 or older: the programme serves children under 18."),
+    # volunteers (pages/volunteers.py); done_in_future is the console's word for the registry's in_future there
+    "expiry_required": N_("A pass or a training counts only until it expires: give its expiry date."),
+    "expires_before_done": N_("The expiry date must come after the date it was done."),
+    "done_in_future": N_("It cannot be recorded before it happened: the date is in the future."),
+    "erased": N_("This volunteer's personal data was erased; they take no more children."),
 }
 FALLBACK = N_("The request could not be completed.")
 

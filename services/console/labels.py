@@ -222,6 +222,17 @@ LABELS: dict[str, dict[str, str]] = {
         "visit_money": N_("Visit money"),
         "other": N_("Other aid"),
     },
+    # Volunteers (pages/volunteers.py): a vetting step's result, and why a volunteer may not be paired (the
+    # registry's reasons, read by pages.volunteers.reason_of; %(step)s is the step's label, %(date)s its expiry).
+    "screening_result": {"passed": N_("Passed"), "failed": N_("Failed")},
+    "volunteer_reason": {
+        "not_done": N_("%(step)s: not done"),
+        "failed": N_("%(step)s: failed"),
+        "expired": N_("%(step)s: expired on %(date)s"),
+        "no_expiry": N_("%(step)s: passed without an expiry date"),
+        "no_current_training": N_("No current training"),
+        "erased": N_("Personal data erased"),
+    },
 }
 
 # What a form says beside a field the API found wrong: what the field takes (the API's own words are English, and
@@ -248,6 +259,16 @@ FIELD_HINTS: dict[str, str] = {
     "item": N_("The gift in a few words (up to 40 characters), such as a school bag; nothing about the child."),
     "estimated_value_yuan": N_("An amount in yuan from 0 to 100000, such as 80 or 79.50."),
     "campaign_id": N_("Choose a campaign that covers the child's county, or none."),
+    # volunteers (pages/volunteers.py)
+    "phone": N_("A mobile number of 11 digits, or a landline with its area code."),
+    "capacity": N_("A whole number of children from 1 to 20."),
+    "availability": N_("When they can visit, in up to 200 characters."),
+    "checked_at": N_("The date of the check, not in the future."),
+    "completed_at": N_("The date the course was completed, not in the future."),
+    "expires_at": N_("The date until which it counts, after the date it was done; a pass needs one."),
+    "course": N_("The course's name, up to 100 characters."),
+    "served_on": N_("The day of the service, not in the future."),
+    "hours": N_("Hours on that day: more than 0, at most 24, such as 2 or 1.5."),
 }
 DEFAULT_HINT = N_("Check this field.")
 

@@ -1,12 +1,24 @@
 """The console's pages, one module per part of the programme."""
 
-from services.console.pages import auth, children, figures, imports, matching, today, visits, volunteer, wishes
+from services.console.pages import (
+    auth,
+    children,
+    figures,
+    imports,
+    matching,
+    today,
+    visits,
+    volunteer,
+    volunteers,
+    wishes,
+)
 
 ROUTERS = [
     auth.router,
     today.router,
     imports.router,
     children.router,
+    volunteers.router,
     wishes.router,
     volunteer.router,
     visits.router,
