@@ -78,6 +78,29 @@ MESSAGES: dict[str, str] = {
     "expires_before_done": N_("The expiry date must come after the date it was done."),
     "done_in_future": N_("It cannot be recorded before it happened: the date is in the future."),
     "erased": N_("This volunteer's personal data was erased; they take no more children."),
+    # campaign aid (pages/aid.py): matching's refusals, and the console's own before it asks
+    "already_received": N_("A child ticked has had this kind of aid under this campaign already: nothing was given."),
+    "unknown_donor": N_("That donor is not registered."),
+    "no_children_chosen": N_("Tick at least one child."),
+    "too_many_children": N_("Too many children at once: hand out to at most 100 at a time."),
+    "aid_campaign_not_here": N_("That campaign does not cover this county: choose one of the list."),
+    # accounts (pages/admin.py): the registry's refusals
+    "invalid_login": N_("A login is a mobile number, or for an admin or service a name of 3 to 32 letters or digits."),
+    "mobile_login_required": N_("This role signs in with a mobile number."),
+    "login_taken": N_("An account with this login exists already."),
+    "counties_required": N_("A coordinator acts in at least one county: give its county codes."),
+    "counties_not_allowed": N_("Only a coordinator is given counties; a volunteer has their own."),
+    "person_required": N_("A volunteer's or donor's account is linked to their registration: give its id."),
+    "person_not_allowed": N_("Only a volunteer's or donor's account is linked to a registered person."),
+    "person_not_found": N_("No volunteer or donor is registered with that id."),
+    "person_has_account": N_("This volunteer or donor has an account already."),
+    "person_erased": N_("This person's personal data was erased."),
+    "service_role_fixed": N_("A service account stays a service account, and no other account becomes one."),
+    "already_active": N_("The account is active already: give its owner a password reset link instead."),
+    "not_active": N_("Only an active account is given a reset link; send an invited one a new invitation."),
+    "service_account": N_("A service account has a client secret, not a password."),
+    "not_a_service": N_("Only a service account has a client secret."),
+    "account_erased": N_("This account's person was erased: it cannot be changed or opened again."),
 }
 FALLBACK = N_("The request could not be completed.")
 

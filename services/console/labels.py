@@ -39,6 +39,13 @@ LABELS: dict[str, dict[str, str]] = {
         "capacity": N_("Children at once"),
         "skills": N_("Skills"),
         "availability": N_("Availability"),
+        # accounts and campaigns (pages/admin.py)
+        "login": N_("Login"),
+        "role": N_("Role"),
+        "counties": N_("County codes"),
+        "person_id": N_("Registered person (id)"),
+        "starts_on": N_("Starts on"),
+        "ends_on": N_("Ends on"),
     },
     "gender": {"female": N_("Girl"), "male": N_("Boy")},
     "guardianship": {
@@ -233,6 +240,8 @@ LABELS: dict[str, dict[str, str]] = {
         "no_current_training": N_("No current training"),
         "erased": N_("Personal data erased"),
     },
+    # Accounts (pages/admin.py).
+    "account_state": {"invited": N_("Invited"), "active": N_("Active"), "disabled": N_("Disabled")},
 }
 
 # What a form says beside a field the API found wrong: what the field takes (the API's own words are English, and
@@ -269,6 +278,16 @@ FIELD_HINTS: dict[str, str] = {
     "course": N_("The course's name, up to 100 characters."),
     "served_on": N_("The day of the service, not in the future."),
     "hours": N_("Hours on that day: more than 0, at most 24, such as 2 or 1.5."),
+    # accounts and campaigns (pages/admin.py), campaign aid (pages/aid.py)
+    "login": N_("A mobile number of 11 digits; an admin's or a service's may be a name of 3 to 32 letters or digits."),
+    "role": N_("Choose the account's role."),
+    "counties": N_("Six-digit county codes of Guangxi separated by spaces, such as 450325 450721."),
+    "person_id": N_("The id of the volunteer's or donor's registration, for those roles only; else leave it empty."),
+    "starts_on": N_("The first day of the campaign, such as 2024-01-10."),
+    "ends_on": N_("The last day of the campaign, on or after its first day."),
+    "goals": N_("Whole numbers from 1 up, or leave a goal empty."),
+    "quantity": N_("A whole number of items per child, from 1 to 1000."),
+    "value_yuan": N_("The value per child in yuan, from 0 to 100000, such as 80 or 79.50."),
 }
 DEFAULT_HINT = N_("Check this field.")
 

@@ -1,6 +1,8 @@
 """The console's pages, one module per part of the programme."""
 
 from services.console.pages import (
+    admin,
+    aid,
     auth,
     children,
     figures,
@@ -24,4 +26,6 @@ ROUTERS = [
     visits.router,
     matching.router,
     figures.router,
+    aid.router,
+    admin.router,
 ]
