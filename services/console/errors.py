@@ -36,6 +36,11 @@ MESSAGES: dict[str, str] = {
     "wrong_password": N_("The current password is wrong."),
     "not_confirmed": N_("Tick the box to confirm first."),
     "empty_consent": N_("Choose what the consent is for."),
+    "passwords_differ": N_("The two passwords differ. Type the same one twice."),
+    "invalid_link": N_("This link is not valid: it was used already, has expired, or was replaced by a newer one."),
+    "password_too_short": N_("The password is too short: at least 10 characters."),
+    "password_common": N_("This password is a common one. Choose another."),
+    "password_weak": N_("This password is easy to guess: make it longer, or use unrelated words."),
     # matching: runs, pairings, contacts, visit policies
     "county_busy": N_("The county's children or volunteers kept changing during the run. Run it again."),
     "county_too_large": N_("The county is too large for one run."),

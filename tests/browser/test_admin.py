@@ -1,16 +1,19 @@
 """Administration in Chromium: the admin creates a coordinator's account and sees its invitation link once, finds it
 invited in the list and changes its counties; creates a campaign (a wrong one refused beside its field); reads the
-counties; and a coordinator is refused every admin page."""
+counties; and a coordinator is refused every admin page. The invited person opens the link, chooses a password and
+signs in."""
 
 from __future__ import annotations
 
 import re
 
 import pytest
+from playwright.sync_api import Browser, expect
 
+from services.console.errors import MESSAGES
 from services.console.i18n import Catalogues
 from services.console.labels import FIELD_HINTS, LABELS
-from tests.browser.conftest import Stack, Visit, sign_in
+from tests.browser.conftest import Stack, Visit, open_tab, sign_in
 from tests.browser.test_console_basics import violations
 
 pytestmark = pytest.mark.browser
@@ -19,7 +22,9 @@ NEW_LOGIN = "13912340325"  # no demo account has it
 CAMPAIGN = "测试 秋季助学"
 
 
-def test_the_admin_creates_an_account_and_hands_over_its_invitation_once(tab: Visit, stack: Stack) -> None:
+def test_the_admin_creates_an_account_and_hands_over_its_invitation_once(
+    tab: Visit, stack: Stack, browser: Browser
+) -> None:
     sign_in(tab, *stack.login_of("admin"))
     tab.page.goto("/today?county=450325")
     admin_link = tab.page.locator("header nav a[href='/admin/accounts']")
@@ -78,6 +83,31 @@ def test_the_admin_creates_an_account_and_hands_over_its_invitation_once(tab: Vi
     assert again != link
     assert NEW_LOGIN in tab.page.locator("h1").inner_text()
     assert violations(tab) == []
+
+    # Its owner opens the link, chooses a password, and signs in with it.
+    owner = open_tab(browser, stack, viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    try:
+        owner.page.goto(again)
+        assert owner.page.url.endswith("/accept-invitation")  # the code went into the form, out of the address
+        assert owner.page.input_value("#token") == again.split("#", 1)[1]
+        assert violations(owner) == []
+        owner.screenshot("accept-invitation")
+        owner.page.fill("#password", "password123")
+        owner.page.fill("#repeat", "password123")
+        owner.page.click("main form button[type=submit]")
+        assert owner.page.locator("[role=alert]").inner_text() in {
+            CHINESE(MESSAGES[code]) for code in ("password_common", "password_weak")
+        }
+        owner.page.fill("#token", again.split("#", 1)[1])
+        owner.page.fill("#password", "稻田 晚霞 竹篮 山歌")
+        owner.page.fill("#repeat", "稻田 晚霞 竹篮 山歌")
+        owner.page.click("main form button[type=submit]")
+        expect(owner.page.locator("[role=status]")).to_be_visible()
+        sign_in(owner, NEW_LOGIN, "稻田 晚霞 竹篮 山歌")
+        owner.page.wait_for_url(re.compile(r"/today$"))
+        assert owner.foreign(stack.console) == []
+    finally:
+        owner.page.context.close()
 
 
 def test_the_admin_creates_a_campaign_and_reads_the_counties(tab: Visit, stack: Stack) -> None:

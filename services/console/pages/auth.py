@@ -82,6 +82,60 @@ async def sign_out(request: Request) -> Response:
     return RedirectResponse("/sign-in", status_code=303)
 
 
+# The registry's invitation and reset links end in `#<token>`: a browser never sends what follows `#`, so the token
+# stays out of every server's log; static/link.js puts it in the form (or the reader pastes it).
+LINKS = {
+    "/accept-invitation": ("/auth/invitations/accept", "invitation"),
+    "/reset-password": ("/auth/password-resets/complete", "reset"),
+}
+
+
+@router.get("/accept-invitation", response_class=HTMLResponse)
+@router.get("/reset-password", response_class=HTMLResponse)
+async def link_page(request: Request) -> Response:
+    kind = LINKS[request.url.path][1]
+    return request.app.state.pages.render(request, "link.html", kind=kind, error=None, done=False)  # type: ignore[no-any-return]
+
+
+@router.post("/accept-invitation", response_class=HTMLResponse)
+@router.post("/reset-password", response_class=HTMLResponse)
+async def use_link(request: Request) -> Response:
+    """Choose a password with an invitation or reset link; the registry checks the link and the password."""
+    sent = await form(request)
+    api_path, kind = LINKS[request.url.path]
+    token, password = str(sent.get("token", "")).strip(), str(sent.get("password", ""))
+    pages = request.app.state.pages
+    if password != str(sent.get("repeat", "")):
+        return pages.render(request, "link.html", status=422, kind=kind, error="passwords_differ", done=False)  # type: ignore[no-any-return]
+    try:
+        await _upstream(request).call("POST", "registry", api_path, json={"token": token, "password": password})
+    except ApiFailure as failure:
+        if failure.status >= 500:
+            raise
+        return pages.render(request, "link.html", status=failure.status, kind=kind, error=failure.code, done=False)  # type: ignore[no-any-return]
+    return pages.render(request, "link.html", kind=kind, error=None, done=True)  # type: ignore[no-any-return]
+
+
+@router.get("/forgot-password", response_class=HTMLResponse)
+async def forgot_page(request: Request) -> Response:
+    return request.app.state.pages.render(request, "forgot.html", asked=False)  # type: ignore[no-any-return]
+
+
+@router.post("/forgot-password", response_class=HTMLResponse)
+async def forgot(request: Request) -> Response:
+    """Ask for a reset: the registry tells the account's admin or coordinator, who hands a link over; the answer is
+    the same whether the login exists or not."""
+    sent = await form(request)
+    login = str(sent.get("login", "")).strip()[:64]
+    if login:
+        client = {"X-Forwarded-For": request.client.host} if request.client else {}
+        with contextlib.suppress(ApiFailure):
+            await _upstream(request).call(
+                "POST", "registry", "/auth/password-resets", json={"login": login}, headers=client
+            )
+    return request.app.state.pages.render(request, "forgot.html", asked=True)  # type: ignore[no-any-return]
+
+
 @router.get("/language")
 async def switch_language(
     to: Annotated[str, Query(max_length=8)], next: Annotated[str | None, Query(max_length=2000)] = None
