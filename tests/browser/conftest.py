@@ -63,7 +63,7 @@ class Stack:
     accounts_lines: dict[str, str] = field(default_factory=dict)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     data = tmp_path_factory.mktemp("make-run")
     ports = {name: free_port() for name in ("registry", "matching", "notifications", "console")}
@@ -77,7 +77,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         interrupt(runner)
 
 
-@pytest.fixture(scope="session")
+# Package-scoped, not session-scoped: Playwright's sync API runs an event loop in the thread for as long as it is
+# open, and the asyncio tests that follow in the same process could not run their own.
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     if not shutil.which(CHROMIUM):
         message = f"no Chromium at {CHROMIUM}: install Debian's package (apt-get install chromium)"
@@ -88,7 +90,7 @@ def playwright() -> Iterator[Playwright]:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
     yield chromium
