@@ -1,8 +1,8 @@
 # The project's commands. `make run` and `make test` are all a fresh machine needs.
 VENV   ?= .venv
-# Tests wait far more than they compute (processes starting, timers, two databases): several run at once. Each
-# browser test file shares one stack, so all of them run in one worker (--dist loadgroup, tests/browser/conftest.py).
-TEST_WORKERS ?= 4
+# TEST_WORKERS=4 runs the tests in 4 processes (pytest-xdist; the process-based tests share one worker, the browser
+# tests another). On a 2-core machine with one PostgreSQL server that is not faster yet (see README, Development).
+TEST_WORKERS ?= 0
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
