@@ -138,10 +138,10 @@ async def test_children_registered_while_nodes_die_reach_matching_and_a_lost_quo
         last = next(node for node in running(cluster) if node is not first)
         last.kill()
         await wait_until(
-            lambda: _names(http, registry, "stream REGISTRY"), within=30, what="registry not ready, naming REGISTRY"
+            lambda: _names(http, registry, "stream REGISTRY"), within=60, what="registry not ready, naming REGISTRY"
         )
         await wait_until(
-            lambda: _names(http, matching, "stream MATCHING"), within=30, what="matching not ready, naming MATCHING"
+            lambda: _names(http, matching, "stream MATCHING"), within=60, what="matching not ready, naming MATCHING"
         )
         await children.register(5)
         await wait_until(
