@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from backbone.database import retryable
-from backbone.store import ConcurrencyConflict
+from backbone.store import ConcurrencyConflict, OutOfOrder
 
 log = structlog.get_logger("http")
 
@@ -65,6 +65,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ConcurrencyConflict)
     async def _conflict(_: Request, error: ConcurrencyConflict) -> JSONResponse:
+        if isinstance(error, OutOfOrder):  # nothing the client read has changed: the same request may simply retry
+            return _busy()
         # The version the server holds, not the one expected: that came from the client's If-Match, any number.
         details = {"stream_id": error.stream_id, "current_version": error.actual}
         return error_response(409, "conflict", "someone changed this record meanwhile; reload and retry", details)
@@ -79,7 +81,7 @@ def install(app: FastAPI) -> None:
     async def _contended(request: Request, error: DBAPIError) -> JSONResponse:
         if retryable(error):  # a deadlock with another transaction: nothing was written, the client may retry
             log.info("http.contended", error=type(error.orig).__name__)
-            return error_response(409, "busy", "others changed the same records at the same moment; retry")
+            return _busy()
         return await _unexpected(request, error)
 
     @app.exception_handler(ClientDisconnect)
@@ -138,3 +140,7 @@ def _quotes(message: str, value: Any) -> bool:
         return any(_quotes(message, item) for item in value)
     text = str(value) if isinstance(value, str | int | float) and not isinstance(value, bool) else ""
     return len(text) >= (3 if text.isascii() else 1) and text in message
+
+
+def _busy() -> JSONResponse:
+    return error_response(409, "busy", "others changed the same records at the same moment; retry")

@@ -87,6 +87,15 @@ class ConcurrencyConflict(Exception):
         super().__init__(f"stream {stream_id}: expected version {expected}, found {found}")
 
 
+class OutOfOrder(ConcurrencyConflict):
+    """The stream's last event was written by a transaction that began after this one (on PostgreSQL the relay
+    publishes in transaction order): nothing the caller decided was wrong, and running the transaction again fixes
+    it."""
+
+    def __init__(self, stream_id: str, expected: int) -> None:
+        super().__init__(stream_id, expected)
+
+
 @dataclass(frozen=True)
 class Append:
     """New events for one stream, to be written only if the stream is still at `expected_version`.
@@ -147,7 +156,7 @@ class EventStore:
                 if last_tx_id > current_tx_id:
                     # This transaction began writing before the one that wrote the stream's last event; the relay
                     # orders by transaction, so it would publish our later version first. Retrying fixes it.
-                    raise ConcurrencyConflict(append.stream_id, append.expected_version)
+                    raise OutOfOrder(append.stream_id, append.expected_version)
         causes = context.current()
         now = self.clock.now()
         rows: list[dict[str, Any]] = [

@@ -29,7 +29,7 @@ from backbone.deps import RuntimeDep, require, require_county
 from backbone.errors import ApiError
 from backbone.paging import Page, Paging, fetch_page
 from backbone.runtime import Runtime
-from backbone.store import Append, ConcurrencyConflict
+from backbone.store import Append, ConcurrencyConflict, OutOfOrder
 from contracts.matching import ContactKind, ContactRecorded, Official
 from services.matching import pairings, schedule
 from services.matching.candidates import CandidateChild, CandidateVolunteer, allows, no_consent, require_campaign
@@ -37,6 +37,7 @@ from services.matching.views import ContactFacts, Views
 
 router = APIRouter(tags=["contacts"])
 CLOCK_SKEW = timedelta(minutes=5)  # a phone's clock a little ahead is not a contact in the future
+ORDER_ATTEMPTS = 3  # a contact written again when the timer wrote the same schedule in a younger transaction
 
 
 class ContactRecord(ContactFacts, Views):
@@ -219,7 +220,7 @@ async def _record(
     runtime: Runtime, sent: _Sent, contact: ContactRecorded, note: str | None, response: Response
 ) -> ContactOut:
     try:
-        return await _write(runtime, sent.recorded_by, contact, note)
+        return await _write_in_order(runtime, sent.recorded_by, contact, note)
     except ConcurrencyConflict:
         if sent.contact_id is None:
             raise
@@ -231,6 +232,17 @@ async def _record(
             if await runtime.store.version(conn, str(sent.contact_id)):
                 raise _taken() from None  # the id of something else in the event log (a child's schedule, say)
         raise
+
+
+async def _write_in_order(runtime: Runtime, recorded_by: str, contact: ContactRecorded, note: str | None) -> ContactOut:
+    """The contact written, again if the visit timer moved the child's schedule on in a transaction younger than
+    ours (its lock made us wait): a race of the server's own, not a change the sender has to look at."""
+    for _ in range(ORDER_ATTEMPTS - 1):
+        try:
+            return await _write(runtime, recorded_by, contact, note)
+        except OutOfOrder:
+            continue
+    return await _write(runtime, recorded_by, contact, note)
 
 
 async def _write(runtime: Runtime, recorded_by: str, contact: ContactRecorded, note: str | None) -> ContactOut:

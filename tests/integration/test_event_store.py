@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import insert
 
 from backbone.database import Database
-from backbone.store import Append, ConcurrencyConflict, EventRecord, EventStore, Plumbing
+from backbone.store import Append, ConcurrencyConflict, EventRecord, EventStore, OutOfOrder, Plumbing
 from contracts.registry import ChildRegistered
 
 
@@ -159,7 +159,7 @@ async def test_postgres_refuses_an_append_from_a_transaction_older_than_the_stre
             await store.append(older, Append(str(elsewhere), 0, [registered(elsewhere)]))  # takes its id now
             async with db.begin() as conn:
                 await store.append(conn, Append(str(child), 0, [registered(child)]))  # a younger one writes v1
-            with pytest.raises(ConcurrencyConflict):
+            with pytest.raises(OutOfOrder):
                 await store.append(older, Append(str(child), 1, [registered(child)]))
             await transaction.rollback()
         async with db.begin() as conn:  # a fresh attempt succeeds
