@@ -88,10 +88,11 @@ class ProjectionConsumer:
         warn_after_waits: int = 600,
         fetch_timeout: float = 1.0,
         ack_wait: float = 30.0,
+        notice_every: float = 30.0,
     ) -> None:
         self.db, self.js, self.projection = db, js, projection
         self.batch_size, self.max_deliveries, self.warn_after_waits = batch_size, max_deliveries, warn_after_waits
-        self.fetch_timeout, self.ack_wait = fetch_timeout, ack_wait
+        self.fetch_timeout, self.ack_wait, self.notice_every = fetch_timeout, ack_wait, notice_every
         self._lag_checked = self._replay_reported = 0.0
         self._stopping = asyncio.Event()
         self._waiting: asyncio.Future[list[Msg]] | None = None  # a fetch waiting for messages, if any
@@ -167,7 +168,7 @@ class ProjectionConsumer:
         current = await self.state()
         PROJECTION_REPLAYING.labels(self.projection.name).set(int(current.replaying))
         if current.replaying:  # a rebuild is replaying the stream; it hands over when done
-            if time.monotonic() - self._replay_reported > 30:
+            if time.monotonic() - self._replay_reported > self.notice_every:
                 self._replay_reported = time.monotonic()
                 log.warning("consumer.waiting_for_rebuild", projection=self.projection.name)
             await self._sleep(self.fetch_timeout)
@@ -176,7 +177,7 @@ class ProjectionConsumer:
         try:
             subscription = await self.subscribe(generation)
         except SubjectsChanged as changed:
-            if time.monotonic() - self._replay_reported > 30:
+            if time.monotonic() - self._replay_reported > self.notice_every:
                 self._replay_reported = time.monotonic()
                 log.error("consumer.subjects_changed", projection=self.projection.name, problem=str(changed))
             await self._sleep(self.fetch_timeout)

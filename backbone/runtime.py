@@ -154,6 +154,7 @@ class Runtime:
             batch_size=self.settings.consumer_batch_size,
             max_deliveries=self.settings.consumer_max_deliveries,
             ack_wait=self.settings.consumer_ack_wait_seconds,
+            notice_every=self.settings.consumer_notice_seconds,
         )
 
     @contextlib.asynccontextmanager

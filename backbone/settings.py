@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     consumer_batch_size: int = Field(default=500, ge=1, le=10_000)
     consumer_max_deliveries: int = Field(default=5, ge=1)
     consumer_ack_wait_seconds: float = Field(default=30.0, gt=0, description="redelivery after a crashed replica")
+    consumer_notice_seconds: float = Field(
+        default=30.0, gt=0, description="how often a consumer held by a rebuild (or a changed stream) says so"
+    )
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_upload_bytes: int = Field(default=16_777_216, ge=1024, description="bulk imports (…/import)")
     timer_seconds: float = Field(default=60.0, gt=0, description="how often clock-driven work looks again")

@@ -19,7 +19,7 @@ from services.matching.app import SPEC as MATCHING
 from services.matching.candidates import CandidateChild, Candidates
 from tests.helpers import ServiceProcess, child_event, publish, rebuild_cli, rows, wait_until
 
-EVENTS = 12_000
+EVENTS = 6_000
 
 
 async def test_killed_mid_batch_then_restarted_equals_a_clean_rebuild(

@@ -39,7 +39,12 @@ PROJECTION = "matching-candidates"
 @pytest.fixture
 def matching(nats_server: NatsServer, database_url: str, tmp_path: Path) -> Iterator[ServiceProcess]:
     service = ServiceProcess(
-        "matching", nats_url=nats_server.url, database_url=database_url, data_dir=tmp_path, TIMER_SECONDS="0.5"
+        "matching",
+        nats_url=nats_server.url,
+        database_url=database_url,
+        data_dir=tmp_path,
+        TIMER_SECONDS="0.5",
+        CONSUMER_NOTICE_SECONDS="2",
     )
     try:
         yield service.start()
@@ -101,8 +106,8 @@ async def test_an_interrupted_rebuild_holds_the_live_consumer_and_runs_until_it_
         async def still_waiting() -> bool:
             return len(logged(matching, "consumer.waiting_for_rebuild")) >= 2 and await replaying_gauge(http) == 1
 
-        # The consumer says so when it starts waiting and every 30 s after: at the second time, it has looked at the
-        # state again and again since the late child was published, and still waits.
+        # The consumer says so when it starts waiting and every 2 s after (CONSUMER_NOTICE_SECONDS): at the second
+        # time, it has looked at the state again and again since the late child was published, and still waits.
         await wait_until(still_waiting, within=60, what="the live consumer to say twice that it waits for the rebuild")
         assert {line["projection"] for line in logged(matching, "consumer.waiting_for_rebuild")} == {PROJECTION}
         assert await children_in_view(http) == half  # neither the late child nor any other: the view is the replay's

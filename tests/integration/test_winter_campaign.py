@@ -31,7 +31,7 @@ from tests.helpers import RegistryEvents, auth, campaign, read_stream, rebuild_c
 XINGAN, GUANYANG = "450325", "450327"  # two counties of Guilin (4503)
 COUNTIES = {XINGAN: ("兴安县", "Xing'an Xian"), GUANYANG: ("灌阳县", "Guanyang Xian")}
 COORDINATOR = auth("coordinator", list(COUNTIES))
-CHILDREN, VOLUNTEERS, CADRES, WEEKS = 120, 45, 3, 5  # per county
+CHILDREN, VOLUNTEERS, CADRES, WEEKS = 60, 24, 3, 5  # per county
 CATEGORIES = ["left_behind"] * 5 + ["de_facto_unsupported"] * 2 + ["orphan", "in_difficulty"]
 KINDS = ["caring_parent"] * 5 + ["social_worker", "child_director"]
 INTERVAL = {"high": 7, "medium": 14, "low": 30}  # days, the default visit policy
