@@ -1,8 +1,8 @@
 # The project's commands. `make run` and `make test` are all a fresh machine needs.
 VENV   ?= .venv
-# TEST_WORKERS=4 runs the tests in 4 processes (pytest-xdist; the process-based tests share one worker, the browser
-# tests another). On a 2-core machine with one PostgreSQL server that is not faster yet (see README, Development).
-TEST_WORKERS ?= 0
+# The suite runs in 3 processes (pytest-xdist; the process-based tests share one worker, the browser tests another);
+# TEST_WORKERS=0 runs it in one.
+TEST_WORKERS ?= 3
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 

@@ -63,7 +63,7 @@ class Stack:
     accounts_lines: dict[str, str] = field(default_factory=dict)
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="session")  # processes of its own: a worker that runs other tests in between keeps it
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     data = tmp_path_factory.mktemp("make-run")
     ports = {name: free_port() for name in ("registry", "matching", "notifications", "console")}
