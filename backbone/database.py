@@ -40,7 +40,9 @@ class Database:
                 hide_parameters=True,
                 connect_args={"server_settings": settings},
             )
-            self.reader = self.engine
+            # A read sees one snapshot from its first query to its last: a page and its total (two queries) agree
+            # while a projection commits between them. Read-only, such a transaction never fails to serialize.
+            self.reader = self.engine.execution_options(isolation_level="REPEATABLE READ")
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
@@ -74,7 +76,7 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-        if self.reader is not self.engine:
+        if self.is_sqlite:  # on PostgreSQL the reader shares the engine's pool
             await self.reader.dispose()
 
 
