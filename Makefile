@@ -34,8 +34,9 @@ contracts: $(STAMP)  ## regenerate contracts/schemas and contracts/asyncapi.json
 messages: $(STAMP)  ## find the console's strings and update both catalogues (services/console/locale)
 	$(PY) -m deploy.messages
 
-bench: $(STAMP)  ## speed measurements (never part of `make test`)
-	$(PY) -m tests.bench
+bench: $(STAMP)  ## speed measurements, one table, bench/results.{json,md} (never part of `make test`); BENCH_ARGS=--quick
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(PY) -m tests.bench $(BENCH_ARGS)
 
 clean:
 	rm -rf var

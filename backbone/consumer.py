@@ -11,10 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-import nats.errors
 import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -42,6 +41,8 @@ from contracts import CloudEvent, MalformedMessage, decode
 log = structlog.get_logger("consumer")
 UNAVAILABLE = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
 UNBOUNDED = -1
+# Once an event has come, how long a fetch goes on gathering the ones right behind it into the same batch.
+GATHER_SECONDS = 0.005
 
 
 class Unavailable(Exception):
@@ -89,8 +90,10 @@ class ProjectionConsumer:
         fetch_timeout: float = 1.0,
         ack_wait: float = 30.0,
         notice_every: float = 30.0,
+        committed: Callable[[], object] | None = None,
     ) -> None:
         self.db, self.js, self.projection = db, js, projection
+        self.committed = committed  # told after each batch that changed something commits (e.g. to wake the relay)
         self.batch_size, self.max_deliveries, self.warn_after_waits = batch_size, max_deliveries, warn_after_waits
         self.fetch_timeout, self.ack_wait, self.notice_every = fetch_timeout, ack_wait, notice_every
         self._lag_checked = self._replay_reported = 0.0
@@ -188,14 +191,14 @@ class ProjectionConsumer:
                     await self.js.delete_consumer(self.projection.stream, durable_name(self.projection, generation))
                 return
             while not self._stopping.is_set():
-                self._waiting = asyncio.ensure_future(subscription.fetch(self.batch_size, timeout=self.fetch_timeout))
+                self._waiting = asyncio.ensure_future(self._next_batch(subscription))
                 try:
                     msgs = await self._waiting
                 except asyncio.CancelledError:
                     if self._stopping.is_set() and not _cancelling():
                         return  # called off by stop(); anything it had received is redelivered after ack_wait
                     raise
-                except nats.errors.TimeoutError:
+                except TimeoutError:
                     if (await self.state()).generation != generation:
                         return
                     await self._report_lag(subscription, force=True)
@@ -209,6 +212,17 @@ class ProjectionConsumer:
                 await self._report_lag(subscription)
         finally:
             await subscription.unsubscribe()
+
+    async def _next_batch(self, subscription: JetStreamContext.PullSubscription) -> list[Msg]:
+        """Wait up to `fetch_timeout` for the next event, then take what is right behind it, up to a batch: a batch
+        goes as soon as it has what is there (a fetch of a whole batch would linger until it is full)."""
+        first = await subscription.fetch(1, timeout=self.fetch_timeout)
+        if self.batch_size == 1:
+            return first
+        try:
+            return first + await subscription.fetch(self.batch_size - 1, timeout=GATHER_SECONDS)
+        except TimeoutError:
+            return first
 
     async def handle(self, msgs: Sequence[Msg], generation: int) -> None:
         """Apply a fetched batch, then ack what is done, hold back what waits, retry or dead-letter failures."""
@@ -289,6 +303,8 @@ class ProjectionConsumer:
         finally:
             context.clear()
         EVENTS_CONSUMED.labels(name).inc(len(fresh))
+        if fresh and self.committed is not None:
+            self.committed()
         return outcome
 
     async def _wait_for_predecessor(self, msg: Msg, generation: int) -> None:

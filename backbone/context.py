@@ -61,15 +61,20 @@ def fresh() -> Causes:
 
 
 def received(correlation_id: str | None, causation_id: str | None, traceparent: str | None) -> Causes:
-    """Bind the causes that came from outside (a request's headers, a delivered event), each kept only if it has a
-    safe shape; a new correlation id or trace replaces whatever does not. Return them."""
-    causes = Causes(
+    """Bind the causes that came from outside (a request's headers, a delivered event); return them."""
+    causes = of(correlation_id, causation_id, traceparent)
+    bind(causes)
+    return causes
+
+
+def of(correlation_id: str | None, causation_id: str | None, traceparent: str | None) -> Causes:
+    """Causes from outside, each kept only if it has a safe shape; a new correlation id or trace replaces whatever
+    does not."""
+    return Causes(
         safe_id(correlation_id) or str(uuid.uuid4()),
         safe_id(causation_id),
         safe_traceparent(traceparent) or new_traceparent(),
     )
-    bind(causes)
-    return causes
 
 
 def caused_by(correlation_ids: set[str], event_id: str | None, traceparent: str | None) -> Causes:

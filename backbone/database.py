@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -26,6 +28,7 @@ class Database:
             if self.url.database and self.url.database != ":memory:":
                 Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
             self.engine = _sqlite_engine(url, immediate=True, echo=echo)
+            self._writing: contextlib.AbstractAsyncContextManager[object] = asyncio.Lock()
             # Readers never take the write lock: in WAL mode they see the last commit and never wait.
             self.reader = _sqlite_engine(url, immediate=False, echo=echo)
         else:
@@ -43,11 +46,15 @@ class Database:
             # A read sees one snapshot from its first query to its last: a page and its total (two queries) agree
             # while a projection commits between them. Read-only, such a transaction never fails to serialize.
             self.reader = self.engine.execution_options(isolation_level="REPEATABLE READ")
+            self._writing = contextlib.nullcontext()
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction: committed when the block ends, rolled back if it raises."""
-        async with self.engine.begin() as conn:
+        """A write transaction: committed when the block ends, rolled back if it raises.
+
+        On SQLite, where one writer at a time holds the file's lock, this process's writers queue here for their
+        turn instead of in SQLite's busy handler, which sleeps (1, 2, 5, 10 ms …) between tries."""
+        async with self._writing, self.engine.begin() as conn:
             yield conn
 
     @asynccontextmanager

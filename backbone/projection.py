@@ -6,12 +6,13 @@ version applied, so a redelivered event changes nothing and an event that arrive
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from sqlalchemy import BigInteger, Boolean, Integer, String, Table, delete, select, update
+from sqlalchemy import BigInteger, Boolean, Integer, String, Table, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -68,6 +69,28 @@ class Projection(ABC):
 
     @abstractmethod
     async def apply(self, conn: AsyncConnection, events: Sequence[Delivered]) -> None: ...
+
+
+async def insert_rows(conn: AsyncConnection, model: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert a batch's new rows (of a mapped class's table) in one statement."""
+    if rows:
+        await conn.execute(insert(model.__table__), list(rows))
+
+
+async def update_rows(conn: AsyncConnection, model: Any, key: str, changes: Mapping[Any, dict[str, Any]]) -> None:
+    """Set columns on the rows with these keys: one statement per set of columns, sent once with every row's values
+    (a batch's events folded first, so each row appears once, with its last values)."""
+    groups: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for value, columns in changes.items():
+        groups.setdefault(frozenset(columns), []).append({**columns, "key_": value})
+    for params in groups.values():
+        await conn.execute(_update_by(model.__table__, key), params)
+
+
+@functools.cache
+def _update_by(table: Table, key: str) -> Any:
+    """UPDATE … WHERE key = :key_, the columns set being those of the parameters (SQLAlchemy's executemany form)."""
+    return update(table).where(table.c[key] == bindparam("key_"))
 
 
 class StaleGeneration(Exception):

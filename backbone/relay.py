@@ -1,20 +1,24 @@
 """The relay: publishes committed events from the SQL log to the service's JetStream stream.
 
-It publishes a batch with every message in flight at once, waits for the acks, then records how far the
-acknowledged prefix reaches. After any failure it starts again from the first event not acknowledged, so nothing is
-skipped; what the stream already holds is dropped by its duplicate window (`Nats-Msg-Id` is the event id). It sends
-no expected-last-message headers: on a replicated stream a replica that re-checks them after a restart can refuse
-its own log and never catch up (nats-server#8319), so per-aggregate order is the consumers' work (they apply each
-aggregate's versions in order whatever order the stream holds them in). When publishing has failed for
-`stall_after` seconds the relay says so: a log line, a metric, and `stalled` for the service's readiness.
+It publishes a batch with every message in flight at once and, while the server acknowledges it, reads and sends
+the next; as each batch's acks come it records how far the acknowledged prefix reaches (under load at most every
+`record_every` seconds). After any failure, or a restart, it starts again from the first event not recorded as
+acknowledged, so nothing is skipped; what the stream already holds is dropped by its duplicate window
+(`Nats-Msg-Id` is the event id). It sends no expected-last-message headers: on a replicated stream a replica that
+re-checks them after a restart can refuse its own log and never catch up (nats-server#8319), so per-aggregate order
+is the consumers' work (they apply each aggregate's versions in order whatever order the stream holds them in).
+When publishing has failed for `stall_after` seconds the relay says so: a log line, a metric, and `stalled` for the
+service's readiness.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import structlog
 from nats.aio.client import Client as NATS
@@ -62,11 +66,15 @@ class Relay:
         poll_seconds: float = 0.1,
         ack_timeout: float = 5.0,
         stall_after: float = 10.0,
+        depth: int = 2,
+        record_every: float = 0.5,
     ) -> None:
         self.db, self.store, self.nc = db, store, nc
         self.stream, self.source = stream, source
         self.batch_size, self.poll_seconds, self.ack_timeout = batch_size, poll_seconds, ack_timeout
-        self.stall_after = stall_after
+        self.stall_after, self.depth, self.record_every = stall_after, depth, record_every
+        self._unrecorded: tuple[int, int] | None = None  # acknowledged, not yet recorded in the log's database
+        self._recorded_at = 0.0
         self.stalled: str | None = None  # why nothing has been published for `stall_after` seconds, if so
         self._failing_since: float | None = None
         self._wake = asyncio.Event()
@@ -111,23 +119,42 @@ class Relay:
             while batch := await self._read(position):
                 position = await self._publish(js, batch)
                 total += len(batch)
+            await self._record()
         return total
 
     async def _pump(self, still_leading: Check) -> None:
+        """Publish batch after batch with up to `depth` batches in flight: the next is read and sent while the
+        server still acknowledges the last, and each position is recorded in order as its batch is acknowledged."""
         js = await self._connected()
         position = await self._resync(js)
-        while not self._stopping.is_set():
-            await still_leading()
-            batch = await self._read(position)
-            if batch:
-                position = await self._publish(js, batch)
-                self._pause = 0.1
-                continue
-            self._healthy()
-            RELAY_LAG.labels(self.stream).set(0)
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+        in_flight: collections.deque[Sent] = collections.deque()
+        try:
+            while not self._stopping.is_set():
+                await still_leading()
+                room = len(in_flight) < self.depth and not (self._careful and in_flight)
+                batch = await self._read(position) if room else []
+                if batch:
+                    sent = await self._send(js, batch)
+                    in_flight.append(sent)
+                    position = (sent.batch[-1].tx_id, sent.batch[-1].position)
+                    continue
+                if in_flight:
+                    await self._settle(in_flight.popleft())
+                    self._pause = 0.1
+                    continue
+                self._healthy()
+                RELAY_LAG.labels(self.stream).set(0)
+                if time.monotonic() - self._recorded_at >= self.record_every:
+                    await self._record()
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+        finally:
+            for sent in in_flight:  # not acknowledged: sent again from the recorded position (duplicates dropped)
+                for future in sent.acks:
+                    future.cancel()
+            with contextlib.suppress(Exception):  # what was acknowledged, if the database can still be reached
+                await self._record()
 
     def _failed(self, error: Exception) -> None:
         """Count a failure; once publishing has failed for `stall_after` seconds, the relay is stalled."""
@@ -188,20 +215,34 @@ class Relay:
             return await self.store.committed_after(conn, position, self.batch_size)
 
     async def _publish(self, js: JetStreamContext, batch: Sequence[RecordedEvent]) -> tuple[int, int]:
-        """Publish a batch, all in flight at once; record how far the acknowledged prefix reaches, and raise if it
-        is not the whole batch (the caller starts again from the first event not acknowledged)."""
+        """Publish a batch and wait for it (see `_send` and `_settle`); returns the position it reached."""
+        return await self._settle(await self._send(js, batch))
+
+    async def _send(self, js: JetStreamContext, batch: Sequence[RecordedEvent]) -> Sent:
+        """Publish a batch, all in flight at once, without waiting for the acknowledgements."""
         RELAY_LAG.labels(self.stream).set(max(0.0, (self.store.clock.now() - batch[0].recorded_at).total_seconds()))
-        pending: list[asyncio.Future[PubAck]] = []
         if self._careful:
             # After a failure the first event goes alone: if the stream still refuses it (no leader, an event it
             # cannot take), the rest of the batch is not sent again and again, which past the duplicate window
             # would store copies of them.
             batch = batch[:1]
+        acks: list[asyncio.Future[PubAck]] = []
         try:
             for event in batch:
                 headers = {"Nats-Msg-Id": str(event.event_id), "Content-Type": CONTENT_TYPE}
                 payload = encode(envelope(event, self.source))
-                pending.append(await js.publish_async(event.subject, payload, headers=headers, stream=self.stream))
+                acks.append(await js.publish_async(event.subject, payload, headers=headers, stream=self.stream))
+        except BaseException:
+            for future in acks:
+                future.cancel()
+            raise
+        return Sent(batch, acks)
+
+    async def _settle(self, sent: Sent) -> tuple[int, int]:
+        """Wait for a batch's acknowledgements; record how far the acknowledged prefix reaches, and raise if it is
+        not the whole batch (the caller starts again from the first event not acknowledged)."""
+        batch, pending = sent.batch, sent.acks
+        try:
             await asyncio.wait(pending, timeout=self.ack_timeout)
         finally:
             for future in pending:
@@ -213,11 +254,12 @@ class Relay:
             acknowledged += 1
         if acknowledged:
             last = batch[acknowledged - 1]
-            async with self.db.begin() as conn:
-                await self.store.save_relay_position(conn, self.stream, (last.tx_id, last.position))
+            self._unrecorded = (last.tx_id, last.position)
             EVENTS_PUBLISHED.labels(self.stream).inc(acknowledged)
             self._healthy()
         self._careful = acknowledged < len(batch)
+        if self._careful or time.monotonic() - self._recorded_at >= self.record_every:
+            await self._record()
         if self._careful:
             failed = pending[acknowledged]
             if failed.cancelled():
@@ -225,3 +267,21 @@ class Relay:
             raise failed.exception() or RuntimeError("publish failed")
         last = batch[-1]
         return (last.tx_id, last.position)
+
+    async def _record(self) -> None:
+        """Record how far the acknowledged prefix reaches. Under load that is at most every `record_every` seconds
+        (one write transaction fewer per batch): a relay that restarts from an older position sends those events
+        again, and the stream's duplicate window drops them."""
+        if self._unrecorded is None:
+            return
+        async with self.db.begin() as conn:
+            await self.store.save_relay_position(conn, self.stream, self._unrecorded)
+        self._unrecorded, self._recorded_at = None, time.monotonic()
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A batch published, its acknowledgements still to come."""
+
+    batch: Sequence[RecordedEvent]
+    acks: list[asyncio.Future[PubAck]]

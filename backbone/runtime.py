@@ -155,6 +155,7 @@ class Runtime:
             max_deliveries=self.settings.consumer_max_deliveries,
             ack_wait=self.settings.consumer_ack_wait_seconds,
             notice_every=self.settings.consumer_notice_seconds,
+            committed=self._appended,
         )
 
     @contextlib.asynccontextmanager
@@ -162,6 +163,10 @@ class Runtime:
         """A write transaction; after it commits, the relay is woken to publish what it appended."""
         async with self.db.begin() as conn:
             yield conn
+        self._appended()
+
+    def _appended(self) -> None:
+        """Something may have been appended and committed (a request, a projection's reaction): publish it now."""
         if self.relay is not None:
             self.relay.wake()
 

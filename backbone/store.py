@@ -6,6 +6,7 @@ can hold back rows until every older transaction has ended and never skips one t
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -101,12 +102,14 @@ class Append:
     """New events for one stream, to be written only if the stream is still at `expected_version`.
 
     `sealed`, if given, holds the encrypted personal part of the first events, in order (None: that event has none).
+    `causes`, if given, replaces the context's (a reaction appending for several delivered events at once).
     """
 
     stream_id: str
     expected_version: int
     events: Sequence[Event]
     sealed: Sequence[bytes | None] = ()
+    causes: context.Causes | None = None
 
 
 @dataclass(frozen=True)
@@ -157,7 +160,7 @@ class EventStore:
                     # This transaction began writing before the one that wrote the stream's last event; the relay
                     # orders by transaction, so it would publish our later version first. Retrying fixes it.
                     raise OutOfOrder(append.stream_id, append.expected_version)
-        causes = context.current()
+        current = context.current()
         now = self.clock.now()
         rows: list[dict[str, Any]] = [
             {
@@ -167,9 +170,9 @@ class EventStore:
                 "type": event.type_name,
                 "data": event.model_dump(mode="json"),
                 "recorded_at": now,
-                "correlation_id": causes.correlation_id,
-                "causation_id": causes.causation_id,
-                "traceparent": causes.traceparent,
+                "correlation_id": (append.causes or current).correlation_id,
+                "causation_id": (append.causes or current).causation_id,
+                "traceparent": (append.causes or current).traceparent,
                 "sealed": append.sealed[offset - 1] if offset <= len(append.sealed) else None,
             }
             for append in appends
@@ -186,6 +189,10 @@ class EventStore:
 
     async def version(self, conn: AsyncConnection, stream_id: str) -> int:
         return (await self._heads(conn, [stream_id])).get(stream_id, (0, 0))[0]
+
+    async def versions(self, conn: AsyncConnection, stream_ids: list[str]) -> dict[str, int]:
+        """The version of each of these streams that exists."""
+        return {stream: version for stream, (version, _) in (await self._heads(conn, stream_ids)).items()}
 
     async def _heads(self, conn: AsyncConnection, stream_ids: list[str]) -> dict[str, tuple[int, int]]:
         """Each existing stream's version and the id of the transaction that wrote its last event."""
@@ -207,14 +214,14 @@ class EventStore:
 
     async def committed_after(self, conn: AsyncConnection, after: tuple[int, int], limit: int) -> list[RecordedEvent]:
         """Events past `after` = (tx_id, position) that no still-running transaction can precede."""
-        query = (
-            select(*_COLUMNS)
-            .where(tuple_(EventRecord.tx_id, EventRecord.position) > tuple_(*after))
-            .order_by(EventRecord.tx_id, EventRecord.position)
-            .limit(limit)
-        )
+        query = select(*_COLUMNS).limit(limit)
         if self.postgres:
-            query = query.where(text("events.tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
+            query = query.where(
+                tuple_(EventRecord.tx_id, EventRecord.position) > tuple_(*after),
+                text("events.tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint"),
+            ).order_by(EventRecord.tx_id, EventRecord.position)
+        else:  # one writer at a time: the log's order is its positions (tx_id is 0), and the primary key finds them
+            query = query.where(EventRecord.position > after[1]).order_by(EventRecord.position)
         result = await conn.execute(query)
         return [RecordedEvent(**row._mapping) for row in result]
 
@@ -253,10 +260,19 @@ def dialect_insert(conn: AsyncConnection, model: Any) -> Any:
     return sqlite.insert(model)
 
 
-def upsert(conn: AsyncConnection, model: Any, keys: list[str], set_: list[str] | None = None) -> Any:
-    """INSERT … ON CONFLICT (keys) DO UPDATE every other column (or only those in `set_`; none: DO NOTHING)."""
-    statement = dialect_insert(conn, model)
+def upsert(conn: AsyncConnection, model: Any, keys: Sequence[str], set_: Sequence[str] | None = None) -> Any:
+    """INSERT … ON CONFLICT (keys) DO UPDATE every other column (or only those in `set_`; none: DO NOTHING).
+
+    Built once per dialect, table and columns: projections run it for every batch."""
+    return _upsert(conn.dialect.name, model, tuple(keys), None if set_ is None else tuple(set_))
+
+
+@functools.cache
+def _upsert(dialect: str, model: Any, keys: tuple[str, ...], set_: tuple[str, ...] | None) -> Any:
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    statement = (postgresql if dialect == "postgresql" else sqlite).insert(model)
     names = [c.name for c in model.__table__.columns if c.name not in keys] if set_ is None else set_
     if not names:
-        return statement.on_conflict_do_nothing(index_elements=keys)
-    return statement.on_conflict_do_update(index_elements=keys, set_={n: statement.excluded[n] for n in names})
+        return statement.on_conflict_do_nothing(index_elements=list(keys))
+    return statement.on_conflict_do_update(index_elements=list(keys), set_={n: statement.excluded[n] for n in names})

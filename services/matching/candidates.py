@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Boolean, Index, Integer, String, Table, Uuid, insert, select, update
+from sqlalchemy import JSON, Boolean, Index, Integer, String, Table, Uuid, select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backbone.database import UtcDateTime
 from backbone.errors import ApiError
-from backbone.projection import Delivered, Projection
+from backbone.projection import Delivered, Projection, insert_rows, update_rows
 from contracts.campaigns import CampaignCreated, DonorRegistered
 from contracts.registry import (
     ChildLeftProgramme,
@@ -131,13 +132,13 @@ class Candidates(Projection):
         self.changed = changed
 
     async def apply(self, conn: AsyncConnection, events: Sequence[Delivered]) -> None:
-        children: set[uuid.UUID] = set()
-        volunteers: set[uuid.UUID] = set()
-        registered: list[dict[str, Any]] = []  # consecutive registrations go in one statement
+        """The batch folded into each row's last values first, then written set-wise: one statement per table (and
+        per set of columns changed)."""
+        fold = _Fold()
         for delivered in events:
-            if isinstance(child := delivered.event, ChildRegistered):
-                registered.append(
-                    {
+            match delivered.event:
+                case ChildRegistered() as child:
+                    fold.new_children[child.child_id] = {
                         **child.model_dump(include=_CHILD_FIELDS),
                         "eligible": False,
                         "active": True,
@@ -145,70 +146,80 @@ class Candidates(Projection):
                         "purposes": [],
                         "erased": False,
                     }
-                )
-                children.add(child.child_id)
-                continue
-            if registered:
-                await conn.execute(insert(CandidateChild), registered)
-                registered = []
-            match delivered.event:
+                    fold.children.add(child.child_id)
                 case ChildRiskChanged(child_id=child_id, risk_level=risk_level):
-                    await self._child(conn, child_id, risk_level=risk_level)
-                    children.add(child_id)
+                    fold.child(child_id, risk_level=risk_level)
                 case ChildNeedsChanged(child_id=child_id, needs=needs):
-                    await self._child(conn, child_id, needs=needs)
+                    fold.child(child_id, moved=False, needs=needs)
                 case ChildLeftProgramme(child_id=child_id):
-                    await self._child(conn, child_id, active=False)
-                    children.add(child_id)
+                    fold.child(child_id, active=False)
                 case ChildPairingEligibilityChanged(child_id=child_id, eligible=eligible):
-                    await self._child(conn, child_id, eligible=eligible)
-                    children.add(child_id)
+                    fold.child(child_id, eligible=eligible)
                 case ChildPersonalDataErased(child_id=child_id):
-                    await self._child(conn, child_id, erased=True)
-                    children.add(child_id)
+                    fold.child(child_id, erased=True)
                 case ChildPurposesChanged(child_id=child_id, allowed=allowed):
-                    await self._child(conn, child_id, purposes=sorted(allowed))
-                    children.add(child_id)
+                    fold.child(child_id, purposes=sorted(allowed))
                 case VolunteerRegistered() as volunteer:
-                    await conn.execute(
-                        insert(CandidateVolunteer).values(
-                            volunteer_id=volunteer.volunteer_id,
-                            county_code=volunteer.county_code,
-                            kind=volunteer.kind,
-                            skills=volunteer.skills,
-                            languages=volunteer.languages,
-                            capacity=volunteer.capacity,
-                            township_key=volunteer.township_key,
-                            village_key=volunteer.village_key,
-                            eligible=False,
-                            erased=False,
-                        )
-                    )
+                    fold.new_volunteers[volunteer.volunteer_id] = {
+                        **volunteer.model_dump(include=_VOLUNTEER_FIELDS),
+                        "eligible": False,
+                        "erased": False,
+                    }
                 case VolunteerEligibilityChanged(volunteer_id=volunteer_id, eligible=eligible):
-                    await self._volunteer(conn, volunteer_id, eligible=eligible)
-                    volunteers.add(volunteer_id)
+                    fold.volunteer(volunteer_id, eligible=eligible)
                 case VolunteerPersonalDataErased(volunteer_id=volunteer_id):
-                    await self._volunteer(conn, volunteer_id, erased=True)
-                    volunteers.add(volunteer_id)
+                    fold.volunteer(volunteer_id, erased=True)
                 case VolunteerCapacityChanged(volunteer_id=volunteer_id, capacity=capacity):
-                    await self._volunteer(conn, volunteer_id, capacity=capacity)
+                    fold.volunteer(volunteer_id, moved=False, capacity=capacity)
                 case CampaignCreated(campaign_id=campaign_id, counties=counties):
-                    await conn.execute(insert(KnownCampaign).values(campaign_id=campaign_id, counties=counties))
+                    fold.campaigns.append({"campaign_id": campaign_id, "counties": counties})
                 case DonorRegistered(donor_id=donor_id, kind=kind):
-                    await conn.execute(insert(KnownDonor).values(donor_id=donor_id, kind=kind))
+                    fold.donors.append({"donor_id": donor_id, "kind": kind})
+        await insert_rows(conn, CandidateChild, list(fold.new_children.values()))
+        await update_rows(conn, CandidateChild, "child_id", fold.child_changes)
+        await insert_rows(conn, CandidateVolunteer, list(fold.new_volunteers.values()))
+        await update_rows(conn, CandidateVolunteer, "volunteer_id", fold.volunteer_changes)
+        await insert_rows(conn, KnownCampaign, fold.campaigns)
+        await insert_rows(conn, KnownDonor, fold.donors)
+        if self.changed is not None and (fold.children or fold.volunteers):
+            await self.changed(conn, fold.children, fold.volunteers)
 
-        if registered:
-            await conn.execute(insert(CandidateChild), registered)
-        if self.changed is not None and (children or volunteers):
-            await self.changed(conn, children, volunteers)
 
-    async def _child(self, conn: AsyncConnection, child_id: uuid.UUID, **values: Any) -> None:
-        await conn.execute(update(CandidateChild).where(CandidateChild.child_id == child_id).values(**values))
+_VOLUNTEER_FIELDS = {
+    "volunteer_id", "county_code", "kind", "skills", "languages", "capacity", "township_key", "village_key",
+}  # fmt: skip
 
-    async def _volunteer(self, conn: AsyncConnection, volunteer_id: uuid.UUID, **values: Any) -> None:
-        await conn.execute(
-            update(CandidateVolunteer).where(CandidateVolunteer.volunteer_id == volunteer_id).values(**values)
-        )
+
+@dataclass
+class _Fold:
+    """A batch's changes, each row's new or last values; `children`/`volunteers`: whose eligibility, risk or presence
+    moved (what `changed` hears)."""
+
+    new_children: dict[uuid.UUID, dict[str, Any]] = field(default_factory=dict)
+    child_changes: dict[uuid.UUID, dict[str, Any]] = field(default_factory=dict)
+    new_volunteers: dict[uuid.UUID, dict[str, Any]] = field(default_factory=dict)
+    volunteer_changes: dict[uuid.UUID, dict[str, Any]] = field(default_factory=dict)
+    campaigns: list[dict[str, Any]] = field(default_factory=list)
+    donors: list[dict[str, Any]] = field(default_factory=list)
+    children: set[uuid.UUID] = field(default_factory=set)
+    volunteers: set[uuid.UUID] = field(default_factory=set)
+
+    def child(self, child_id: uuid.UUID, *, moved: bool = True, **values: Any) -> None:
+        """A change to a child registered in this batch goes into its row's insert; others become an update."""
+        if child_id in self.new_children:
+            self.new_children[child_id].update(values)
+        else:
+            self.child_changes.setdefault(child_id, {}).update(values)
+        if moved:
+            self.children.add(child_id)
+
+    def volunteer(self, volunteer_id: uuid.UUID, *, moved: bool = True, **values: Any) -> None:
+        if volunteer_id in self.new_volunteers:
+            self.new_volunteers[volunteer_id].update(values)
+        else:
+            self.volunteer_changes.setdefault(volunteer_id, {}).update(values)
+        if moved:
+            self.volunteers.add(volunteer_id)
 
 
 async def require_campaign(conn: AsyncConnection, campaign_id: uuid.UUID | None, county_code: str) -> None:

@@ -8,26 +8,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from sqlalchemy import (
-    Boolean,
-    Index,
-    Integer,
-    MetaData,
-    Numeric,
-    String,
-    Table,
-    Uuid,
-    case,
-    func,
-    insert,
-    literal,
-    update,
-)
+from sqlalchemy import Boolean, Index, Integer, MetaData, Numeric, String, Table, Uuid, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from backbone.database import UtcDateTime
-from backbone.projection import Delivered, Projection
+from backbone.projection import Delivered, Projection, insert_rows, update_rows
 from backbone.store import upsert
 from contracts.matching import (
     AidDistributed,
@@ -165,11 +151,18 @@ class Engagement(Projection):
     ]
 
     async def apply(self, conn: AsyncConnection, events: Sequence[Delivered]) -> None:
+        """The batch folded in memory over the rows it touches (read in one query), then written set-wise: one
+        statement per table."""
+        children = await _Children.load(conn, {child_id for d in events if (child_id := _child_of(d.event))})
+        pairings: list[dict[str, Any]] = []
+        contacts: list[dict[str, Any]] = []
+        wishes: dict[uuid.UUID, dict[str, Any]] = {}  # posted in this batch
+        statuses: dict[uuid.UUID, dict[str, Any]] = {}  # of wishes posted before
+        aid: list[dict[str, Any]] = []
         for delivered in events:
             match delivered.event:
                 case ChildVisitDue() as due:
-                    await self._row(
-                        conn,
+                    children.set(
                         due.child_id,
                         due.county_code,
                         risk_level=due.risk_level,
@@ -177,13 +170,13 @@ class Engagement(Projection):
                         active=due.due_at is not None,
                     )
                 case ChildOverdue() as overdue if overdue.escalated_to:
-                    await self._row(conn, overdue.child_id, overdue.county_code, escalated_for=overdue.due_at)
+                    children.set(overdue.child_id, overdue.county_code, escalated_for=overdue.due_at)
                 case PairingConfirmed() | PairingResumed() as paired:
                     if isinstance(paired, PairingConfirmed):
-                        fields = {"pairing_id", "child_id", "volunteer_id", "county_code"}
-                        await conn.execute(insert(PairingRow).values(**paired.model_dump(include=fields)))
-                    await self._row(
-                        conn,
+                        pairings.append(
+                            paired.model_dump(include={"pairing_id", "child_id", "volunteer_id", "county_code"})
+                        )
+                    children.set(
                         paired.child_id,
                         paired.county_code,
                         pairing_id=paired.pairing_id,
@@ -191,73 +184,88 @@ class Engagement(Projection):
                         volunteer_id=paired.volunteer_id,
                     )
                 case PairingSuspended() as held:
-                    await self._pairing(conn, held.child_id, held.pairing_id, pairing_status="suspended")
+                    children.pairing(held.child_id, held.pairing_id, pairing_status="suspended")
                 case PairingClosed() as closed:
-                    await self._pairing(
-                        conn,
-                        closed.child_id,
-                        closed.pairing_id,
-                        pairing_id=None,
-                        pairing_status=None,
-                        volunteer_id=None,
+                    children.pairing(
+                        closed.child_id, closed.pairing_id, pairing_id=None, pairing_status=None, volunteer_id=None
                     )
                 case ContactRecorded() as contact:
-                    await self._contact(conn, contact)
-                    await conn.execute(insert(ContactRow).values(contact.model_dump(include=_CONTACT_FIELDS)))
+                    row = children.set(contact.child_id, contact.county_code)
+                    row["last_contact_at"] = _later(row["last_contact_at"], contact.occurred_at)
+                    if contact.in_person:
+                        row["last_in_person_at"] = _later(row["last_in_person_at"], contact.occurred_at)
+                    contacts.append(contact.model_dump(include=_CONTACT_FIELDS))
                 case WishPosted() as wish:
-                    await self._wishes(conn, wish.child_id, wish.county_code, +1)
-                    await conn.execute(
-                        insert(WishRow).values(
-                            **wish.model_dump(include={"wish_id", "county_code", "campaign_id"}), status="posted"
-                        )
-                    )
+                    children.set(wish.child_id, wish.county_code)["open_wishes"] += 1
+                    wishes[wish.wish_id] = {
+                        **wish.model_dump(include={"wish_id", "county_code", "campaign_id"}),
+                        "status": "posted",
+                    }
                 case WishClaimed() | WishReleased() | WishFulfilled() | WishAcknowledged() | WishWithdrawn() as wish:
                     if isinstance(wish, WishFulfilled | WishWithdrawn):
-                        await self._wishes(conn, wish.child_id, wish.county_code, -1)
-                    await conn.execute(
-                        update(WishRow).where(WishRow.wish_id == wish.wish_id).values(status=WISH_STATUS[type(wish)])
-                    )
-                case AidDistributed() as aid:
-                    await conn.execute(insert(AidRow).values(aid.model_dump(exclude={"donor_id"})))
+                        children.set(wish.child_id, wish.county_code)["open_wishes"] -= 1
+                    (wishes.get(wish.wish_id) or statuses.setdefault(wish.wish_id, {}))["status"] = WISH_STATUS[
+                        type(wish)
+                    ]
+                case AidDistributed() as aid_given:
+                    aid.append(aid_given.model_dump(exclude={"donor_id"}))
+        await children.save(conn)
+        await insert_rows(conn, PairingRow, pairings)
+        await insert_rows(conn, ContactRow, contacts)
+        await insert_rows(conn, WishRow, list(wishes.values()))
+        await update_rows(conn, WishRow, "wish_id", statuses)
+        await insert_rows(conn, AidRow, aid)
 
-    async def _row(self, conn: AsyncConnection, child_id: uuid.UUID, county_code: str, **values: Any) -> None:
-        """Create the child's row with these values, or set them on it (events of different aggregates meet here)."""
-        await conn.execute(
-            upsert(conn, EngagementRow, ["child_id"], set_=list(values)).values(
-                child_id=child_id, county_code=county_code, **values
-            )
-        )
 
-    async def _pairing(self, conn: AsyncConnection, child_id: uuid.UUID, current: uuid.UUID, **values: Any) -> None:
+class _Children:
+    """The engagement rows a batch touches, as they stand and as its events change them."""
+
+    def __init__(self, rows: dict[uuid.UUID, dict[str, Any]]) -> None:
+        self.rows = rows
+        self.changed: set[uuid.UUID] = set()
+
+    @classmethod
+    async def load(cls, conn: AsyncConnection, child_ids: set[uuid.UUID]) -> _Children:
+        rows: dict[uuid.UUID, dict[str, Any]] = {}
+        ids = sorted(child_ids)
+        for start in range(0, len(ids), 500):
+            query = select(_ENGAGEMENT).where(_ENGAGEMENT.c.child_id.in_(ids[start : start + 500]))
+            rows |= {row.child_id: dict(row._mapping) for row in await conn.execute(query)}
+        return cls(rows)
+
+    def set(self, child_id: uuid.UUID, county_code: str, **values: Any) -> dict[str, Any]:
+        """The child's row with these values, created if it is new (events of different aggregates meet here)."""
+        row = self.rows.get(child_id)
+        if row is None:
+            row = self.rows[child_id] = {**_NEW_ROW, "child_id": child_id, "county_code": county_code}
+        row.update(values)
+        self.changed.add(child_id)
+        return row
+
+    def pairing(self, child_id: uuid.UUID, current: uuid.UUID, **values: Any) -> None:
         """Change the child's current pairing only if it is this one (an older pairing's late news changes nothing)."""
-        await conn.execute(
-            update(EngagementRow)
-            .where(EngagementRow.child_id == child_id, EngagementRow.pairing_id == current)
-            .values(**values)
-        )
+        row = self.rows.get(child_id)
+        if row is not None and row["pairing_id"] == current:
+            row.update(values)
+            self.changed.add(child_id)
 
-    async def _wishes(self, conn: AsyncConnection, child_id: uuid.UUID, county_code: str, change: int) -> None:
-        await self._row(conn, child_id, county_code)
-        await conn.execute(
-            update(EngagementRow)
-            .where(EngagementRow.child_id == child_id)
-            .values(open_wishes=func.coalesce(EngagementRow.open_wishes, 0) + change)
-        )
+    async def save(self, conn: AsyncConnection) -> None:
+        if self.changed:
+            await conn.execute(upsert(conn, EngagementRow, ["child_id"]), [self.rows[c] for c in sorted(self.changed)])
 
-    async def _contact(self, conn: AsyncConnection, contact: ContactRecorded) -> None:
-        """Latest contact times only ever move forward, whatever order contacts arrive in."""
-        at = contact.occurred_at
-        await self._row(conn, contact.child_id, contact.county_code)
-        values: dict[str, Any] = {"last_contact_at": _later(EngagementRow.last_contact_at, at)}
-        if contact.in_person:
-            values["last_in_person_at"] = _later(EngagementRow.last_in_person_at, at)
-        await conn.execute(update(EngagementRow).where(EngagementRow.child_id == contact.child_id).values(**values))
+
+_ENGAGEMENT: Table = EngagementRow.__table__  # type: ignore[assignment]
+_NEW_ROW: dict[str, Any] = {column.name: None for column in _ENGAGEMENT.columns} | {"active": True, "open_wishes": 0}
+
+
+def _child_of(event: object) -> uuid.UUID | None:
+    return getattr(event, "child_id", None)
+
+
+def _later(current: datetime | None, at: datetime) -> datetime:
+    """Latest contact times only ever move forward, whatever order contacts arrive in."""
+    return at if current is None or current < at else current
 
 
 _CONTACT_FIELDS = set(ContactFacts.__annotations__)
-
-
-def _later(column: Any, at: datetime) -> Any:
-    """The later of the column and `at`, the same on SQLite and PostgreSQL (a NULL column is earlier than all)."""
-    moment = literal(at, type_=column.type)
-    return case((column.is_(None), moment), (column < moment, moment), else_=column)
+_PAIRING_FIELDS = {"pairing_id", "child_id", "volunteer_id", "county_code"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
 
@@ -64,23 +65,39 @@ class Reactions(Projection):
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
-    async def tell(
-        self, conn: AsyncConnection, envelope: CloudEvent, recipient: str, reason: str, county: str, about: uuid.UUID
-    ) -> None:
-        notice = NoticeRecorded(
-            notice_id=uuid.uuid5(NOTICE_IDS, f"{envelope.id}/{recipient}"),
-            recipient_id=recipient,
-            channel="inbox",
-            reason=reason,
-            county_code=county,
-            about_id=about,
-            cause_event_id=uuid.UUID(envelope.id),
-        )
-        stream = str(notice.notice_id)
-        if await self.runtime.store.version(conn, stream) > 0:
-            return  # decided before (a replay of the registry stream)
-        context.received(envelope.correlationid, envelope.id, envelope.traceparent)
-        await self.runtime.append(conn, Append(stream, 0, [notice]))
+    async def tell(self, conn: AsyncConnection, notices: Sequence[Notice]) -> None:
+        """Record each notice not decided before (a replay of the stream decides them again), all in one append;
+        each names the event that caused it."""
+        decided = await self.runtime.store.versions(conn, [str(n.notice_id) for n in notices])
+        appends = [
+            Append(str(n.notice_id), 0, [n.event], causes=n.causes) for n in notices if str(n.notice_id) not in decided
+        ]
+        if appends:
+            await self.runtime.append(conn, *appends)
+
+
+@dataclass(frozen=True)
+class Notice:
+    event: NoticeRecorded
+    causes: context.Causes
+
+    @property
+    def notice_id(self) -> uuid.UUID:
+        return self.event.notice_id
+
+
+def notice(envelope: CloudEvent, recipient: str, reason: str, county: str, about: uuid.UUID) -> Notice:
+    """What to tell `recipient` because of the event `envelope` carries; its id comes from its cause."""
+    event = NoticeRecorded(
+        notice_id=uuid.uuid5(NOTICE_IDS, f"{envelope.id}/{recipient}"),
+        recipient_id=recipient,
+        channel="inbox",
+        reason=reason,
+        county_code=county,
+        about_id=about,
+        cause_event_id=uuid.UUID(envelope.id),
+    )
+    return Notice(event, context.of(envelope.correlationid, envelope.id, envelope.traceparent))
 
 
 class RegistryReactions(Reactions):
@@ -91,12 +108,14 @@ class RegistryReactions(Reactions):
     subjects: ClassVar[list[str]] = ["registry.child.>"]
 
     async def apply(self, conn: AsyncConnection, events: Sequence[Delivered]) -> None:
-        for delivered in events:
-            if isinstance(child := delivered.event, ChildRegistered):
-                recipient = coordinators_of(child.county_code)
-                await self.tell(
-                    conn, delivered.envelope, recipient, "child_registered", child.county_code, child.child_id
-                )
+        registered = [(d.envelope, d.event) for d in events if isinstance(d.event, ChildRegistered)]
+        await self.tell(
+            conn,
+            [
+                notice(cause, coordinators_of(child.county_code), "child_registered", child.county_code, child.child_id)
+                for cause, child in registered
+            ],
+        )
 
 
 class MatchingReactions(Reactions):
@@ -108,17 +127,18 @@ class MatchingReactions(Reactions):
     subjects: ClassVar[list[str]] = ["matching.child.>", "matching.wish.>"]  # whole aggregates, as all projections
 
     async def apply(self, conn: AsyncConnection, events: Sequence[Delivered]) -> None:
+        notices = []
         for delivered in events:
             match delivered.event:
                 case ChildOverdue(escalated_to="child_director") as late:
                     recipient = child_directors_of(late.county_code)
-                    await self.tell(
-                        conn, delivered.envelope, recipient, "overdue_high_risk", late.county_code, late.child_id
+                    notices.append(
+                        notice(delivered.envelope, recipient, "overdue_high_risk", late.county_code, late.child_id)
                     )
                 case WishAcknowledged() as thanked:
-                    await self.tell(
-                        conn, delivered.envelope, thanked.donor_id, "wish_thanked", thanked.county_code, thanked.wish_id
-                    )
+                    donor, county = thanked.donor_id, thanked.county_code
+                    notices.append(notice(delivered.envelope, donor, "wish_thanked", county, thanked.wish_id))
+        await self.tell(conn, notices)
 
 
 class Deliveries(Projection):

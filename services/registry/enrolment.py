@@ -11,6 +11,7 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from backbone import context
 from backbone.runtime import Runtime
 from backbone.store import Append
 from contracts import Event
@@ -28,13 +29,19 @@ class Enrolment:
     fingerprints: list[dict[str, Any]] = field(default_factory=list)
 
     def add(
-        self, person_id: uuid.UUID, events: list[Event], personal: dict[str, Any], fingerprint: str | None
+        self,
+        person_id: uuid.UUID,
+        events: list[Event],
+        personal: dict[str, Any],
+        fingerprint: str | None,
+        causes: context.Causes | None = None,
     ) -> bytes:
-        """A new person with a key of their own; returns their personal fields, sealed, for their record."""
+        """A new person with a key of their own; returns their personal fields, sealed, for their record. `causes`:
+        those of the request that registers them, when it is written with others' (None: the transaction's)."""
         key = vault.new_key()
         sealed = vault.seal(key, person_id, personal)
         self.keys.append({"person_id": person_id, "key": key, "created_at": self.now})
-        self.appends.append(Append(str(person_id), 0, events, sealed=[sealed]))
+        self.appends.append(Append(str(person_id), 0, events, sealed=[sealed], causes=causes))
         if fingerprint:
             self.fingerprints.append({"fingerprint": fingerprint, "person_id": person_id})
         return sealed

@@ -6,13 +6,16 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from backbone import scrub
+from backbone import context, scrub
+from backbone.batching import GroupCommit
 from backbone.runtime import Runtime
 from backbone.store import Append, ConcurrencyConflict
 from contracts import Event
@@ -45,11 +48,24 @@ class Registration:
     command: domain.RegisterChild
     personal: dict[str, Any]
     fingerprint: str | None = None  # set by imports: the same child imported again is skipped
+    causes: context.Causes | None = None  # the request's, when it is written with others'
 
 
 async def register_child(runtime: Runtime, command: domain.RegisterChild, personal: dict[str, Any]) -> None:
-    """`personal` (name, ID number, birth date, places, guardian) is sealed with the child's new key."""
-    await register_children(runtime, [Registration(command, personal)])
+    """`personal` (name, ID number, birth date, places, guardian) is sealed with the child's new key. Registrations
+    that arrive together are written in one transaction (backbone.batching), each with its request's causes."""
+    group = _registering.get(runtime)
+    if group is None:
+        group = _registering[runtime] = GroupCommit(partial(_register_together, runtime))
+    await group(Registration(command, personal, causes=context.current()))
+
+
+async def _register_together(runtime: Runtime, registrations: Sequence[Registration]) -> list[None]:
+    await register_children(runtime, registrations)
+    return [None] * len(registrations)
+
+
+_registering: WeakKeyDictionary[Runtime, GroupCommit[Registration, None]] = WeakKeyDictionary()
 
 
 async def register_children(runtime: Runtime, registrations: Sequence[Registration]) -> set[str]:
@@ -65,7 +81,9 @@ def _enter_child(enrolment: Enrolment, registration: Registration) -> None:
     events: list[Event] = [registered, *domain.reassess(state, age)]
     for event in events[1:]:
         state = domain.evolve(state, event)
-    sealed = enrolment.add(command.child_id, events, registration.personal, registration.fingerprint)
+    sealed = enrolment.add(
+        command.child_id, events, registration.personal, registration.fingerprint, registration.causes
+    )
     enrolment.records.append(
         {
             "id": command.child_id,

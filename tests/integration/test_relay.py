@@ -194,9 +194,9 @@ async def _block_relay_position_writes(database_url: str):  # type: ignore[no-un
 class CountingRelay(Relay):
     published = 0
 
-    async def _publish(self, js, batch):  # type: ignore[no-untyped-def]
+    async def _send(self, js, batch):  # type: ignore[no-untyped-def]
         self.published += len(batch)
-        return await super()._publish(js, batch)
+        return await super()._send(js, batch)
 
 
 async def test_one_relay_publishes_at_a_time_and_another_takes_over_when_it_stops(db: Database, nc: NATS) -> None:

@@ -619,3 +619,71 @@ def test_each_tier_outweighs_everything_below_it(counts: dict[str, int], places:
     assert w["medium"] > counts["low"] * w["low"] + all_fit
     assert w["high"] > counts["medium"] * w["medium"] + counts["low"] * w["low"] + all_fit
     assert (counts["high"] + 1) * w["high"] < solver.EXACT
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# 9. Solved over candidate pairs, proven optimal over every allowed pair
+
+
+@pytest.mark.parametrize(("seed", "n_children", "n_volunteers"), [(5, 200, 100), (6, 150, 60)])
+def test_optimal_when_the_first_candidates_are_far_too_few(
+    seed: int, n_children: int, n_volunteers: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One candidate volunteer per child to start with: the pairs the duals do not cover must bring in the rest."""
+    monkeypatch.setattr(solver, "FIRST_CANDIDATES", 1)
+    children, volunteers = random_county(seed, n_children, n_volunteers)
+    solution = solve(children, volunteers)
+    counts, best_fit = lexicographic_milp(children, volunteers)
+    assert solution.paired == counts
+    assert solution.fit == best_fit
+    assert_feasible_and_explained(solution, children, volunteers)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_tiny_counties_from_one_candidate_each_reach_the_best_assignment(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(solver, "FIRST_CANDIDATES", 1)
+    rng = random.Random(3000 + seed)
+    children, volunteers = random_county(
+        4000 + seed, rng.randint(1, 6), rng.randint(1, 4), max_free=3, qualified_share=0.4
+    )
+    assert key_of(solve(children, volunteers)) == brute_force(children, volunteers)[0]
+
+
+def test_the_duals_find_the_pair_the_candidates_missed_and_refuse_an_assignment_that_is_not_optimal() -> None:
+    """One place, a high-risk child and a low-risk child who fits it better. With the low-risk child's pair as the
+    only candidate, the restricted optimum pairs them; the duals prove that much, and show the high-risk child's pair
+    could do better. Over both pairs the high-risk child's assignment is proven optimal, the other one refused."""
+    worker = perfect_volunteer(10, "social_worker")
+    children, volunteers = [child(1, "high"), needy_child(2, "low")], [worker]
+    score = solver._scores(children, volunteers)
+    weights = solver.tier_weights({"high": 1, "medium": 0, "low": 1}, 1)
+    tier = np.array([weights["high"], weights["low"]], dtype=np.int64)
+    capacity = np.array([1], dtype=np.int64)
+    low_only, both = np.array([1], dtype=np.int64), np.array([0, 1], dtype=np.int64)  # child * volunteers + volunteer
+
+    assigned = solver._restricted_optimum(low_only, score, tier, capacity)
+    assert assigned.tolist() == [-1, 0]
+    prices, base = solver._prices(low_only, score, tier, capacity, assigned)
+    missed = solver._violations(score, tier, assigned, base, prices, 2)
+    assert missed is not None
+    assert missed.tolist() == [0]
+
+    assigned = solver._restricted_optimum(both, score, tier, capacity)
+    assert assigned.tolist() == [0, -1]
+    prices, base = solver._prices(both, score, tier, capacity, assigned)
+    assert solver._violations(score, tier, assigned, base, prices, 2) is None
+    with pytest.raises(solver.TooLarge):
+        solver._prices(both, score, tier, capacity, np.array([-1, 0], dtype=np.int64))
+
+
+def test_pair_matrices_are_every_pairs_fit_and_the_hard_rules() -> None:
+    """What the bench's greedy baseline reads: a byte per pair each."""
+    children, volunteers = random_county(11, 40, 30)
+    fits, feasible = solver._pair_matrices(children, volunteers)
+    assert fits.dtype == np.int8
+    assert feasible.dtype == np.bool_
+    assert fits.tolist() == [[fit(c, v) for v in volunteers] for c in children]
+    assert feasible.tolist() == [[allowed(c, v) for v in volunteers] for c in children]
+    assert solver._scores(children, volunteers).tolist() == np.where(feasible, fits, -1).tolist()
