@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from backbone import errors, http, logs
+from backbone import errors, freshness, http, logs
 from backbone.clock import Clock
 from backbone.runtime import Runtime, ServiceSpec
 from backbone.settings import Settings
@@ -49,6 +49,8 @@ def create_app(
     app.state.settings = settings
     app.state.verifier = verifier or TokenVerifier.from_settings(settings)
     errors.install(app)
+    # A command's answer says what it wrote (X-Written); inside http's middleware, which binds each request's causes.
+    app.add_middleware(freshness.Recorder)
     http.install(app, spec.name, settings.max_body_bytes, settings.max_upload_bytes)
     app.include_router(http.operational_routes(spec.name))
     for router in spec.routers:

@@ -1,15 +1,19 @@
-"""FastAPI dependencies shared by the services' routes: the runtime, the caller, role and county checks."""
+"""FastAPI dependencies shared by the services' routes: the runtime, the caller, role and county checks, and a view
+waiting to show what a command wrote."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from backbone import freshness
 from backbone.auth import Principal, Role
 from backbone.errors import ApiError
+from backbone.freshness import FRESH, WAIT_FOR, WRITTEN
+from backbone.projection import Projection
 from backbone.runtime import Runtime
 from backbone.tokens import InvalidToken, KeysUnavailable, TokenVerifier
 
@@ -63,3 +67,40 @@ CoordinatorDep = Annotated[Principal, Depends(require("coordinator"))]  # a coor
 def require_county(principal: Principal, county_code: str) -> None:
     if not principal.may_act_in(county_code):
         raise ApiError(403, "forbidden", f"not scoped to county {county_code}", {"county_code": county_code})
+
+
+def fresh(*projections: type[Projection]) -> Callable[..., Awaitable[None]]:
+    """A dependency of a view read from `projections`: given the token of a command's answer (`X-Wait-For`, or
+    `?wait_for=`), it waits until they have applied those writes, at most `WAIT_FOR_MS` (or `wait_ms`, if less), and
+    answers in `X-Fresh` whether they had (backbone.freshness). Only a signed-in caller makes a view wait."""
+
+    async def wait(
+        runtime: RuntimeDep,
+        _: PrincipalDep,
+        response: Response,
+        header: Annotated[
+            str | None,
+            Header(
+                alias=WAIT_FOR,
+                description=f"the {WRITTEN} token of a command's answer: the view waits, briefly, until it shows "
+                f"those writes, and says in {FRESH} (true or false) whether it does",
+            ),
+        ] = None,
+        wait_for: Annotated[str | None, Query(description=f"the same as the {WAIT_FOR} header")] = None,
+        wait_ms: Annotated[
+            int | None, Query(ge=0, le=60_000, description="wait at most this long (never above the service's bound)")
+        ] = None,
+    ) -> None:
+        token, field = (header, f"header.{WAIT_FOR}") if header is not None else (wait_for, "query.wait_for")
+        if token is None:
+            return
+        try:
+            writes = freshness.parse(token)
+        except ValueError as error:
+            problem = {"field": field, "problem": str(error)}
+            raise ApiError(422, "invalid", "the request does not match the schema", {"problems": [problem]}) from None
+        bound = runtime.settings.wait_for_ms if wait_ms is None else min(wait_ms, runtime.settings.wait_for_ms)
+        shown = await freshness.applied(runtime.db, freshness.needed(projections, writes), bound / 1000)
+        response.headers[FRESH] = "true" if shown else "false"
+
+    return wait

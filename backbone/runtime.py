@@ -17,7 +17,7 @@ from nats.js import JetStreamContext
 from sqlalchemy import MetaData, Select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from backbone import context, metrics
+from backbone import context, freshness, metrics
 from backbone.clock import Clock, SystemClock, local_date
 from backbone.consumer import ProjectionConsumer
 from backbone.database import Database
@@ -160,9 +160,11 @@ class Runtime:
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction; after it commits, the relay is woken to publish what it appended."""
-        async with self.db.begin() as conn:
-            yield conn
+        """A write transaction; after it commits, the relay is woken to publish what it appended (and a request's
+        answer will carry the token of it: backbone.freshness)."""
+        with freshness.transaction():
+            async with self.db.begin() as conn:
+                yield conn
         self._appended()
 
     def _appended(self) -> None:
@@ -172,6 +174,7 @@ class Runtime:
 
     async def append(self, conn: AsyncConnection, *appends: Append) -> None:
         await self.store.append(conn, *appends)
+        freshness.appended(appends)
         EVENTS_APPENDED.labels(self.spec.name).inc(sum(len(a.events) for a in appends))
 
     async def advance(self, conn: AsyncConnection, model: Any, row: Any, event: Event, **values: Any) -> None:

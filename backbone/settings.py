@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     timer_seconds: float = Field(default=60.0, gt=0, description="how often clock-driven work looks again")
     proposal_lapse_days: float = Field(default=7.0, gt=0, description="a pairing proposal not confirmed lapses")
     export_max_rows: int = Field(default=100_000, ge=1, description="rows in one CSV export; more is a 422")
+    wait_for_ms: int = Field(
+        default=2000, ge=0, le=30_000, description="how long a view waits at most to show a token's writes (X-Wait-For)"
+    )
 
     @model_validator(mode="after")
     def _check_secrets(self) -> Settings:

@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import json
 import os
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -37,6 +38,7 @@ ALGORITHM = "EdDSA"
 DEVELOPMENT_KEY_FILE = "registry-signing-key.pem"
 REFETCH_SECONDS = 10.0  # an unknown kid fetches the keys again, at most this often
 _REQUIRED = ["iss", "sub", "role", "iat", "exp", "jti"]
+VERIFIED_KEPT = 4096  # tokens remembered as verified; past that the memory starts again
 # Fixed reasons: a refusal never repeats what the token said (PyJWT's own words can quote its header).
 _REASONS: list[tuple[type[Exception], str]] = [
     (jwt.ExpiredSignatureError, "it has expired"),
@@ -273,6 +275,9 @@ class TokenVerifier:
         self, issuers: Mapping[str, KeySource], leeway: timedelta = timedelta(seconds=DEFAULT_LEEWAY_SECONDS)
     ) -> None:
         self.issuers, self.leeway = dict(issuers), leeway
+        # Tokens verified already, with the key that verified them and when they expire: a client sends the same
+        # token with every request, and checking its signature again costs more than the rest of a registration.
+        self._verified: dict[str, tuple[Principal, KeySource, Any, object, float]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings, own: SigningKeys | None = None, clock: Clock | None = None) -> Self:
@@ -285,6 +290,13 @@ class TokenVerifier:
         return cls(sources, timedelta(seconds=settings.token_leeway_seconds))
 
     async def verify(self, token: str) -> Principal:
+        known = self._verified.get(token)
+        if known is not None:
+            verified, issued_by, key_id, verifying_key, expires = known
+            # still unexpired, and its key still published by its issuer (a rotated key's tokens stop at once)
+            if time.time() < expires and await issued_by.key(key_id) is verifying_key:
+                return verified
+            del self._verified[token]
         try:
             header = jwt.get_unverified_header(token)
             issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
@@ -308,7 +320,7 @@ class TokenVerifier:
                 leeway=self.leeway,
                 options={"require": _REQUIRED, "verify_aud": False},
             )
-            return Principal(
+            principal = Principal(
                 sub=claims["sub"],
                 role=claims["role"],
                 counties=claims.get("counties", []),
@@ -318,3 +330,7 @@ class TokenVerifier:
         except (jwt.PyJWTError, ValidationError, TypeError) as error:
             reason = next((reason for kind, reason in _REASONS if isinstance(error, kind)), MALFORMED)
             raise InvalidToken(reason) from error
+        if len(self._verified) >= VERIFIED_KEPT:
+            self._verified.clear()
+        self._verified[token] = (principal, source, kid, key, claims["exp"] + self.leeway.total_seconds())
+        return principal

@@ -18,7 +18,8 @@ LIFETIME_SECONDS = 14 * 24 * 3600  # the registry's refresh token ends after 14 
 
 @dataclass(frozen=True)
 class Session:
-    """`csrf` is in every form the session is shown; the rest is empty until someone signs in."""
+    """`csrf` is in every form the session is shown; the rest is empty until someone signs in. `written` is the token
+    of the person's last write (an API's `X-Written`, given at `written_at`), which the views read next wait for."""
 
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     access_token: str | None = None
@@ -28,6 +29,8 @@ class Session:
     role: str | None = None
     name: str | None = None
     counties: tuple[str, ...] = ()
+    written: str | None = None
+    written_at: float = 0.0
 
     @property
     def signed_in(self) -> bool:

@@ -7,13 +7,14 @@ import asyncio
 import hashlib
 import hmac
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import Depends, Request
 from starlette.datastructures import FormData
 
+from backbone import freshness
 from services.console.i18n import COOKIE as LANGUAGE_COOKIE
 from services.console.i18n import Language, language_of
 from services.console.session import Session
@@ -21,6 +22,9 @@ from services.console.upstream import ApiFailure, Service, Upstream
 
 REFRESH_BEFORE_SECONDS = 60  # an access token this close to its expiry is renewed before it is used
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+# What a person wrote, the views they read next wait for (X-Wait-For) this long after; within moments they show it.
+FOLLOW_WRITE_SECONDS = 30
+KEPT_TOKEN_CHARS = 600  # the session is one cookie (4 KB at most): a longer token (many records at once) is not kept
 
 
 class SignInRequired(Exception):
@@ -129,13 +133,32 @@ class Caller:
         return tokens["access_token"]  # type: ignore[no-any-return]
 
     async def call(self, method: str, service: Service, path: str, **options: Any) -> Any:
+        """The API's answer, as JSON. A read waits for the person's last write to show (if made moments ago); a write
+        answered with the token of what it wrote keeps it in the session for the reads that follow."""
+        reading = method in SAFE_METHODS
+        written = self.session.written
+        if reading and written and time.time() - self.session.written_at < FOLLOW_WRITE_SECONDS:
+            options["headers"] = {freshness.WAIT_FOR: written, **(options.get("headers") or {})}
         try:
-            return await self.upstream.json(method, service, path, token=await self.token(), **options)
+            answer = await self.upstream.call(method, service, path, token=await self.token(), **options)
         except ApiFailure as failure:
             if failure.status == 401:  # the account was disabled, or the session ended elsewhere
                 self.request.state.session = Session()
                 raise SignInRequired(self.request.url.path) from failure
             raise
+        if not reading:
+            self.remember_written(answer.headers.get(freshness.WRITTEN))
+        return answer.json() if answer.content else None
+
+    def remember_written(self, token: str | None) -> None:
+        """Keep the token of what a write wrote, if it is one (a bulk write's, too long for the cookie, is not)."""
+        if token is None or len(token) > KEPT_TOKEN_CHARS:
+            return
+        try:
+            freshness.parse(token)
+        except ValueError:
+            return
+        self.request.state.session = replace(self.session, written=token, written_at=time.time())
 
     async def get(self, service: Service, path: str, **params: Any) -> Any:
         return await self.call("GET", service, path, params=params)

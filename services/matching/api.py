@@ -14,17 +14,20 @@ from sqlalchemy.engine import Row
 
 from backbone.auth import Principal
 from backbone.csvexport import csv_response, export_rows
-from backbone.deps import RuntimeDep, require, require_county
+from backbone.deps import RuntimeDep, fresh, require, require_county
 from backbone.errors import ApiError
 from backbone.paging import Page, Paging, fetch_page
 from contracts.matching import VisitPolicyChanged
 from contracts.vocabulary import Category, ConsentScope, CountyCode, RiskLevel
-from services.matching.candidates import CandidateChild, CandidateVolunteer
+from services.matching.candidates import CandidateChild, Candidates, CandidateVolunteer
 from services.matching.pairings import OPEN, PairingRecord
 from services.matching.schedule import Intervals, change_policy
-from services.matching.views import EngagementRow
+from services.matching.views import Engagement, EngagementRow
 
 router = APIRouter(tags=["views"])
+# A view asked to waits until its projection shows what a command wrote (X-Wait-For; backbone.freshness).
+ShowsCandidates = Annotated[None, Depends(fresh(Candidates))]
+ShowsEngagement = Annotated[None, Depends(fresh(Engagement))]
 
 
 def _in_utc(moment: datetime) -> datetime:
@@ -100,6 +103,7 @@ async def engagement(
     principal: Annotated[Principal, Depends(require("coordinator"))],
     where: Annotated[EngagementFilter, Depends()],
     paging: Paging,
+    _: ShowsEngagement,
 ) -> Page[EngagementOut]:
     """Per child in the programme: the volunteer, the last contacts, when the next visit is due, whether overdue."""
     require_county(principal, where.county_code)
@@ -206,6 +210,7 @@ async def candidate_children(
     principal: Annotated[Principal, Depends(require("coordinator"))],
     where: Annotated[CandidateChildFilter, Depends()],
     paging: Paging,
+    _: ShowsCandidates,
 ) -> Page[CandidateChildOut]:
     """Children of a county (still in the programme unless `status=left`), whether each may be proposed a volunteer,
     and whether one is already proposed or paired."""
@@ -224,6 +229,7 @@ async def candidate_volunteers(
     principal: Annotated[Principal, Depends(require("coordinator"))],
     county_code: CountyCode,
     paging: Paging,
+    _: ShowsCandidates,
     eligible: bool | None = None,
     with_free_places: bool | None = None,
 ) -> Page[CandidateVolunteerOut]:

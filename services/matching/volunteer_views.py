@@ -14,15 +14,17 @@ from sqlalchemy.engine import Row
 from backbone.auth import Principal
 from backbone.clock import local_date
 from backbone.csvexport import csv_response, export_rows
-from backbone.deps import CoordinatorDep, RuntimeDep, require, require_county
+from backbone.deps import CoordinatorDep, RuntimeDep, fresh, require, require_county
 from backbone.errors import ApiError
 from backbone.paging import Page, Paging, fetch_page
 from contracts.vocabulary import CountyCode
 from services.matching.calendar_feeds import open_calendar
-from services.matching.candidates import CandidateChild, CandidateVolunteer
-from services.matching.views import ContactRow, EngagementRow
+from services.matching.candidates import CandidateChild, Candidates, CandidateVolunteer
+from services.matching.views import ContactRow, Engagement, EngagementRow
 
 router = APIRouter(tags=["views"])
+# Both projections: a view asked to waits until they show what a command wrote (X-Wait-For; backbone.freshness).
+ShowsBoth = Annotated[None, Depends(fresh(Candidates, Engagement))]
 
 
 class VolunteerActivity(BaseModel):
@@ -79,7 +81,7 @@ def _item(row: Row[Any]) -> VolunteerActivity:
 
 @router.get("/views/volunteers", response_model=Page[VolunteerActivity])
 async def volunteers_view(
-    runtime: RuntimeDep, principal: CoordinatorDep, county_code: CountyCode, paging: Paging
+    runtime: RuntimeDep, principal: CoordinatorDep, county_code: CountyCode, paging: Paging, _: ShowsBoth
 ) -> Page[VolunteerActivity]:
     """Each volunteer of the county: children paired now, contacts, visits and hours of contact."""
     require_county(principal, county_code)
@@ -114,6 +116,7 @@ async def paired_children(
     volunteer_id: uuid.UUID,
     runtime: RuntimeDep,
     principal: Annotated[Principal, Depends(require("coordinator", "volunteer"))],
+    _: ShowsBoth,
 ) -> list[PairedChild]:
     """The children of the volunteer's confirmed pairings, soonest visit due first: for the volunteer themselves
     (their phone page) or a coordinator of their county. No personal data: the registry gives the volunteer what a
