@@ -20,7 +20,8 @@ from backbone.tokens import InvalidToken, KeysUnavailable, TokenVerifier
 _bearer = HTTPBearer(auto_error=False)
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    """A coroutine, as every dependency here: FastAPI runs a plain function in its thread pool, a thread hop."""
     runtime: Runtime = request.app.state.runtime
     return runtime
 

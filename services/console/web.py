@@ -167,11 +167,17 @@ class Caller:
         return await self.call("POST", service, path, json=body, **options)
 
 
-def signed_in(request: Request) -> Caller:
-    """A page for the signed-in only: anyone else is sent to sign in, and comes back here after."""
+def caller_of(request: Request) -> Caller:
+    """The signed-in caller; anyone else is sent to sign in, and comes back here after."""
     if not session_of(request).signed_in:
         raise SignInRequired(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
     return Caller(request)
+
+
+# The page dependencies are coroutines: FastAPI runs a plain function in its thread pool, a thread hop per request.
+async def signed_in(request: Request) -> Caller:
+    """A page for the signed-in only."""
+    return caller_of(request)
 
 
 CallerDep = Annotated[Caller, Depends(signed_in)]
@@ -190,9 +196,9 @@ def county_in_view(request: Request, asked: str | None) -> str | None:
     return counties[0] if counties else None
 
 
-def staff(request: Request) -> Caller:
+async def staff(request: Request) -> Caller:
     """A page for coordinators (and admins) only."""
-    caller = signed_in(request)
+    caller = caller_of(request)
     if caller.session.role not in ("coordinator", "admin"):
         raise Refused("forbidden")
     return caller

@@ -26,7 +26,8 @@ from services.matching.pairings import OPEN, PairingRecord
 from services.matching.solver import ChildCase, Solution, TooLarge, Unpaired, VolunteerCase, solve
 
 ATTEMPTS = 3  # a run that finds the county changed while it solved starts again, this many times at most
-# Children × free places a run may weigh at once: about 11 bytes each while solving (some 700 MB at the limit).
+# Children × free places a run may weigh at once. The solver keeps about a byte per child and volunteer (int8 fits)
+# and proves its answer by blocks of rows, so the limit bounds a run's time more than its memory.
 MAX_CELLS = 60_000_000
 _SOLVING = threading.Lock()
 # A pairing closed because one side wanted out earns no continuity on a rematch (nor is it barred).

@@ -15,7 +15,7 @@ from starlette.datastructures import FormData
 from contracts.campaigns import AidKind
 from contracts.counties import COUNTIES
 from services.console.upstream import ApiFailure
-from services.console.web import Caller, Refused, csrf_checked, form, signed_in
+from services.console.web import Caller, Refused, caller_of, csrf_checked, form
 
 router = APIRouter(dependencies=[Depends(csrf_checked)])
 ROLES = ("admin", "coordinator", "volunteer", "donor", "service")
@@ -40,9 +40,9 @@ HANDOVERS = {"invitation": "invitation", "password-reset": "reset", "client-secr
 SEPARATORS = re.compile(r"[\s,，、;；]+")
 
 
-def admin(request: Request) -> Caller:
+async def admin(request: Request) -> Caller:
     """A page for admins only: anyone else signed in gets the console's 403 page."""
-    caller = signed_in(request)
+    caller = caller_of(request)
     if caller.session.role != "admin":
         raise Refused("forbidden")
     return caller
