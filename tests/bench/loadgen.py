@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,13 +21,16 @@ class Answer:
         return json.loads(self.body)
 
 
+IDLE_SECONDS = 2.0  # a connection idle this long is closed, not reused: the server may be closing it (uvicorn: 5 s)
+
+
 class Connections:
     """Connections to one server, reused as requests finish; a new one when all are busy."""
 
     def __init__(self, base_url: str) -> None:
         parts = urlsplit(base_url)
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
-        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
         self._all: list[asyncio.StreamWriter] = []
 
     def request(self, method: str, path: str, body: Any, headers: dict[str, str]) -> bytes:
@@ -38,7 +42,7 @@ class Connections:
         return ("\r\n".join(lines) + "\r\n\r\n").encode() + payload
 
     async def send(self, request: bytes) -> Answer:
-        reader, writer = self._idle.pop() if self._idle else await self._open()
+        reader, writer = await self._connection()
         try:
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
@@ -52,8 +56,16 @@ class Connections:
         except BaseException:
             writer.close()
             raise
-        self._idle.append((reader, writer))
+        self._idle.append((reader, writer, time.monotonic()))
         return Answer(status, body)
+
+    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        while self._idle:
+            reader, writer, since = self._idle.pop()
+            if time.monotonic() - since < IDLE_SECONDS:
+                return reader, writer
+            writer.close()
+        return await self._open()
 
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         reader, writer = await asyncio.open_connection(self.host, self.port)
