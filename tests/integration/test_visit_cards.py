@@ -203,8 +203,15 @@ async def test_the_visit_access_view_is_rebuilt_from_the_stream_to_the_same_rows
     runtime = Runtime(REGISTRY, Settings(database_url=database_url), clock)
     runtime.nc = nc
     try:
+
+        async def settled() -> bool:
+            """Each pairing's last event applied: the cards alone cannot tell (a pairing whose events are still on
+            their way shows no card either)."""
+            found = await rows(runtime.db, VisitAccess.__table__)  # type: ignore[arg-type]
+            return len(found) == 3 and [child for _, child, _, confirmed in found if confirmed] == [children[0]]
+
+        await wait_until(settled, what="every pairing's last event in the view")
         before = await rows(runtime.db, VisitAccess.__table__)  # type: ignore[arg-type]
-        assert len(before) == 3
 
         replayed, _ = await replay(runtime, PairingAccess())
 
