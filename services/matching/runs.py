@@ -25,7 +25,7 @@ from services.matching.candidates import CandidateChild, CandidateVolunteer
 from services.matching.pairings import OPEN, PairingRecord
 from services.matching.solver import ChildCase, Solution, TooLarge, Unpaired, VolunteerCase, solve
 
-ATTEMPTS = 3  # a run that finds the county changed while it solved starts again, this many times at most
+ATTEMPTS = 5  # a run that finds the county changed while it solved starts again, this many times at most
 # Children × free places a run may weigh at once. The solver keeps about a byte per child and volunteer (int8 fits)
 # and proves its answer by blocks of rows, so the limit bounds a run's time more than its memory.
 MAX_CELLS = 60_000_000
