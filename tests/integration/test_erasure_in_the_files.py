@@ -59,7 +59,8 @@ VOLUNTEER = {
 async def stored(database_url: str, *tables: str) -> bytes:
     """What the database keeps of `tables`, byte for byte, dead row versions included: on SQLite every file of the
     database (the main one, -wal, -shm); on PostgreSQL every page of the tables and of their TOAST tables, as
-    pageinspect reads them from the buffers (a superuser's extension: the tests' server allows it)."""
+    pageinspect reads them from the buffers (a superuser's extension: the tests' server allows it), the tables locked
+    against rewrites while they are read."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         path = Path(str(url.database))
@@ -69,8 +70,11 @@ async def stored(database_url: str, *tables: str) -> bytes:
         async with db.begin() as conn:
             await conn.execute(text("CREATE EXTENSION IF NOT EXISTS pageinspect"))
         pages = []
-        async with db.read() as conn:
+        async with db.begin() as conn:
             for table in tables:
+                # Held to the end of this read: a scrub's VACUUM FULL (or a vacuum's truncation) would otherwise give
+                # the table new, shorter files between reading its size and reading its pages.
+                await conn.execute(text(f"LOCK TABLE {table} IN ACCESS SHARE MODE"))
                 toast = await conn.scalar(
                     text("SELECT reltoastrelid::regclass::text FROM pg_class WHERE oid = CAST(:t AS regclass)"),
                     {"t": table},
