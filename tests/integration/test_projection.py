@@ -228,6 +228,36 @@ async def test_rebuild_replays_the_stream_to_identical_rows(db: Database, js: Je
     assert after == before
 
 
+async def test_a_rebuild_whose_nats_server_restarts_half_way_still_replays_every_event_once(
+    db: Database, js: JetStreamContext, nc: NATS, nats_server: NatsServer
+) -> None:
+    # The replay's consumer lives in the server's memory and its requests in flight: a restart loses both, and
+    # messages on the way. The replay must notice (no event while some remain), start again just past the last event
+    # it received, and end with the same rows as an uninterrupted one; each event applied once.
+    from services.matching.candidates import CandidateChild, Candidates
+
+    await publish(js, [child_event(str(uuid.uuid4()), 1, risk=r) for r in ("high", "medium", "low") * 400])
+    table = CandidateChild.__table__
+    await replay(runtime_for(db, nc), Candidates())
+    async with db.read() as conn:
+        uninterrupted = sorted((await conn.execute(select(table))).all())
+    restarts = 0
+
+    def restart_once(applied: int, total: int, seconds: float) -> None:
+        nonlocal restarts
+        if restarts == 0 and applied < total:
+            restarts += 1
+            nats_server.kill()  # blocks the replay meanwhile: it cannot have finished before the server is back
+            nats_server.start()
+
+    count, _ = await replay(runtime_for(db, nc), Candidates(), batch_size=100, progress=restart_once)
+    async with db.read() as conn:
+        after = sorted((await conn.execute(select(table))).all())
+    assert restarts == 1
+    assert count == 1200
+    assert after == uninterrupted
+
+
 async def test_a_rebuild_under_live_traffic_hands_over_without_losing_or_repeating(
     db: Database, js: JetStreamContext, nc: NATS
 ) -> None:
