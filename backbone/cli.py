@@ -4,12 +4,12 @@ service may add commands of its own (the registry's `token`)."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import uvicorn
+import uvloop
 from fastapi import FastAPI
 
 from backbone.app import create_app
@@ -53,17 +53,25 @@ def main(
         return command.run(subparser, args, settings)
     if args.command == "serve":
         port = args.port or settings.port or spec.default_port
-        uvicorn.run(
-            app(settings) if app else create_app(spec, settings),
-            host=settings.host,
-            port=port,
-            log_level="warning",
-            log_config=None,  # uvicorn's loggers go through the service's JSON logging (backbone.logs)
-            access_log=False,
-            timeout_graceful_shutdown=1,  # in-flight requests; then the runtime stops (backbone.runtime)
-        )
+        serve_http(app(settings) if app else create_app(spec, settings), settings.host, port)
         return 0
-    return asyncio.run(rebuild(spec, settings, args.projection, list_only=args.list))
+    return uvloop.run(rebuild(spec, settings, args.projection, list_only=args.list))
+
+
+def serve_http(app: FastAPI, host: str, port: int) -> None:
+    """Serve `app` until SIGINT or SIGTERM, on uvloop with httptools' parser (measured: asyncio's own loop and h11
+    cost a registration a third more CPU)."""
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        log_config=None,  # uvicorn's loggers go through the service's JSON logging (backbone.logs)
+        access_log=False,
+        timeout_graceful_shutdown=1,  # in-flight requests; then the runtime stops (backbone.runtime)
+    )
 
 
 if __name__ == "__main__":

@@ -3,8 +3,7 @@
 import argparse
 import sys
 
-import uvicorn
-
+from backbone.cli import serve_http
 from services.console.app import create_app
 from services.console.settings import ConsoleSettings
 
@@ -16,15 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int)
     args = parser.parse_args(argv)
     settings = ConsoleSettings()
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=args.port or settings.port,
-        log_level="warning",
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=1,
-    )
+    serve_http(create_app(settings), settings.host, args.port or settings.port)
     return 0
 
 

@@ -213,12 +213,31 @@ async def register_child(
         await handlers.register_child(runtime, command, personal)
     except domain.DomainError as error:
         raise ApiError(422, error.code, str(error)) from error
-    return await _out(runtime, await _record(runtime, command.child_id))
+    return await _current(runtime, command.child_id)
+
+
+async def _current(runtime: Runtime, child_id: uuid.UUID) -> ChildOut:
+    """The child as a change leaves it: the record and its key in one query."""
+    query = (
+        _by_id(child_id)
+        .add_columns(vault.PersonKey.key)
+        .outerjoin(vault.PersonKey, vault.PersonKey.person_id == ChildRecord.id)
+    )
+    async with runtime.db.read() as conn:
+        record = _found((await conn.execute(query)).first(), child_id)
+    return _render(runtime, record, record.key)
 
 
 async def _record(runtime: Runtime, child_id: uuid.UUID) -> Row[Any]:
     async with runtime.db.read() as conn:
-        record = (await conn.execute(select(ChildRecord).where(ChildRecord.id == child_id))).first()
+        return _found((await conn.execute(_by_id(child_id))).first(), child_id)
+
+
+def _by_id(child_id: uuid.UUID) -> Select[Any]:
+    return select(ChildRecord).where(ChildRecord.id == child_id)
+
+
+def _found(record: Row[Any] | None, child_id: uuid.UUID) -> Row[Any]:
     if record is None:
         raise ApiError(404, "not_found", f"no child {child_id}")
     return record
@@ -346,7 +365,7 @@ async def _apply(runtime: Runtime, child_id: uuid.UUID, decisions: list[handlers
         raise ApiError(
             409 if error.code in ("left_programme", "no_consent") else 422, error.code, str(error)
         ) from error
-    return await _out(runtime, await _record(runtime, child_id))
+    return await _current(runtime, child_id)
 
 
 @router.patch("/children/{child_id}", response_model=ChildOut)
