@@ -1,18 +1,23 @@
 """Events of the notifications context (stream NOTIFICATIONS)."""
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 from uuid import UUID
 
-from contracts.catalogue import Event
+from pydantic import Field
+
+from contracts.catalogue import Event, upcaster
 from contracts.vocabulary import CountyCode
 
 Channel = Literal["inbox", "email", "sms"]
+# Urgent: sent at once, quiet hours or not (an escalation); routine: held through the recipient's quiet hours.
+Urgency = Literal["routine", "urgent"]
 
 
-class NoticeRecorded(Event):
-    """The service decided someone must be told something; the delivery log starts here."""
+class NoticeRecordedV1(Event):
+    """The service decided someone must be told something, through one channel (the inbox, until v2)."""
 
     type_name: ClassVar[str] = "notifications.notice.recorded.v1"
+    current: ClassVar[bool] = False
 
     notice_id: UUID
     recipient_id: str
@@ -21,3 +26,27 @@ class NoticeRecorded(Event):
     county_code: CountyCode
     about_id: UUID
     cause_event_id: UUID
+
+
+class NoticeRecorded(Event):
+    """The service decided someone must be told something (a rule of services/notifications/rules.py, applied to
+    the event `cause_event_id`); the delivery log starts here. The recipient is a person (the id their sign-in token
+    carries) or a county's group (`county:<code>:coordinators`, `county:<code>:child_directors`); each channel of
+    `channels` the recipient takes is tried; an urgent notice is sent in quiet hours too."""
+
+    type_name: ClassVar[str] = "notifications.notice.recorded.v2"
+
+    notice_id: UUID
+    recipient_id: str
+    reason: str
+    channels: list[Channel] = Field(min_length=1)
+    urgency: Urgency
+    county_code: CountyCode
+    about_id: UUID
+    cause_event_id: UUID
+
+
+@upcaster(NoticeRecordedV1.type_name, NoticeRecorded.type_name)
+def _notice_recorded_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    upgraded = {key: value for key, value in data.items() if key != "channel"}
+    return {**upgraded, "channels": [data["channel"]], "urgency": "routine"}

@@ -14,6 +14,7 @@ from backbone.auth import Principal
 from backbone.deps import CoordinatorDep, RuntimeDep, require, require_county
 from backbone.errors import ApiError
 from backbone.paging import Page, PageRequest, Paging, fetch_page
+from contracts.notifications import Channel, Urgency
 from contracts.vocabulary import CountyCode
 from services.notifications.notices import NoticeRow
 
@@ -23,8 +24,9 @@ router = APIRouter(tags=["notifications"])
 class NoticeOut(BaseModel):
     notice_id: uuid.UUID
     recipient_id: str
-    channel: str
     reason: str
+    channels: list[Channel]
+    urgency: Urgency
     county_code: str
     about_id: uuid.UUID
     cause_event_id: uuid.UUID

@@ -7,14 +7,14 @@ from backbone.clock import Clock
 from backbone.runtime import ServiceSpec
 from backbone.settings import Settings
 from services.notifications.api import router
-from services.notifications.notices import Deliveries, MatchingReactions, RegistryReactions, Views
+from services.notifications.notices import Deliveries, MatchingReactions, Pairings, RegistryReactions, Views
 
 SPEC = ServiceSpec(
     name="notifications",
     default_port=8003,
     views=Views.metadata,
     routers=[router],
-    projections=lambda runtime: [RegistryReactions(runtime), MatchingReactions(runtime), Deliveries()],
+    projections=lambda runtime: [RegistryReactions(runtime), MatchingReactions(runtime), Pairings(), Deliveries()],
 )
 
 

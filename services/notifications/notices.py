@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
 
-from sqlalchemy import Index, MetaData, String, Table, Uuid, insert
+from sqlalchemy import JSON, Index, MetaData, String, Table, Uuid, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -18,11 +17,9 @@ from backbone.projection import Delivered, Projection
 from backbone.runtime import Runtime
 from backbone.store import Append
 from contracts import CloudEvent
-from contracts.matching import ChildOverdue, WishAcknowledged
+from contracts.matching import ChildOverdue, PairingClosed, PairingConfirmed
 from contracts.notifications import NoticeRecorded
-from contracts.registry import ChildRegistered
-
-NOTICE_IDS = uuid.UUID("6f1d2b1e-4c1a-4d8e-9a57-3f7f5d0c2a10")
+from services.notifications import rules
 
 
 class Views(DeclarativeBase):
@@ -32,13 +29,14 @@ class Views(DeclarativeBase):
 class NoticeRow(Views):
     """The delivery log: one row per notice, with the event that caused it."""
 
-    __tablename__ = "notices"
-    __table_args__ = (Index("ix_notices_recipient", "recipient_id", "recorded_at"),)
+    __tablename__ = "notice_log"  # v2 notices (channels, urgency); the v1 table `notices` is no longer written
+    __table_args__ = (Index("ix_notice_log_recipient", "recipient_id", "recorded_at"),)
 
     notice_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     recipient_id: Mapped[str] = mapped_column(String(80))
-    channel: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(String(64))
+    channels: Mapped[list[str]] = mapped_column(JSON)
+    urgency: Mapped[str] = mapped_column(String(16))
     county_code: Mapped[str] = mapped_column(String(6))
     about_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     cause_event_id: Mapped[uuid.UUID] = mapped_column(Uuid)
@@ -46,105 +44,112 @@ class NoticeRow(Views):
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
-def coordinators_of(county_code: str) -> str:
-    return f"county:{county_code}:coordinators"
+class PairedVolunteer(Views):
+    """Which volunteer each child is paired with (confirmed, not yet closed): who hears that a visit is overdue."""
 
+    __tablename__ = "paired_volunteers"
 
-def child_directors_of(county_code: str) -> str:
-    return f"county:{county_code}:child_directors"
+    child_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    volunteer_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    pairing_id: Mapped[uuid.UUID] = mapped_column(Uuid)
 
 
 class Reactions(Projection):
-    """Decides whom to tell about another context's events; what it decides becomes NOTIFICATIONS events.
+    """Applies the rules (services/notifications/rules.py) to another context's events; what they decide becomes
+    NOTIFICATIONS events.
 
-    Not a view: it has no rows to drop, and replaying it changes nothing (a notice's id comes from its cause).
-    """
+    Not a view: it has no rows to drop, and replaying it changes nothing (a notice's id comes from its cause)."""
 
     views: ClassVar[list[Table]] = []
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
-    async def tell(self, conn: AsyncConnection, notices: Sequence[Notice]) -> None:
-        """Record each notice not decided before (a replay of the stream decides them again), all in one append;
-        each names the event that caused it."""
-        decided = await self.runtime.store.versions(conn, [str(n.notice_id) for n in notices])
+    async def apply(self, conn: AsyncConnection, events: Sequence[Delivered]) -> None:
+        """Record each notice the batch decides and none decided before (a replay decides them again), all in one
+        append; each names the event that caused it."""
+        paired = await _paired(conn, {d.event.child_id for d in events if isinstance(d.event, ChildOverdue)})
+        notices = [
+            (decision, delivered.envelope)
+            for delivered in events
+            for decision in rules.decide(
+                delivered.event,
+                uuid.UUID(delivered.envelope.id),
+                paired.get(getattr(delivered.event, "child_id", None)),
+            )
+        ]
+        decided = await self.runtime.store.versions(conn, [str(d.message_id) for d, _ in notices])
         appends = [
-            Append(str(n.notice_id), 0, [n.event], causes=n.causes) for n in notices if str(n.notice_id) not in decided
+            Append(str(decision.message_id), 0, [_recorded(decision)], causes=_causes(cause))
+            for decision, cause in notices
+            if str(decision.message_id) not in decided
         ]
         if appends:
             await self.runtime.append(conn, *appends)
 
 
-@dataclass(frozen=True)
-class Notice:
-    event: NoticeRecorded
-    causes: context.Causes
-
-    @property
-    def notice_id(self) -> uuid.UUID:
-        return self.event.notice_id
-
-
-def notice(envelope: CloudEvent, recipient: str, reason: str, county: str, about: uuid.UUID) -> Notice:
-    """What to tell `recipient` because of the event `envelope` carries; its id comes from its cause."""
-    event = NoticeRecorded(
-        notice_id=uuid.uuid5(NOTICE_IDS, f"{envelope.id}/{recipient}"),
-        recipient_id=recipient,
-        channel="inbox",
-        reason=reason,
-        county_code=county,
-        about_id=about,
-        cause_event_id=uuid.UUID(envelope.id),
+def _recorded(decision: rules.Decision) -> NoticeRecorded:
+    return NoticeRecorded(
+        notice_id=decision.message_id,
+        recipient_id=decision.recipient,
+        reason=decision.reason,
+        channels=list(decision.channels),
+        urgency=decision.urgency,
+        county_code=decision.county_code,
+        about_id=decision.about_id,
+        cause_event_id=decision.cause_event_id,
     )
-    return Notice(event, context.of(envelope.correlationid, envelope.id, envelope.traceparent))
+
+
+def _causes(envelope: CloudEvent) -> context.Causes:
+    return context.of(envelope.correlationid, envelope.id, envelope.traceparent)
+
+
+async def _paired(conn: AsyncConnection, children: set[uuid.UUID]) -> dict[uuid.UUID | None, uuid.UUID]:
+    if not children:
+        return {}
+    query = select(PairedVolunteer.child_id, PairedVolunteer.volunteer_id).where(PairedVolunteer.child_id.in_(children))
+    return {child: volunteer for child, volunteer in (await conn.execute(query)).all()}
 
 
 class RegistryReactions(Reactions):
-    """Coordinators hear of each child registered in their county."""
-
     name: ClassVar[str] = "notifications-reactions"
     stream: ClassVar[str] = "REGISTRY"
     subjects: ClassVar[list[str]] = ["registry.child.>"]
 
-    async def apply(self, conn: AsyncConnection, events: Sequence[Delivered]) -> None:
-        registered = [(d.envelope, d.event) for d in events if isinstance(d.event, ChildRegistered)]
-        await self.tell(
-            conn,
-            [
-                notice(cause, coordinators_of(child.county_code), "child_registered", child.county_code, child.child_id)
-                for cause, child in registered
-            ],
-        )
-
 
 class MatchingReactions(Reactions):
-    """The county's child directors hear of every high-risk child whose visit is overdue (an escalation); a donor
-    hears that the child thanked them for a wish (about the wish: nothing says who the child is)."""
-
-    name: ClassVar[str] = "notifications-matching-reactions"
+    # A new name for more subjects than the first matching reactions followed: it starts at the stream's beginning
+    # by itself, where the old one would wait for an operator's rebuild.
+    name: ClassVar[str] = "notifications-matching-notices"
     stream: ClassVar[str] = "MATCHING"
-    subjects: ClassVar[list[str]] = ["matching.child.>", "matching.wish.>"]  # whole aggregates, as all projections
+    # whole aggregates, as all projections: a pairing's, a child's, a wish's and an aid distribution's events
+    subjects: ClassVar[list[str]] = ["matching.pairing.>", "matching.child.>", "matching.wish.>", "matching.aid.>"]
+
+
+class Pairings(Projection):
+    """The paired-volunteer view, folded from matching's pairing events."""
+
+    name: ClassVar[str] = "notifications-pairings"
+    stream: ClassVar[str] = "MATCHING"
+    subjects: ClassVar[list[str]] = ["matching.pairing.>"]
+    views: ClassVar[list[Table]] = [PairedVolunteer.__table__]  # type: ignore[list-item]
 
     async def apply(self, conn: AsyncConnection, events: Sequence[Delivered]) -> None:
-        notices = []
         for delivered in events:
             match delivered.event:
-                case ChildOverdue(escalated_to="child_director") as late:
-                    recipient = child_directors_of(late.county_code)
-                    notices.append(
-                        notice(delivered.envelope, recipient, "overdue_high_risk", late.county_code, late.child_id)
-                    )
-                case WishAcknowledged() as thanked:
-                    donor, county = thanked.donor_id, thanked.county_code
-                    notices.append(notice(delivered.envelope, donor, "wish_thanked", county, thanked.wish_id))
-        await self.tell(conn, notices)
+                case PairingConfirmed(child_id=child, volunteer_id=volunteer, pairing_id=pairing):
+                    row = {"child_id": child, "volunteer_id": volunteer, "pairing_id": pairing}
+                    await conn.execute(delete(PairedVolunteer).where(PairedVolunteer.child_id == child))
+                    await conn.execute(insert(PairedVolunteer).values(row))
+                case PairingClosed(pairing_id=pairing):
+                    await conn.execute(delete(PairedVolunteer).where(PairedVolunteer.pairing_id == pairing))
 
 
 class Deliveries(Projection):
     """The delivery log, folded from the service's own NOTIFICATIONS stream."""
 
-    name: ClassVar[str] = "notifications-deliveries"
+    name: ClassVar[str] = "notifications-log"  # v2 notices into `notice_log`
     stream: ClassVar[str] = "NOTIFICATIONS"
     subjects: ClassVar[list[str]] = ["notifications.notice.>"]
     views: ClassVar[list[Table]] = [NoticeRow.__table__]  # type: ignore[list-item]

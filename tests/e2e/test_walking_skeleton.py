@@ -74,11 +74,11 @@ async def test_a_registered_child_shows_in_engagement_and_is_noticed(system: Sys
 
         await wait_until(noticed, within=5, what="the coordinators' notice")
 
-    wanted = {"registry.child.registered.v2", "notifications.notice.recorded.v1", "matching.child.visit_due.v1"}
+    wanted = {"registry.child.registered.v2", "notifications.notice.recorded.v2", "matching.child.visit_due.v1"}
     await wait_until(lambda: _types(wire, wanted), within=5, what="the events of all three services on the wire")
     by_type = {json.loads(m.data)["type"]: json.loads(m.data) for m in wire}
     registered = by_type["registry.child.registered.v2"]
-    notice = by_type["notifications.notice.recorded.v1"]
+    notice = by_type["notifications.notice.recorded.v2"]
     assert registered["subject"] == child_id
     assert registered["correlationid"] == correlation
     # the notice carries the request's correlation and names the registration as its cause

@@ -48,8 +48,9 @@ def notice_recorded(aggregate: uuid.UUID) -> Event:
     return NoticeRecorded(
         notice_id=aggregate,
         recipient_id="county:450325:child_directors",
-        channel="inbox",
-        reason="overdue",
+        reason="overdue_escalated",
+        channels=["inbox"],
+        urgency="urgent",
         county_code="450325",
         about_id=aggregate,
         cause_event_id=uuid.uuid4(),

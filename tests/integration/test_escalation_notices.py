@@ -1,4 +1,6 @@
-"""The notifications service tells the county's child directors of every overdue high-risk child, and of no other."""
+"""The notifications service applies its rules to matching's events: the county's child directors hear of every
+overdue high-risk child and of no other, urgently; a paired volunteer hears that their visit is overdue, and no
+longer once the pairing is closed; a donor hears of their wish and nothing of the child."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import pytest
@@ -18,6 +21,8 @@ from backbone.settings import Settings
 from contracts.matching import (
     ChildOverdue,
     ChildVisitDue,
+    PairingClosed,
+    PairingConfirmed,
     WishAcknowledged,
     WishClaimed,
     WishFulfilled,
@@ -85,7 +90,51 @@ async def test_an_overdue_high_risk_child_is_escalated_to_the_child_directors_an
     await wait_until(told_of_the_later_one, what="the child directors' notice of the later high-risk child")
     assert sorted(about) == sorted([str(high), str(later)])
     page = (await notifications.get("/notifications", params=params, headers=headers)).json()
-    assert {notice["reason"] for notice in page["items"]} == {"overdue_high_risk"}
+    assert {(notice["reason"], notice["urgency"]) for notice in page["items"]} == {("overdue_escalated", "urgent")}
+    assert all(notice["channels"] == ["sms", "email", "inbox"] for notice in page["items"])
+
+
+async def test_a_paired_volunteer_hears_their_visit_is_overdue_until_the_pairing_is_closed(
+    notifications: httpx.AsyncClient, nc: NATS
+) -> None:
+    bus = RegistryEvents(nc.jetstream())
+    child, volunteer, pairing = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    pair = {"pairing_id": pairing, "child_id": child, "volunteer_id": volunteer, "county_code": XINGAN}
+    due = datetime(2023, 1, 17, 9, 0, tzinfo=UTC)
+    late = {"child_id": child, "county_code": XINGAN, "risk_level": "medium", "due_at": due}
+    await bus.emit(PairingConfirmed(**pair))
+    mine = {"Authorization": f"Bearer {token('volunteer', sub=str(volunteer))}"}
+    coordinators = {"recipient_id": f"county:{XINGAN}:coordinators", "limit": 500}
+    headers = auth("coordinator", [XINGAN])
+
+    async def reasons(params: dict[str, Any], auth_headers: dict[str, str]) -> list[str]:
+        page = await notifications.get("/notifications", params=params, headers=auth_headers)
+        return [notice["reason"] for notice in page.json()["items"]] if page.status_code == 200 else []
+
+    async def confirmed() -> bool:
+        return "pairing_confirmed" in await reasons({"recipient_id": str(volunteer)}, mine)
+
+    await wait_until(confirmed, what="the volunteer told of the confirmed pairing")
+    await bus.emit(ChildVisitDue(**late, because="registered"), ChildOverdue(**late))
+
+    async def overdue_told(times: int) -> bool:
+        return (await reasons(coordinators, headers)).count("visit_overdue") == times
+
+    await wait_until(lambda: overdue_told(1), what="the coordinators told of the overdue visit")
+    assert sorted(await reasons({"recipient_id": str(volunteer)}, mine)) == ["pairing_confirmed", "visit_overdue"]
+    await bus.emit(PairingClosed(**pair, reason="volunteer_withdrew"))
+    await wait_until(
+        lambda: _has(notifications, str(volunteer), mine, "pairing_closed"), what="the volunteer told of the closing"
+    )
+    await bus.emit(ChildOverdue(**{**late, "due_at": datetime(2023, 1, 24, 9, 0, tzinfo=UTC)}))
+    await wait_until(lambda: overdue_told(2), what="the coordinators told of the second overdue visit")
+    told = sorted(await reasons({"recipient_id": str(volunteer)}, mine))
+    assert told == ["pairing_closed", "pairing_confirmed", "visit_overdue"]
+
+
+async def _has(client: httpx.AsyncClient, recipient: str, headers: dict[str, str], reason: str) -> bool:
+    page = await client.get("/notifications", params={"recipient_id": recipient}, headers=headers)
+    return page.status_code == 200 and reason in [notice["reason"] for notice in page.json()["items"]]
 
 
 async def test_a_donor_hears_of_the_thank_you_for_their_wish_and_nothing_of_the_child(
@@ -103,12 +152,13 @@ async def test_a_donor_hears_of_the_thank_you_for_their_wish_and_nothing_of_the_
 
     async def told() -> bool:
         page = await notifications.get("/notifications", params={"recipient_id": "donor-7"}, headers=mine)
-        return page.status_code == 200 and page.json()["total"] == 1
+        return page.status_code == 200 and page.json()["total"] == 3
 
-    await wait_until(told, what="the donor's thank-you notice")
+    await wait_until(told, what="the donor's notices of the claim, the gift and the thank-you")
     answer = await notifications.get("/notifications", params={"recipient_id": "donor-7"}, headers=mine)
-    (notice,) = answer.json()["items"]
-    assert (notice["reason"], notice["about_id"]) == ("wish_thanked", str(wish))
+    notices = answer.json()["items"]
+    assert {notice["reason"] for notice in notices} == {"wish_claimed", "wish_fulfilled", "wish_thanked"}
+    assert {notice["about_id"] for notice in notices} == {str(wish)}
     assert str(child) not in answer.text
     someone_else = {"Authorization": f"Bearer {token('donor', sub='donor-8')}"}
     refused = await notifications.get("/notifications", params={"recipient_id": "donor-7"}, headers=someone_else)

@@ -1,0 +1,83 @@
+"""A decided message in words, in the recipient's language: the SMS, the email (subject, text, HTML) and the inbox's
+line, from the templates in `templates/` (Jinja2, one file a reason and language; the email's HTML autoescaped)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from contracts import counties
+from contracts.catalogue import Event
+
+Language = Literal["zh-CN", "en"]
+LANGUAGES: tuple[Language, ...] = ("zh-CN", "en")
+ZONE = ZoneInfo("Asia/Shanghai")  # the programme's clock: dates in a message are the recipient's dates
+PARTS = ("sms", "subject", "text")
+FOOTER: dict[Language, str] = {
+    "zh-CN": "本消息由手拉手关爱系统发送，请勿直接回复。",
+    "en": "Sent by the Hand in Hand system; please do not reply.",
+}
+RISK: dict[Language, dict[str, str]] = {
+    "zh-CN": {"high": "高风险", "medium": "中风险", "low": "低风险"},
+    "en": {"high": "high-risk", "medium": "medium-risk", "low": "low-risk"},
+}
+
+_loader = PackageLoader("services.notifications", "templates")
+_TEXT = Environment(loader=_loader, autoescape=False, undefined=StrictUndefined)  # noqa: S701 (SMS and plain text)
+_HTML = Environment(loader=_loader, autoescape=True, undefined=StrictUndefined)
+
+
+@dataclass(frozen=True)
+class Words:
+    sms: str
+    subject: str
+    text: str  # the email's plain-text part and the inbox's line
+    html: str
+
+
+def language_of(preferred: str | None) -> Language:
+    """The recipient's language if we have its templates, else Chinese (the programme's own)."""
+    return "en" if preferred == "en" else "zh-CN"
+
+
+def words(reason: str, language: Language, facts: Mapping[str, str]) -> Words:
+    """The message of `reason` in `language`; a fact a template needs and `facts` lacks is an error, not a blank."""
+    template = _TEXT.get_template(f"{reason}.{language}.j2")
+    context = template.new_context(dict(facts))
+    parts = {part: "".join(template.blocks[part](context)).strip() for part in PARTS}
+    page = _HTML.get_template("email.html.j2")
+    html = page.render(language=language, subject=parts["subject"], text=parts["text"], footer=FOOTER[language])
+    return Words(parts["sms"], parts["subject"], parts["text"], html)
+
+
+def facts(event: Event, language: Language) -> dict[str, str]:
+    """What a message may say about `event`: where, when, how much. Events carry no one's name, contact or address,
+    so no message can: a donor never learns who a child is."""
+    found: dict[str, Any] = event.model_dump()
+    said = {"county": _county(str(found["county_code"]), language)}
+    for name, field in (("due", "due_at"), ("deadline", "expires_at"), ("deadline", "claim_deadline")):
+        if isinstance(found.get(field), datetime):
+            said[name] = _date(found[field], language)
+    if "risk_level" in found:
+        said["risk"] = RISK[language][found["risk_level"]]
+    if "quantity" in found:
+        said["quantity"] = str(found["quantity"])
+        said["value"] = f"{found['value_yuan']:.2f}"
+    return said
+
+
+def _county(code: str, language: Language) -> str:
+    county = counties.county(code)
+    if county is None:
+        return code
+    return county.name_zh if language == "zh-CN" else county.name_pinyin
+
+
+def _date(moment: datetime, language: Language) -> str:
+    day = moment.astimezone(ZONE)
+    return f"{day.month}月{day.day}日" if language == "zh-CN" else f"{day.day} {day:%b} {day.year}"

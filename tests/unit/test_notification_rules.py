@@ -1,0 +1,175 @@
+"""The notification rules and their words, without I/O: who is told what because of which event, the same message
+decided again for the same cause, every rule's templates in both languages, HTML escaped, nothing about a child's
+identity in what a donor gets."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from markupsafe import escape
+
+from contracts.catalogue import Event
+from contracts.matching import (
+    AidDistributed,
+    ChildOverdue,
+    PairingClosed,
+    PairingConfirmed,
+    PairingProposed,
+    PairingSuspended,
+    WishAcknowledged,
+    WishClaimed,
+    WishFulfilled,
+)
+from contracts.registry import ChildRegistered
+from services.notifications import messages, rules
+from services.notifications.settings import ChannelSettings
+
+XINGAN = "450325"
+LONGEST_COUNTY = "451226"  # 环江毛南族自治县, Huanjiang Maonanzu Zizhixian: the longest names a message may carry
+CHILD, VOLUNTEER, PAIRING, WISH = (uuid.uuid4() for _ in range(4))
+WHEN = datetime(2026, 12, 1, 17, 30, tzinfo=UTC)  # 2 December in Asia/Shanghai
+
+
+def examples(county: str = XINGAN) -> list[Event]:
+    """One event of every type a rule is on."""
+    pair = {"pairing_id": PAIRING, "child_id": CHILD, "volunteer_id": VOLUNTEER, "county_code": county}
+    wish = {"wish_id": WISH, "child_id": CHILD, "county_code": county, "donor_id": "donor-7"}
+    return [
+        ChildRegistered(child_id=CHILD, county_code=county, category="orphan", risk_level="high", age_band="9-11"),
+        PairingProposed(
+            **pair, run_id=uuid.uuid4(), risk_level="high", score=80, score_parts={"distance": 40}, expires_at=WHEN
+        ),
+        PairingConfirmed(**pair),
+        PairingSuspended(**pair, reason="child_ineligible"),
+        PairingClosed(**pair, reason="child_left_programme"),
+        ChildOverdue(child_id=CHILD, county_code=county, risk_level="medium", due_at=WHEN),
+        ChildOverdue(child_id=CHILD, county_code=county, risk_level="high", due_at=WHEN, escalated_to="child_director"),
+        WishClaimed(**wish, claim_deadline=WHEN),
+        WishFulfilled(**wish),
+        WishAcknowledged(**wish),
+        AidDistributed(
+            distribution_id=uuid.uuid4(),
+            child_id=CHILD,
+            county_code=county,
+            campaign_id=uuid.uuid4(),
+            kind="winter_clothes",
+            quantity=3,
+            value_yuan=Decimal("240.00"),
+            donor_id=uuid.uuid4(),
+        ),
+    ]
+
+
+def told(event: Event, paired: uuid.UUID | None = None) -> set[tuple[str, str, str]]:
+    return {(d.reason, d.recipient, d.urgency) for d in rules.decide(event, uuid.uuid4(), paired)}
+
+
+def test_every_event_a_rule_is_on_has_an_example_here() -> None:
+    assert {rule.on for rule in rules.RULES} == {type(event) for event in examples()}
+
+
+def test_a_confirmed_pairing_tells_the_volunteer_and_the_county_coordinators() -> None:
+    confirmed = PairingConfirmed(pairing_id=PAIRING, child_id=CHILD, volunteer_id=VOLUNTEER, county_code=XINGAN)
+    assert told(confirmed) == {
+        ("pairing_confirmed", str(VOLUNTEER), "routine"),
+        ("pairing_confirmed", "county:450325:coordinators", "routine"),
+    }
+
+
+def test_an_escalated_high_risk_child_is_urgent_for_child_directors_and_coordinators() -> None:
+    late = ChildOverdue(
+        child_id=CHILD, county_code=XINGAN, risk_level="high", due_at=WHEN, escalated_to="child_director"
+    )
+    assert told(late, paired=VOLUNTEER) == {
+        ("visit_overdue", str(VOLUNTEER), "routine"),
+        ("overdue_escalated", "county:450325:child_directors", "urgent"),
+        ("overdue_escalated", "county:450325:coordinators", "urgent"),
+    }
+
+
+def test_an_overdue_visit_tells_the_paired_volunteer_only_when_there_is_one() -> None:
+    late = ChildOverdue(child_id=CHILD, county_code=XINGAN, risk_level="medium", due_at=WHEN)
+    assert told(late, paired=VOLUNTEER) == {
+        ("visit_overdue", str(VOLUNTEER), "routine"),
+        ("visit_overdue", "county:450325:coordinators", "routine"),
+    }
+    assert told(late) == {("visit_overdue", "county:450325:coordinators", "routine")}
+
+
+def test_aid_given_by_no_donor_in_particular_tells_nobody() -> None:
+    aid = examples()[-1]
+    assert isinstance(aid, AidDistributed)
+    assert told(aid.model_copy(update={"donor_id": None})) == set()
+
+
+def test_the_same_cause_decides_the_same_messages_and_another_cause_others() -> None:
+    event, cause = examples()[2], uuid.uuid4()
+    first = rules.decide(event, cause)
+    assert rules.decide(event, cause) == first
+    again = {d.message_id for d in rules.decide(event, uuid.uuid4())}
+    assert again.isdisjoint({d.message_id for d in first})
+    assert len({d.message_id for d in first}) == len(first)
+
+
+def test_a_message_is_about_the_pairing_or_wish_and_names_its_cause() -> None:
+    cause = uuid.uuid4()
+    (claimed, *_) = rules.decide(examples()[7], cause)
+    assert (claimed.about_id, claimed.cause_event_id, claimed.county_code) == (WISH, cause, XINGAN)
+
+
+@pytest.mark.parametrize("language", messages.LANGUAGES)
+@pytest.mark.parametrize("event", examples(LONGEST_COUNTY), ids=lambda event: type(event).__name__)
+def test_every_rule_has_its_words_in_both_languages(event: Event, language: messages.Language) -> None:
+    for decision in rules.decide(event, uuid.uuid4(), VOLUNTEER):
+        words = messages.words(decision.reason, language, messages.facts(event, language))
+        assert all((words.sms, words.subject, words.text))
+        assert str(escape(words.text)) in words.html
+        assert f'lang="{language}"' in words.html
+        if language == "zh-CN":
+            assert any("\u4e00" <= character <= "\u9fff" for character in words.sms)
+        else:
+            assert words.sms.isascii()
+
+
+@pytest.mark.parametrize("county", [LONGEST_COUNTY, "451225"])  # the longest names in pinyin, in characters
+def test_every_sms_fits_one_segment_with_the_gateways_signature(county: str) -> None:
+    # The signature is Chinese, so every SMS goes as UCS-2: one segment holds 70 characters, signature included.
+    signed = f"【{ChannelSettings().sms_sign_name}】"
+    for event in examples(county):
+        for decision in rules.decide(event, uuid.uuid4(), VOLUNTEER):
+            for language in messages.LANGUAGES:
+                sms = messages.words(decision.reason, language, messages.facts(event, language)).sms
+                assert len(signed + sms) <= 70, (decision.reason, language, sms)
+
+
+def test_dates_are_the_programmes_own_in_each_language() -> None:
+    late = ChildOverdue(child_id=CHILD, county_code=XINGAN, risk_level="medium", due_at=WHEN)
+    assert messages.facts(late, "zh-CN") == {"county": "兴安县", "due": "12月2日", "risk": "中风险"}
+    assert messages.facts(late, "en") == {"county": "Xing'an Xian", "due": "2 Dec 2026", "risk": "medium-risk"}
+
+
+def test_the_email_html_is_escaped_and_its_text_is_not() -> None:
+    words = messages.words("visit_overdue", "en", {"county": "<b>Xing'an</b>", "due": "2 Dec", "risk": "high-risk"})
+    assert "<b>Xing'an</b>" in words.text
+    assert "&lt;b&gt;Xing&#39;an&lt;/b&gt;" in words.html
+    assert "<b>" not in words.html
+
+
+def test_a_fact_a_template_needs_and_lacks_is_an_error_not_a_blank() -> None:
+    with pytest.raises(Exception, match="due"):
+        messages.words("visit_overdue", "zh-CN", {"county": "兴安县", "risk": "高风险"})
+
+
+def test_what_a_donor_is_told_says_where_when_and_how_much_and_nothing_about_the_child() -> None:
+    for event in examples():
+        for decision in rules.decide(event, uuid.uuid4(), VOLUNTEER):
+            if decision.recipient == "donor-7" or decision.reason == "aid_distributed":
+                for language in messages.LANGUAGES:
+                    assert set(messages.facts(event, language)) <= {"county", "deadline", "quantity", "value"}
+
+
+def test_an_unknown_language_gets_chinese() -> None:
+    assert [messages.language_of(x) for x in ("en", "zh-CN", None, "fr")] == ["en", "zh-CN", "zh-CN", "zh-CN"]
