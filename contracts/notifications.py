@@ -1,9 +1,9 @@
 """Events of the notifications context (stream NOTIFICATIONS)."""
 
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from contracts.catalogue import Event, upcaster
 from contracts.vocabulary import CountyCode
@@ -50,3 +50,20 @@ class NoticeRecorded(Event):
 def _notice_recorded_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     upgraded = {key: value for key, value in data.items() if key != "channel"}
     return {**upgraded, "channels": [data["channel"]], "urgency": "routine"}
+
+
+Language = Literal["zh-CN", "en"]
+ClockTime = Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]  # HH:MM, Asia/Shanghai
+
+
+class PreferencesSet(Event):
+    """A person chose how they are told: which outward channels (the inbox always), in which language, and their
+    quiet hours (Asia/Shanghai; equal ends: none), through which no routine SMS is sent."""
+
+    type_name: ClassVar[str] = "notifications.person.preferences_set.v1"
+
+    person_id: str = Field(min_length=1, max_length=80)
+    channels: list[Literal["sms", "email"]] = Field(max_length=2)
+    language: Language
+    quiet_from: ClockTime
+    quiet_until: ClockTime

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, select
 
 from backbone.auth import Principal
 from backbone.deps import CoordinatorDep, RuntimeDep, require, require_county
 from backbone.errors import ApiError
 from backbone.paging import Page, PageRequest, Paging, fetch_page
-from contracts.notifications import Channel, Urgency
+from contracts.notifications import Channel, ClockTime, Language, Urgency
 from contracts.vocabulary import CountyCode
+from services.notifications import preferences
 from services.notifications.notices import NoticeRow
 
 router = APIRouter(tags=["notifications"])
@@ -62,3 +63,42 @@ async def deliveries(
 ) -> Page[NoticeOut]:
     require_county(principal, county_code)
     return await _page(runtime, NoticeRow.county_code == county_code, paging)
+
+
+class PreferencesIn(BaseModel):
+    """How the caller wants to be told: outward channels (the inbox always), language, quiet hours (Asia/Shanghai,
+    HH:MM; equal ends: none) through which no routine SMS is sent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channels: list[Literal["sms", "email"]] = Field(max_length=2)
+    language: Language
+    quiet_from: ClockTime
+    quiet_until: ClockTime
+
+
+Person = Annotated[Principal, Depends(require("coordinator", "volunteer", "donor"))]
+
+
+@router.get("/preferences/me", response_model=PreferencesIn)
+async def my_preferences(runtime: RuntimeDep, principal: Person) -> PreferencesIn:
+    async with runtime.db.read() as conn:
+        return _out(await preferences.of(conn, principal.sub))
+
+
+@router.put("/preferences/me", response_model=PreferencesIn)
+async def choose_preferences(body: PreferencesIn, runtime: RuntimeDep, principal: Person) -> PreferencesIn:
+    channels = tuple(dict.fromkeys(body.channels))  # each once, in the order given
+    chosen = preferences.Preferences(channels, body.language, body.quiet_from, body.quiet_until)
+    await preferences.choose(runtime, principal.sub, chosen)
+    return _out(chosen)
+
+
+def _out(chosen: preferences.Preferences) -> PreferencesIn:
+    outward = [channel for channel in chosen.channels if channel != "inbox"]
+    return PreferencesIn(
+        channels=outward,
+        language=chosen.language,
+        quiet_from=chosen.quiet_from,
+        quiet_until=chosen.quiet_until,
+    )

@@ -1,0 +1,96 @@
+"""How each person is told: their outward channels, language and quiet hours (Asia/Shanghai), their record, and
+when a message may go under them (pure: the moment is passed in)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import JSON, Integer, String, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backbone.database import UtcDateTime
+from backbone.runtime import Runtime
+from backbone.store import Append
+from contracts.notifications import Channel, Language, PreferencesSet, Urgency
+from services.notifications.messages import ZONE
+from services.notifications.notices import Views
+
+
+@dataclass(frozen=True)
+class Preferences:
+    """Until a person chooses: SMS and email, in Chinese, no routine SMS from 22:00 to 07:00."""
+
+    channels: tuple[Channel, ...] = ("sms", "email")
+    language: Language = "zh-CN"
+    quiet_from: str = "22:00"
+    quiet_until: str = "07:00"
+
+
+DEFAULT = Preferences()
+
+
+def release_at(now: datetime, channel: Channel, urgency: Urgency, chosen: Preferences) -> datetime:
+    """When a message may go: at once, unless it is a routine SMS in the quiet hours, then when they end (an email
+    waits in the inbox unread at night anyway; an escalation wakes whoever it must)."""
+    if channel != "sms" or urgency == "urgent" or chosen.quiet_from == chosen.quiet_until:
+        return now
+    local = now.astimezone(ZONE)
+    start, end = time.fromisoformat(chosen.quiet_from), time.fromisoformat(chosen.quiet_until)
+    clock = local.time()
+    quiet = start <= clock < end if start < end else (clock >= start or clock < end)  # a window over midnight
+    if not quiet:
+        return now
+    ends = local.replace(hour=end.hour, minute=end.minute, second=0, microsecond=0)
+    if ends <= local:
+        ends += timedelta(days=1)
+    return ends.astimezone(UTC)
+
+
+def channels_for(rule: tuple[Channel, ...], chosen: Preferences) -> list[Channel]:
+    """The rule's channels the person takes, in the rule's order; the inbox, the log of what they were told, always."""
+    return [channel for channel in rule if channel == "inbox" or channel in chosen.channels]
+
+
+class PreferenceRecord(Views):
+    """A person's choice, written in the transaction that appends it (the service's own record, not a view: a
+    rebuild of the views leaves it)."""
+
+    __tablename__ = "preferences"
+
+    person_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    channels: Mapped[list[Any]] = mapped_column(JSON)
+    language: Mapped[str] = mapped_column(String(8))
+    quiet_from: Mapped[str] = mapped_column(String(5))
+    quiet_until: Mapped[str] = mapped_column(String(5))
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+async def of(conn: AsyncConnection, person_id: str) -> Preferences:
+    row = (await conn.execute(select(PreferenceRecord).where(PreferenceRecord.person_id == person_id))).first()
+    if row is None:
+        return DEFAULT
+    return Preferences(tuple(row.channels), row.language, row.quiet_from, row.quiet_until)
+
+
+async def choose(runtime: Runtime, person_id: str, chosen: Preferences) -> None:
+    """Record `chosen` for the person: an event on their stream and their record, in one transaction."""
+    event = PreferencesSet(
+        person_id=person_id,
+        channels=[channel for channel in chosen.channels if channel != "inbox"],
+        language=chosen.language,
+        quiet_from=chosen.quiet_from,
+        quiet_until=chosen.quiet_until,
+    )
+    values = event.model_dump(exclude={"person_id"})
+    async with runtime.transaction() as conn:
+        row = (await conn.execute(select(PreferenceRecord).where(PreferenceRecord.person_id == person_id))).first()
+        if row is not None:
+            await runtime.advance(conn, PreferenceRecord, row, event, **values, updated_at=runtime.clock.now())
+            return
+        await runtime.append(conn, Append(person_id, 0, [event]))  # two first choices at once: one is a 409
+        record = {"person_id": person_id, **values, "version": 1, "updated_at": runtime.clock.now()}
+        await conn.execute(insert(PreferenceRecord).values(record))
