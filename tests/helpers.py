@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -420,3 +421,19 @@ async def rebuild_cli(
     return await asyncio.to_thread(
         subprocess.run, command, env=env, capture_output=True, text=True, timeout=120, check=False
     )
+
+
+def assert_nothing_told(
+    failures: Iterable[BaseException], logs: list[dict[str, Any]], secrets: Iterable[str], message_id: str
+) -> None:
+    """No failure (its text, its whole traceback as a log line with exc_info would show it, anything chained to it)
+    and no log line carries any of `secrets`; the log lines name at most the message."""
+    secrets = tuple(secrets)
+    for failed in failures:
+        told = str(failed) + repr(failed) + "".join(traceback.format_exception(failed))
+        assert not [secret for secret in secrets if secret in told], told
+        assert failed.__cause__ is None
+        assert failed.__context__ is None
+    assert logs, "the channel says what happened"
+    assert not [secret for secret in secrets if secret in str(logs)], logs
+    assert {entry.get("message_id") for entry in logs} <= {message_id, None}

@@ -25,6 +25,7 @@ from contracts.matching import (
 )
 from contracts.registry import ChildRegistered
 from services.notifications import messages, rules
+from services.notifications.channels import sms as sms_channel
 from services.notifications.settings import ChannelSettings
 
 XINGAN = "450325"
@@ -137,12 +138,12 @@ def test_every_rule_has_its_words_in_both_languages(event: Event, language: mess
 @pytest.mark.parametrize("county", [LONGEST_COUNTY, "451225"])  # the longest names in pinyin, in characters
 def test_every_sms_fits_one_segment_with_the_gateways_signature(county: str) -> None:
     # The signature is Chinese, so every SMS goes as UCS-2: one segment holds 70 characters, signature included.
-    signed = f"【{ChannelSettings().sms_sign_name}】"
+    sign = ChannelSettings().sms_sign_name
     for event in examples(county):
         for decision in rules.decide(event, uuid.uuid4(), VOLUNTEER):
             for language in messages.LANGUAGES:
                 sms = messages.words(decision.reason, language, messages.facts(event, language)).sms
-                assert len(signed + sms) <= 70, (decision.reason, language, sms)
+                assert sms_channel.segments(sms_channel.signed(sign, sms)) <= sms_channel.MAX_SEGMENTS, sms
 
 
 def test_dates_are_the_programmes_own_in_each_language() -> None:

@@ -1,14 +1,17 @@
-"""Quiet hours, without I/O: a routine SMS in them waits for their end (Asia/Shanghai); an escalation, an email and
-the inbox do not wait; the channels a person takes out of a rule's."""
+"""Quiet hours and channel settings, without I/O: a routine SMS in the quiet hours waits for their end (Asia/Shanghai);
+an escalation, an email and the inbox do not wait; the channels a person takes out of a rule's; the SMS gateway over
+HTTPS only."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 import pytest
+from pydantic import ValidationError
 
 from services.notifications.messages import ZONE
 from services.notifications.preferences import DEFAULT, Preferences, channels_for, release_at
+from services.notifications.settings import ChannelSettings
 
 
 def shanghai(day: int, hour: int, minute: int = 0) -> datetime:
@@ -48,3 +51,11 @@ def test_a_person_gets_the_rules_channels_they_take_and_always_the_inbox() -> No
     assert channels_for(rule, DEFAULT) == ["sms", "email", "inbox"]  # type: ignore[arg-type]
     assert channels_for(rule, Preferences(channels=("email",))) == ["email", "inbox"]  # type: ignore[arg-type]
     assert channels_for(rule, Preferences(channels=())) == ["inbox"]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("url", ["http://sms.example.cn/send", "ftp://sms.example.cn", "https://", "sms.example.cn"])
+def test_the_sms_gateway_is_reached_over_https_only_but_on_this_machine(url: str) -> None:
+    with pytest.raises(ValidationError, match="SMS_GATEWAY_URL"):
+        ChannelSettings(sms_gateway_url=url)
+    assert ChannelSettings(sms_gateway_url="https://sms.example.cn/send").sms_gateway_url
+    assert ChannelSettings(sms_gateway_url="http://127.0.0.1:9000/send").sms_gateway_url
