@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, cast
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, Select, and_, func, select
 
 from backbone.auth import Principal
 from backbone.deps import CoordinatorDep, RuntimeDep, require, require_county
 from backbone.errors import ApiError
 from backbone.paging import Page, PageRequest, Paging, fetch_page
+from backbone.store import upsert
 from contracts.notifications import Channel, ClockTime, Language, Urgency
 from contracts.vocabulary import CountyCode
 from services.notifications import preferences
-from services.notifications.notices import NoticeRow
+from services.notifications.notices import NoticeRead, NoticeRow
 
 router = APIRouter(tags=["notifications"])
 
@@ -33,28 +34,70 @@ class NoticeOut(BaseModel):
     cause_event_id: uuid.UUID
     status: str
     recorded_at: datetime
+    read: bool = Field(description="whether the caller has read it")
 
 
-async def _page(runtime: RuntimeDep, where: ColumnElement[bool], paging: PageRequest) -> Page[NoticeOut]:
-    query = select(NoticeRow).where(where).order_by(NoticeRow.recorded_at, NoticeRow.notice_id)
+async def _page(runtime: RuntimeDep, where: ColumnElement[bool], paging: PageRequest, reader: str) -> Page[NoticeOut]:
+    """A page of notices, each saying whether `reader` has read it."""
+    read = and_(NoticeRead.notice_id == NoticeRow.notice_id, NoticeRead.person_id == reader)
+    query = (
+        select(NoticeRow, NoticeRead.read_at.is_not(None).label("read"))
+        .outerjoin(NoticeRead, read)
+        .where(where)
+        .order_by(NoticeRow.recorded_at, NoticeRow.notice_id)
+    )
     async with runtime.db.read() as conn:
-        return await fetch_page(conn, query, paging, lambda row: NoticeOut.model_validate(row._mapping))
+        page = cast("Select[Any]", query)  # fetch_page takes a query of any columns
+        return await fetch_page(conn, page, paging, lambda row: NoticeOut.model_validate(row._mapping))
+
+
+Reader = Annotated[Principal, Depends(require("coordinator", "volunteer", "donor"))]
+
+
+def _may_read(principal: Principal, recipient_id: str) -> bool:
+    """A person reads their own notices, a coordinator their counties' groups', an admin all."""
+    parts = recipient_id.split(":")
+    if len(parts) == 3 and parts[0] == "county":
+        return principal.may_act_in(parts[1])
+    return principal.role == "admin" or recipient_id == principal.sub
+
+
+def _readable(principal: Principal, recipient_id: str) -> None:
+    if not _may_read(principal, recipient_id):  # not named back: the id is any text the caller typed
+        raise ApiError(403, "forbidden", "you may read only your own notifications and your counties'")
 
 
 @router.get("/notifications", response_model=Page[NoticeOut])
-async def notifications(
-    runtime: RuntimeDep,
-    principal: Annotated[Principal, Depends(require("coordinator", "volunteer", "donor"))],
-    recipient_id: str,
-    paging: Paging,
-) -> Page[NoticeOut]:
-    parts = recipient_id.split(":")
-    if len(parts) == 3 and parts[0] == "county":
-        if not principal.may_act_in(parts[1]):  # not named back: the id is any text the caller typed
-            raise ApiError(403, "forbidden", "not scoped to the county of these notifications")
-    elif principal.role != "admin" and recipient_id != principal.sub:
-        raise ApiError(403, "forbidden", "you may read only your own notifications")
-    return await _page(runtime, NoticeRow.recipient_id == recipient_id, paging)
+async def notifications(runtime: RuntimeDep, principal: Reader, recipient_id: str, paging: Paging) -> Page[NoticeOut]:
+    _readable(principal, recipient_id)
+    return await _page(runtime, NoticeRow.recipient_id == recipient_id, paging, principal.sub)
+
+
+class UnreadOut(BaseModel):
+    unread: int
+
+
+@router.get("/notifications/unread", response_model=UnreadOut)
+async def unread(runtime: RuntimeDep, principal: Reader, recipient_id: str) -> UnreadOut:
+    """How many of the recipient's notices the caller has not read: the console's badge."""
+    _readable(principal, recipient_id)
+    read = select(NoticeRead.notice_id).where(NoticeRead.person_id == principal.sub)
+    query = select(func.count()).where(NoticeRow.recipient_id == recipient_id, NoticeRow.notice_id.not_in(read))
+    async with runtime.db.read() as conn:
+        return UnreadOut(unread=await conn.scalar(query) or 0)
+
+
+@router.post("/notifications/{notice_id}/read", status_code=204)
+async def mark_read(runtime: RuntimeDep, principal: Reader, notice_id: uuid.UUID) -> Response:
+    """The caller has read the notice (again: nothing changes). One they may not read is as unknown as one that
+    does not exist."""
+    async with runtime.db.begin() as conn:
+        recipient = await conn.scalar(select(NoticeRow.recipient_id).where(NoticeRow.notice_id == notice_id))
+        if recipient is None or not _may_read(principal, recipient):
+            raise ApiError(404, "not_found", "no such notice")
+        mark = {"notice_id": notice_id, "person_id": principal.sub, "read_at": runtime.clock.now()}
+        await conn.execute(upsert(conn, NoticeRead, ["notice_id", "person_id"], set_=()), [mark])
+    return Response(status_code=204)
 
 
 @router.get("/views/deliveries", response_model=Page[NoticeOut])
@@ -62,7 +105,7 @@ async def deliveries(
     runtime: RuntimeDep, principal: CoordinatorDep, county_code: CountyCode, paging: Paging
 ) -> Page[NoticeOut]:
     require_county(principal, county_code)
-    return await _page(runtime, NoticeRow.county_code == county_code, paging)
+    return await _page(runtime, NoticeRow.county_code == county_code, paging, principal.sub)
 
 
 class PreferencesIn(BaseModel):
@@ -77,17 +120,14 @@ class PreferencesIn(BaseModel):
     quiet_until: ClockTime
 
 
-Person = Annotated[Principal, Depends(require("coordinator", "volunteer", "donor"))]
-
-
 @router.get("/preferences/me", response_model=PreferencesIn)
-async def my_preferences(runtime: RuntimeDep, principal: Person) -> PreferencesIn:
+async def my_preferences(runtime: RuntimeDep, principal: Reader) -> PreferencesIn:
     async with runtime.db.read() as conn:
         return _out(await preferences.of(conn, principal.sub))
 
 
 @router.put("/preferences/me", response_model=PreferencesIn)
-async def choose_preferences(body: PreferencesIn, runtime: RuntimeDep, principal: Person) -> PreferencesIn:
+async def choose_preferences(body: PreferencesIn, runtime: RuntimeDep, principal: Reader) -> PreferencesIn:
     channels = tuple(dict.fromkeys(body.channels))  # each once, in the order given
     chosen = preferences.Preferences(channels, body.language, body.quiet_from, body.quiet_until)
     await preferences.choose(runtime, principal.sub, chosen)

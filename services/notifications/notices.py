@@ -44,6 +44,17 @@ class NoticeRow(Views):
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class NoticeRead(Views):
+    """Who has read which notice in the console's inbox (a group's notice is read by each of its people on their
+    own). The person's own state, not a fact of the programme: kept here, not on the bus, and no rebuild drops it."""
+
+    __tablename__ = "notice_reads"
+
+    notice_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    person_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    read_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class PairedVolunteer(Views):
     """Which volunteer each child is paired with (confirmed, not yet closed): who hears that a visit is overdue."""
 

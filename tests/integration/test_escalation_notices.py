@@ -163,3 +163,41 @@ async def test_a_donor_hears_of_the_thank_you_for_their_wish_and_nothing_of_the_
     someone_else = {"Authorization": f"Bearer {token('donor', sub='donor-8')}"}
     refused = await notifications.get("/notifications", params={"recipient_id": "donor-7"}, headers=someone_else)
     assert refused.status_code == 403
+
+
+async def test_each_person_marks_what_they_have_read_and_the_unread_count_follows(
+    notifications: httpx.AsyncClient, nc: NATS
+) -> None:
+    # Two coordinators share their county's group inbox; each reads it on their own.
+    due = datetime(2023, 1, 17, 9, 0, tzinfo=UTC)
+    children = [uuid.uuid4() for _ in range(3)]
+    late = [{"child_id": c, "county_code": XINGAN, "risk_level": "low", "due_at": due} for c in children]
+    await RegistryEvents(nc.jetstream()).emit(
+        *(ChildVisitDue(**one, because="registered") for one in late), *(ChildOverdue(**one) for one in late)
+    )
+    group = {"recipient_id": f"county:{XINGAN}:coordinators"}
+    wei = {"Authorization": f"Bearer {token('coordinator', counties=[XINGAN], sub='coordinator-wei')}"}
+    lan = {"Authorization": f"Bearer {token('coordinator', counties=[XINGAN], sub='coordinator-lan')}"}
+
+    async def unread(headers: dict[str, str]) -> int:
+        answer = await notifications.get("/notifications/unread", params=group, headers=headers)
+        assert answer.status_code == 200, answer.text
+        return int(answer.json()["unread"])
+
+    async def all_three() -> bool:
+        return await unread(wei) == 3
+
+    await wait_until(all_three, what="three overdue notices for the coordinators")
+    page = (await notifications.get("/notifications", params=group, headers=wei)).json()
+    first = page["items"][0]["notice_id"]
+    assert [item["read"] for item in page["items"]] == [False, False, False]
+    for _ in range(2):  # reading it again changes nothing
+        assert (await notifications.post(f"/notifications/{first}/read", headers=wei)).status_code == 204
+    assert (await unread(wei), await unread(lan)) == (2, 3)
+    page = (await notifications.get("/notifications", params=group, headers=wei)).json()
+    assert [item["read"] for item in page["items"]] == [True, False, False]
+    others = {"Authorization": f"Bearer {token('coordinator', counties=['450721'], sub='coordinator-x')}"}
+    assert (await notifications.post(f"/notifications/{first}/read", headers=others)).status_code == 404
+    assert (await notifications.post(f"/notifications/{uuid.uuid4()}/read", headers=wei)).status_code == 404
+    refused = await notifications.get("/notifications/unread", params=group, headers=others)
+    assert refused.status_code == 403
