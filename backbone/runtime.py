@@ -14,6 +14,7 @@ import structlog
 from fastapi import APIRouter
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
+from nats.js.api import StreamInfo
 from sqlalchemy import MetaData, Select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -230,11 +231,13 @@ class Runtime:
             *(asyncio.wait_for(self.js.stream_info(stream), STREAM_CHECK_SECONDS) for stream in streams),
             return_exceptions=True,
         )
-        return {
-            f"stream {stream}": f"unavailable ({type(answer).__name__})"
-            for stream, answer in zip(streams, answers, strict=True)
-            if isinstance(answer, BaseException)
-        }
+        problems = {}
+        for stream, answer in zip(streams, answers, strict=True):
+            if isinstance(answer, BaseException):
+                problems[f"stream {stream}"] = f"unavailable ({type(answer).__name__})"
+            elif lacking := _without_quorum(answer):
+                problems[f"stream {stream}"] = lacking
+        return problems
 
     async def stop(self, grace: float = 1.0) -> None:
         """Stop taking work, let in-flight batches finish or roll back, drain NATS, close the database: at most
@@ -267,3 +270,14 @@ def _log_nats(event: str) -> Callable[[], object]:
         log.info(event)
 
     return report
+
+
+def _without_quorum(info: StreamInfo) -> str | None:
+    """Why a replicated stream takes no writes though it answered: its leader (a lone node whose peers died, which
+    goes on answering until it steps down) no longer sees a majority of the replicas current. None if it does."""
+    cluster = info.cluster
+    if cluster is None or not cluster.replicas:
+        return None  # one replica: it answered, so it takes writes
+    size = 1 + len(cluster.replicas)
+    current = 1 + sum(1 for peer in cluster.replicas if peer.current and not peer.offline)
+    return None if current > size // 2 else f"no quorum ({current} of {size} replicas current)"

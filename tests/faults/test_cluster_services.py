@@ -137,16 +137,10 @@ async def test_children_registered_while_nodes_die_reach_matching_and_a_lost_quo
         # publish says so too; nothing is lost, and it all arrives once the nodes are back.
         last = next(node for node in running(cluster) if node is not first)
         last.kill()
-        await wait_until(
-            lambda: _names(http, registry, "stream REGISTRY"), within=60, what="registry not ready, naming REGISTRY"
-        )
-        await wait_until(
-            lambda: _names(http, matching, "stream MATCHING"), within=60, what="matching not ready, naming MATCHING"
-        )
+        await until_named(http, registry, "stream REGISTRY", within=60)
+        await until_named(http, matching, "stream MATCHING", within=60)
         await children.register(5)
-        await wait_until(
-            lambda: _names(http, registry, "relay REGISTRY"), within=30, what="the registry's relay to be stalled"
-        )
+        await until_named(http, registry, "relay REGISTRY", within=30)
         second.start()
         last.start()
         await wait_until(lambda: _ready(http, registry), within=60, what="the registry ready again")
@@ -156,10 +150,24 @@ async def test_children_registered_while_nodes_die_reach_matching_and_a_lost_quo
         await wait_until(lambda: _ready(http, matching), within=30, what="matching ready again")
 
 
-async def _names(http: httpx.AsyncClient, service: ServiceProcess, problem: str) -> bool:
-    with contextlib.suppress(httpx.HTTPError):
-        return problem in await readiness(http, service)
-    return False
+async def until_named(http: httpx.AsyncClient, service: ServiceProcess, problem: str, within: float) -> None:
+    """Wait until the replica's /ready names `problem`; if it never does, say what it answered and what it logged."""
+    answered: list[str] = []
+
+    async def named() -> bool:
+        try:
+            problems = await readiness(http, service)
+        except httpx.HTTPError as error:
+            answered.append(type(error).__name__)
+            return False
+        answered.append(repr(problems))
+        return problem in problems
+
+    try:
+        await wait_until(named, within=within, what=f"{service.name} not ready, naming {problem}")
+    except AssertionError as error:
+        logged = "\n".join(service.log.read_text(errors="replace").splitlines()[-30:])
+        raise AssertionError(f"{error}; /ready answered {answered[-3:]}; its last log lines:\n{logged}") from None
 
 
 async def _ready(http: httpx.AsyncClient, service: ServiceProcess) -> bool:
