@@ -15,7 +15,7 @@ from backbone import context
 from backbone.database import UtcDateTime
 from backbone.projection import Delivered, Projection
 from backbone.runtime import Runtime
-from backbone.store import Append
+from backbone.store import Append, upsert
 from contracts import CloudEvent
 from contracts.matching import ChildOverdue, PairingClosed, PairingConfirmed
 from contracts.notifications import NoticeRecorded
@@ -151,8 +151,7 @@ class Pairings(Projection):
             match delivered.event:
                 case PairingConfirmed(child_id=child, volunteer_id=volunteer, pairing_id=pairing):
                     row = {"child_id": child, "volunteer_id": volunteer, "pairing_id": pairing}
-                    await conn.execute(delete(PairedVolunteer).where(PairedVolunteer.child_id == child))
-                    await conn.execute(insert(PairedVolunteer).values(row))
+                    await conn.execute(upsert(conn, PairedVolunteer, ["child_id"]), [row])
                 case PairingClosed(pairing_id=pairing):
                     await conn.execute(delete(PairedVolunteer).where(PairedVolunteer.pairing_id == pairing))
 
