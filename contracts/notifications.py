@@ -67,3 +67,32 @@ class PreferencesSet(Event):
     language: Language
     quiet_from: ClockTime
     quiet_until: ClockTime
+
+
+OutwardChannel = Literal["sms", "email"]
+Reason = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,48}$")]  # a short code: never a provider's words
+
+
+class MessageSent(Event):
+    """One message went to one person through one outward channel: the provider took it. `message_id` is the same
+    on every try (the provider's idempotency key); it names a notice, a person and a channel, and nothing else."""
+
+    type_name: ClassVar[str] = "notifications.message.sent.v1"
+
+    message_id: UUID
+    notice_id: UUID
+    person_id: str = Field(min_length=1, max_length=80)
+    channel: OutwardChannel
+
+
+class MessageFailed(Event):
+    """One message could not go to one person through one channel, for good: `reason` says why in a short code
+    (`gateway_timeout`, `bad_email_address`, …); the person's other channels are not affected."""
+
+    type_name: ClassVar[str] = "notifications.message.failed.v1"
+
+    message_id: UUID
+    notice_id: UUID
+    person_id: str = Field(min_length=1, max_length=80)
+    channel: OutwardChannel
+    reason: Reason

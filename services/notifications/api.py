@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal, cast
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, Select, and_, func, select
 
@@ -19,6 +19,7 @@ from contracts.notifications import Channel, ClockTime, Language, Urgency
 from contracts.vocabulary import CountyCode
 from services.notifications import preferences
 from services.notifications.notices import NoticeRead, NoticeRow
+from services.notifications.outbox import Delivery
 
 router = APIRouter(tags=["notifications"])
 
@@ -37,14 +38,20 @@ class NoticeOut(BaseModel):
     read: bool = Field(description="whether the caller has read it")
 
 
-async def _page(runtime: RuntimeDep, where: ColumnElement[bool], paging: PageRequest, reader: str) -> Page[NoticeOut]:
+Order = Annotated[Literal["oldest", "newest"], Query(description="oldest first (the default), or newest first")]
+
+
+async def _page(
+    runtime: RuntimeDep, where: ColumnElement[bool], paging: PageRequest, reader: str, order: str = "oldest"
+) -> Page[NoticeOut]:
     """A page of notices, each saying whether `reader` has read it."""
     read = and_(NoticeRead.notice_id == NoticeRow.notice_id, NoticeRead.person_id == reader)
+    keys = (NoticeRow.recorded_at, NoticeRow.notice_id)
     query = (
         select(NoticeRow, NoticeRead.read_at.is_not(None).label("read"))
         .outerjoin(NoticeRead, read)
         .where(where)
-        .order_by(NoticeRow.recorded_at, NoticeRow.notice_id)
+        .order_by(*(key.desc() if order == "newest" else key for key in keys))
     )
     async with runtime.db.read() as conn:
         page = cast("Select[Any]", query)  # fetch_page takes a query of any columns
@@ -68,9 +75,11 @@ def _readable(principal: Principal, recipient_id: str) -> None:
 
 
 @router.get("/notifications", response_model=Page[NoticeOut])
-async def notifications(runtime: RuntimeDep, principal: Reader, recipient_id: str, paging: Paging) -> Page[NoticeOut]:
+async def notifications(
+    runtime: RuntimeDep, principal: Reader, recipient_id: str, paging: Paging, order: Order = "oldest"
+) -> Page[NoticeOut]:
     _readable(principal, recipient_id)
-    return await _page(runtime, NoticeRow.recipient_id == recipient_id, paging, principal.sub)
+    return await _page(runtime, NoticeRow.recipient_id == recipient_id, paging, principal.sub, order)
 
 
 class UnreadOut(BaseModel):
@@ -106,6 +115,44 @@ async def deliveries(
 ) -> Page[NoticeOut]:
     require_county(principal, county_code)
     return await _page(runtime, NoticeRow.county_code == county_code, paging, principal.sub)
+
+
+class MessageOut(BaseModel):
+    """One message to one person through one channel, and how it went: `pending` (`held`: until the person's
+    quiet hours end; `error`: why the last try failed), `sending`, `sent`, or `failed` with `error` its reason."""
+
+    message_id: uuid.UUID
+    notice_id: uuid.UUID
+    person_id: str
+    channel: Literal["sms", "email"]
+    reason: str
+    urgency: Urgency
+    county_code: str
+    status: Literal["pending", "sending", "sent", "failed"]
+    attempts: int
+    held: bool
+    error: str | None
+    decided_at: datetime
+    due_at: datetime
+    sent_at: datetime | None
+
+
+@router.get("/views/messages", response_model=Page[MessageOut])
+async def messages_sent(
+    runtime: RuntimeDep,
+    principal: CoordinatorDep,
+    county_code: CountyCode,
+    paging: Paging,
+    status: Annotated[Literal["pending", "sending", "sent", "failed"] | None, Query()] = None,
+) -> Page[MessageOut]:
+    """The county's messages by SMS and email, newest first: what went, what waits, what failed and why."""
+    require_county(principal, county_code)
+    query = select(*(c for c in Delivery.__table__.columns if c.name != "version")).where(
+        Delivery.county_code == county_code, *([Delivery.status == status] if status else [])
+    )
+    query = query.order_by(Delivery.decided_at.desc(), Delivery.message_id)
+    async with runtime.db.read() as conn:
+        return await fetch_page(conn, query, paging, lambda row: MessageOut.model_validate(row._mapping))
 
 
 class PreferencesIn(BaseModel):

@@ -1,22 +1,50 @@
 """The notifications service, wired: `create_app()` for uvicorn and tests."""
 
+from dataclasses import replace
+from functools import partial
+
 from fastapi import FastAPI
 
 from backbone.app import create_app as create_service_app
 from backbone.clock import Clock
-from backbone.runtime import ServiceSpec
+from backbone.runtime import Runtime, ServiceSpec, Timer
 from backbone.settings import Settings
 from services.notifications.api import router
-from services.notifications.notices import Deliveries, MatchingReactions, Pairings, RegistryReactions, Views
+from services.notifications.escalations import Escalations, repeat_due
+from services.notifications.notices import Deliveries, MatchingReactions, Pairings, RegistryReactions
+from services.notifications.sender import Outbound, Sender
+from services.notifications.tables import Views
 
 SPEC = ServiceSpec(
     name="notifications",
     default_port=8003,
     views=Views.metadata,
     routers=[router],
-    projections=lambda runtime: [RegistryReactions(runtime), MatchingReactions(runtime), Pairings(), Deliveries()],
+    projections=lambda runtime: [
+        RegistryReactions(runtime),
+        MatchingReactions(runtime),
+        Pairings(),
+        Escalations(),
+        Deliveries(),
+    ],
+    timers=lambda runtime: timers(runtime),
 )
 
 
-def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
-    return create_service_app(SPEC, settings, clock)
+def timers(runtime: Runtime, outbound: Outbound | None = None) -> list[Timer]:
+    """Daily repeats of escalations, and the sender: it needs the service's own account at the registry, to look
+    contacts up; without one, what is decided waits in the outbox."""
+    if outbound is None and runtime.settings.service_client_id:
+        outbound = Outbound.configured(runtime)
+    repeats = Timer("repeat-escalations", runtime.settings.timer_seconds, partial(repeat_due, runtime))
+    if outbound is None:
+        return [repeats]
+    return [repeats, Timer("send-messages", outbound.settings.send_every_seconds, Sender(runtime, outbound).tick)]
+
+
+def create_app(
+    settings: Settings | None = None, clock: Clock | None = None, outbound: Outbound | None = None
+) -> FastAPI:
+    """`outbound`: the directory and channels to send through (tests); by default, as configured."""
+    spec = SPEC if outbound is None else replace(SPEC, timers=partial(timers, outbound=outbound))
+    return create_service_app(spec, settings, clock)

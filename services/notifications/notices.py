@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Index, MetaData, String, Table, Uuid, delete, insert, select
+from sqlalchemy import JSON, Index, String, Table, Uuid, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
 from backbone import context
 from backbone.database import UtcDateTime
@@ -17,13 +18,12 @@ from backbone.projection import Delivered, Projection
 from backbone.runtime import Runtime
 from backbone.store import Append, upsert
 from contracts import CloudEvent
+from contracts.catalogue import Event
 from contracts.matching import ChildOverdue, PairingClosed, PairingConfirmed
 from contracts.notifications import NoticeRecorded
-from services.notifications import rules
-
-
-class Views(DeclarativeBase):
-    metadata = MetaData()
+from services.notifications import messages, rules
+from services.notifications.outbox import OutboxMessage
+from services.notifications.tables import Views
 
 
 class NoticeRow(Views):
@@ -81,7 +81,7 @@ class Reactions(Projection):
         append; each names the event that caused it."""
         paired = await _paired(conn, {d.event.child_id for d in events if isinstance(d.event, ChildOverdue)})
         notices = [
-            (decision, delivered.envelope)
+            (decision, delivered.event, delivered.envelope)
             for delivered in events
             for decision in rules.decide(
                 delivered.event,
@@ -89,14 +89,31 @@ class Reactions(Projection):
                 paired.get(getattr(delivered.event, "child_id", None)),
             )
         ]
-        decided = await self.runtime.store.versions(conn, [str(d.message_id) for d, _ in notices])
-        appends = [
-            Append(str(decision.message_id), 0, [_recorded(decision)], causes=_causes(cause))
-            for decision, cause in notices
-            if str(decision.message_id) not in decided
-        ]
-        if appends:
-            await self.runtime.append(conn, *appends)
+        await record(self.runtime, conn, [Decided(d, event, _causes(envelope)) for d, event, envelope in notices])
+
+
+@dataclass(frozen=True)
+class Decided:
+    """A decision, the event it applies to, and what caused it (a delivered event's ids; none: the timer's own)."""
+
+    decision: rules.Decision
+    event: Event
+    causes: context.Causes | None = None
+
+
+async def record(runtime: Runtime, conn: AsyncConnection, decided: Sequence[Decided]) -> None:
+    """Record each decided notice not recorded before (a replay, a redelivery or another replica decides the same
+    ids), all in one append; and, in the same transaction, put what must go beyond the inbox in the outbox."""
+    known = await runtime.store.versions(conn, [str(d.decision.message_id) for d in decided])
+    new = [d for d in decided if str(d.decision.message_id) not in known]
+    if not new:
+        return
+    appends = [Append(str(d.decision.message_id), 0, [_recorded(d.decision)], causes=d.causes) for d in new]
+    await runtime.append(conn, *appends)
+    now = runtime.clock.now()
+    outward = [_outgoing(d.decision, d.event, now) for d in new if set(d.decision.channels) - {"inbox"}]
+    if outward:
+        await conn.execute(insert(OutboxMessage), outward)
 
 
 def _recorded(decision: rules.Decision) -> NoticeRecorded:
@@ -110,6 +127,19 @@ def _recorded(decision: rules.Decision) -> NoticeRecorded:
         about_id=decision.about_id,
         cause_event_id=decision.cause_event_id,
     )
+
+
+def _outgoing(decision: rules.Decision, event: Event, decided_at: datetime) -> dict[str, Any]:
+    return {
+        "notice_id": decision.message_id,
+        "recipient_id": decision.recipient,
+        "reason": decision.reason,
+        "channels": [channel for channel in decision.channels if channel != "inbox"],
+        "urgency": decision.urgency,
+        "county_code": decision.county_code,
+        "facts": {language: messages.facts(event, language) for language in messages.LANGUAGES},
+        "decided_at": decided_at,
+    }
 
 
 def _causes(envelope: CloudEvent) -> context.Causes:

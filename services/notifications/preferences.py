@@ -3,20 +3,22 @@ when a message may go under them (pure: the moment is passed in)."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Integer, String, insert, select
+from sqlalchemy import JSON, Integer, String, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backbone.database import UtcDateTime
 from backbone.runtime import Runtime
-from backbone.store import Append
+from backbone.store import Append, upsert
 from contracts.notifications import Channel, Language, PreferencesSet, Urgency
 from services.notifications.messages import ZONE
-from services.notifications.notices import Views
+from services.notifications.tables import Views
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class Preferences:
 
 
 DEFAULT = Preferences()
+PREFERENCE_STREAMS = uuid.UUID("9c4e2b71-3f5a-4d8e-b1c6-7a2d9e0f4b35")
 
 
 def release_at(now: datetime, channel: Channel, urgency: Urgency, chosen: Preferences) -> datetime:
@@ -71,9 +74,17 @@ class PreferenceRecord(Views):
 
 async def of(conn: AsyncConnection, person_id: str) -> Preferences:
     row = (await conn.execute(select(PreferenceRecord).where(PreferenceRecord.person_id == person_id))).first()
-    if row is None:
-        return DEFAULT
+    return DEFAULT if row is None else _chosen(row)
+
+
+def _chosen(row: Any) -> Preferences:
     return Preferences(tuple(row.channels), row.language, row.quiet_from, row.quiet_until)
+
+
+async def of_many(conn: AsyncConnection, people: Iterable[str]) -> dict[str, Preferences]:
+    """The choices of those of `people` who made one."""
+    query = select(PreferenceRecord).where(PreferenceRecord.person_id.in_(list(people)))
+    return {row.person_id: _chosen(row) for row in await conn.execute(query)}
 
 
 async def choose(runtime: Runtime, person_id: str, chosen: Preferences) -> None:
@@ -86,11 +97,9 @@ async def choose(runtime: Runtime, person_id: str, chosen: Preferences) -> None:
         quiet_until=chosen.quiet_until,
     )
     values = event.model_dump(exclude={"person_id"})
+    stream = str(uuid.uuid5(PREFERENCE_STREAMS, person_id))  # a person's id names another service's stream too
     async with runtime.transaction() as conn:
-        row = (await conn.execute(select(PreferenceRecord).where(PreferenceRecord.person_id == person_id))).first()
-        if row is not None:
-            await runtime.advance(conn, PreferenceRecord, row, event, **values, updated_at=runtime.clock.now())
-            return
-        await runtime.append(conn, Append(person_id, 0, [event]))  # two first choices at once: one is a 409
-        record = {"person_id": person_id, **values, "version": 1, "updated_at": runtime.clock.now()}
-        await conn.execute(insert(PreferenceRecord).values(record))
+        version = await runtime.store.version(conn, stream)
+        await runtime.append(conn, Append(stream, version, [event]))  # two choices at once: one is a 409
+        record = {"person_id": person_id, **values, "version": version + 1, "updated_at": runtime.clock.now()}
+        await conn.execute(upsert(conn, PreferenceRecord, ["person_id"]), [record])

@@ -53,6 +53,7 @@ class Rule:
     channels: tuple[Channel, ...]
     urgency: Urgency = "routine"
     when: Callable[[Any], bool] = _always
+    daily: bool = False  # told again each day the event's state lasts (services/notifications/escalations.py)
 
 
 # fmt: off
@@ -67,7 +68,7 @@ RULES: tuple[Rule, ...] = (
     Rule("visit_overdue",     ChildOverdue,     ("coordinators",),                   ("inbox",),
          when=_not_escalated),
     Rule("overdue_escalated", ChildOverdue,     ("child_directors", "coordinators"), ("sms", "email", "inbox"),
-         "urgent", when=_escalated),
+         "urgent", when=_escalated, daily=True),
     Rule("wish_claimed",      WishClaimed,      ("coordinators", "donor"),           ("email", "inbox")),
     Rule("wish_fulfilled",    WishFulfilled,    ("coordinators", "donor"),           ("email", "inbox")),
     Rule("wish_thanked",      WishAcknowledged, ("donor",),                          ("email", "inbox")),
@@ -101,17 +102,21 @@ def child_directors_of(county_code: str) -> str:
     return f"county:{county_code}:child_directors"
 
 
-def decide(event: Event, cause_event_id: uuid.UUID, paired_volunteer: uuid.UUID | None = None) -> list[Decision]:
+def decide(
+    event: Event, cause_event_id: uuid.UUID, paired_volunteer: uuid.UUID | None = None, day: int = 0
+) -> list[Decision]:
     """What `event` makes the service tell whom. `paired_volunteer`: the volunteer paired with the child an event is
-    about, where the event does not name one (an overdue visit); without one, the volunteer is not told."""
+    about, where the event does not name one (an overdue visit); without one, the volunteer is not told. `day`: the
+    day after the event it is told again (the daily rules only); 0, the event itself."""
     decisions = []
     for rule in RULES:
-        if not isinstance(event, rule.on) or not rule.when(event):
+        if not isinstance(event, rule.on) or not rule.when(event) or (day and not rule.daily):
             continue
         for audience in rule.to:
             recipient = _recipient(audience, event, paired_volunteer)
             if recipient is not None:
-                message_id = uuid.uuid5(MESSAGE_IDS, f"{cause_event_id}/{rule.reason}/{recipient}")
+                again = f"/day {day}" if day else ""
+                message_id = uuid.uuid5(MESSAGE_IDS, f"{cause_event_id}/{rule.reason}/{recipient}{again}")
                 decisions.append(
                     Decision(
                         message_id,

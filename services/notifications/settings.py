@@ -9,10 +9,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class ChannelSettings(BaseSettings):
-    """Where SMS and email go. A channel without its URL or host is off: its messages end as `failed`
-    (`channel_not_configured`), and the other channels still send."""
+    """Where SMS and email go, where contacts come from, and how the sender tries. A channel without its URL or
+    host is off: its messages end as `failed` (`channel_not_configured`), and the other channels still send."""
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    registry_url: str = Field(default="http://127.0.0.1:8001", description="where contacts are looked up")
+    send_every_seconds: float = Field(default=1.0, gt=0, description="how often the sender looks for due messages")
+    retry_first_seconds: float = Field(default=30.0, gt=0, description="wait after a first failure; doubles each try")
+    send_max_attempts: int = Field(default=6, ge=1, le=50, description="tries of one message before it is failed")
 
     sms_gateway_url: str | None = Field(default=None, description="the SMS gateway's send endpoint (HTTPS, JSON)")
     sms_gateway_key: SecretStr | None = Field(default=None, description="the gateway's API key (a bearer token)")

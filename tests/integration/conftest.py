@@ -35,10 +35,11 @@ def clock() -> SettableClock:
 
 
 @pytest.fixture
-async def registry(
+async def registry_app(
     nats_server: NatsServer, database_url: str, clock: SettableClock, request: pytest.FixtureRequest
-) -> AsyncIterator[httpx.AsyncClient]:
-    """The registry in this process; a test marked `@pytest.mark.settings(name=value)` gets those settings too."""
+) -> AsyncIterator[FastAPI]:
+    """The registry in this process, started; a test marked `@pytest.mark.settings(name=value)` gets those settings
+    too."""
     marker = request.node.get_closest_marker("settings")
     settings = Settings(
         database_url=database_url,
@@ -50,10 +51,16 @@ async def registry(
     )
     app: FastAPI = create_app(settings, clock)
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://registry") as client:
-            await wait_until(lambda: _ready(client), what="the registry to be ready")
-            yield client
+        yield app
+
+
+@pytest.fixture
+async def registry(registry_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the registry in this process, once it is ready."""
+    transport = httpx.ASGITransport(app=registry_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://registry") as client:
+        await wait_until(lambda: _ready(client), what="the registry to be ready")
+        yield client
 
 
 @pytest.fixture

@@ -6,21 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import socket
 import ssl
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email import policy
-from email.message import EmailMessage
-from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -28,10 +23,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from structlog.testing import capture_logs
 
+from backbone.natsserver import free_port
 from services.notifications.channels import Outgoing, SendFailed
 from services.notifications.channels.email import SmtpMailer
 from services.notifications.settings import ChannelSettings
 from tests.helpers import assert_nothing_told
+from tests.integration.standins import Mailbox, smtp_server
 
 SENDER = "noreply@handinhand.example"
 ADDRESS = "li.mei@example.org"
@@ -43,63 +40,6 @@ USERNAME, PASSWORD = "handinhand", "s3cret-口令"
 
 def outgoing(to: str = ADDRESS) -> Outgoing:
     return Outgoing(message_id=uuid.uuid4(), to=to, text=TEXT, subject=SUBJECT, html=HTML)
-
-
-@dataclass
-class Mailbox:
-    """The server's side: what it accepted (with whether the session was TLS and signed in), how many clients
-    said EHLO, and replies scripted for the next RCPT or DATA."""
-
-    received: list[tuple[Envelope, bool, bool]] = field(default_factory=list)
-    greeted: int = 0
-    rcpt_replies: list[str] = field(default_factory=list)
-    data_replies: list[str] = field(default_factory=list)
-
-    async def handle_EHLO(
-        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
-    ) -> list[str]:
-        self.greeted += 1
-        session.host_name = hostname  # aiosmtpd leaves this to a handler with its own EHLO hook
-        return responses
-
-    async def handle_RCPT(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
-    ) -> str:
-        if self.rcpt_replies:
-            return self.rcpt_replies.pop(0)
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        if self.data_replies:
-            return self.data_replies.pop(0)
-        self.received.append((envelope, session.ssl is not None, bool(session.authenticated)))
-        return "250 Message accepted for delivery"
-
-    def messages(self) -> list[EmailMessage]:
-        parser = BytesParser(policy=policy.default)
-        # As a mail store would keep them: the wire's CRLF line ends made local.
-        return [
-            parser.parsebytes((envelope.original_content or b"").replace(b"\r\n", b"\n"))
-            for envelope, _, _ in self.received
-        ]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@contextlib.contextmanager
-def smtp_server(mailbox: Mailbox, **options: Any) -> Iterator[int]:
-    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port(), **options)
-    controller.start()
-    try:
-        yield controller.port
-    finally:
-        controller.stop()
 
 
 def settings(port: int, **overrides: Any) -> ChannelSettings:

@@ -8,111 +8,32 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
 from structlog.testing import capture_logs
 
 from backbone.natsserver import free_port
 from services.notifications.channels import Outgoing, SendFailed
 from services.notifications.channels.sms import MAX_SEGMENTS, SmsGateway, segments, signed
 from services.notifications.settings import ChannelSettings
-from tests.helpers import assert_nothing_told, wait_until
+from tests.helpers import assert_nothing_told
+from tests.integration.standins import KEY, SEND_PATH, SIGN, Answer, Gateway, serve_gateway
 
 PHONE = "13800138000"
-SIGN = "手拉手关爱"
-KEY = "sms-key-Zq81"
 TEXT = "李梅您好：志愿者王芳将于周六上午十点到家探访。"
 TEMPLATE = "SMS_301234567"
 PARAMS = {"name": "李梅", "volunteer": "王芳", "when": "周六上午十点"}
-SEND_PATH = "/v1/sms/send"
 
 
 def outgoing(to: str = PHONE, text: str = TEXT) -> Outgoing:
     return Outgoing(message_id=uuid.uuid4(), to=to, text=text, template_id=TEMPLATE, params=dict(PARAMS))
 
 
-@dataclass
-class Answer:
-    """What the gateway says to one request: a status and a body, or (`hang`) nothing until the test ends, or
-    (`drip`) a 200 whose body comes a byte at a time, each byte within httpx's read timeout, the whole far beyond."""
-
-    status: int = 200
-    body: bytes = b'{"code": "OK", "biz_id": "biz-1"}'
-    hang: bool = False
-    drip: bool = False
-
-
-@dataclass
-class Received:
-    headers: dict[str, str]
-    body: Any
-
-
-class Gateway:
-    """An SMS gateway on a real port: records every request it receives; answers from `script` in order, then OK."""
-
-    def __init__(self) -> None:
-        self.received: list[Received] = []
-        self.script: list[Answer] = []
-        self.released = asyncio.Event()  # set at the end: a hanging answer returns, and uvicorn can stop
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}{SEND_PATH}"
-        app = Starlette(routes=[Route(SEND_PATH, self._send, methods=["POST"])])
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", log_config=None, access_log=False
-        )
-        self.server = uvicorn.Server(config)
-
-    async def _send(self, request: Request) -> Response:
-        raw = await request.body()
-        self.received.append(Received(dict(request.headers), json.loads(raw)))
-        answer = self.script.pop(0) if self.script else Answer()
-        if answer.hang:
-            await self.released.wait()
-        if answer.drip:
-            return StreamingResponse(self._drip(answer.body), media_type="application/json")
-        return Response(answer.body, status_code=answer.status, media_type="application/json")
-
-    async def _drip(self, body: bytes) -> AsyncIterator[bytes]:
-        for byte in body:
-            if self.released.is_set():
-                return
-            await asyncio.sleep(0.1)
-            yield bytes([byte])
-
-    def settings(self, **overrides: Any) -> ChannelSettings:
-        values: dict[str, Any] = {
-            "sms_gateway_url": self.url,
-            "sms_gateway_key": KEY,
-            "sms_sign_name": SIGN,
-            "sms_timeout_seconds": 3.0,
-        } | overrides
-        return ChannelSettings(**values)
-
-
 @pytest.fixture
 async def gateway() -> AsyncIterator[Gateway]:
-    served = Gateway()
-    task = asyncio.create_task(served.server.serve())
-
-    async def started() -> bool:
-        return served.server.started
-
-    await wait_until(started, within=10, what="the gateway to listen")
-    try:
+    async with serve_gateway() as served:
         yield served
-    finally:
-        served.released.set()
-        served.server.should_exit = True
-        await asyncio.wait_for(task, 10)
 
 
 async def failure(channel: SmsGateway, message: Outgoing) -> SendFailed:

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Protocol
 
-ChannelName = Literal["sms", "email"]
+from contracts.notifications import OutwardChannel
+
+ChannelName = OutwardChannel
 
 
 @dataclass(frozen=True)

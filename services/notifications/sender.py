@@ -1,0 +1,271 @@
+"""The sender: from the outbox to people's phones and mailboxes, on a timer.
+
+Each tick it (1) turns notices not yet expanded into messages, one a person and channel they take (a group looked
+up at the registry, each person's preferences applied: quiet hours set when a routine SMS may go), and (2) sends
+every message that is due: claimed first (a replica that finds it claimed leaves it), the contacts fetched, the words
+rendered in the person's language, each channel on its own so a dead one holds up no other; then the outcome is
+recorded, and a `notifications.message.sent` or `.failed` event appended with it.
+
+Exactly once for the person: a message's id comes from its notice, person and channel, so deciding or expanding
+again writes nothing new; a claim is a compare-and-set on the message's tries. A try that never reported back (the
+service died while sending) is tried again once its claim lapses, with the same id: the SMS gateway drops it by its
+idempotency key; an SMTP server has none, so an email whose sending completed in the instant before the crash, with
+its outcome not yet committed, is the one duplicate that can remain (with the same Message-ID, which mail clients
+use to show it once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import structlog
+from prometheus_client import Counter, Histogram
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from backbone.runtime import Runtime
+from backbone.servicetoken import ServiceToken
+from backbone.store import upsert
+from contracts.notifications import MessageFailed, MessageSent, OutwardChannel
+from services.notifications import messages, outbox, preferences
+from services.notifications.channels import Channel, Outgoing, SendFailed
+from services.notifications.channels.email import SmtpMailer
+from services.notifications.channels.sms import SmsGateway
+from services.notifications.directory import Contact, Directory, DirectoryUnavailable
+from services.notifications.outbox import Delivery, OutboxMessage
+from services.notifications.settings import ChannelSettings
+
+log = structlog.get_logger("notifications.sender")
+
+SENT = Counter("notifications_messages_sent_total", "Messages a provider took", ["channel", "reason"])
+FAILED = Counter("notifications_messages_failed_total", "Messages given up on", ["channel", "reason", "error"])
+RETRIED = Counter("notifications_messages_retried_total", "Tries that failed and will be made again", ["channel"])
+HELD = Counter("notifications_messages_held_total", "Messages held until the person's quiet hours end", ["channel"])
+LATENCY = Histogram(
+    "notifications_delivery_seconds",
+    "From the decision to the provider taking the message (quiet hours included)",
+    ["channel"],
+    buckets=(0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 6 * 3600, 12 * 3600),
+)
+BATCH = 200  # notices expanded, or messages sent, in one step
+IN_FLIGHT = 8  # sends at once through one channel
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """What the sender reaches out to: the registry's directory and the channels."""
+
+    settings: ChannelSettings
+    directory: Directory
+    channels: Mapping[OutwardChannel, Channel]
+
+    @classmethod
+    def configured(cls, runtime: Runtime, settings: ChannelSettings | None = None) -> Outbound:
+        """From the environment: REGISTRY_URL with the service's token (SERVICE_CLIENT_ID/SECRET), SMS_*, SMTP_*."""
+        chosen = settings or ChannelSettings()
+        token = ServiceToken.from_settings(runtime.settings, runtime.clock)
+        client = httpx.AsyncClient(base_url=chosen.registry_url, auth=token, timeout=10)
+        return cls(chosen, Directory(client), {"sms": SmsGateway(chosen), "email": SmtpMailer(chosen)})
+
+
+class Sender:
+    def __init__(self, runtime: Runtime, outbound: Outbound) -> None:
+        self.runtime, self.outbound = runtime, outbound
+        settings = outbound.settings
+        self.first_wait = timedelta(seconds=settings.retry_first_seconds)
+        self.max_attempts = settings.send_max_attempts
+        # A try not reported back within this long is taken as lost: longer than any channel lets a send take.
+        self.lease = timedelta(seconds=2 * max(settings.sms_timeout_seconds, settings.smtp_timeout_seconds) + 5)
+        self._in_flight = {name: asyncio.Semaphore(IN_FLIGHT) for name in outbound.channels}
+
+    async def tick(self) -> None:
+        """Expand what was decided, then send what is due; a registry that cannot be reached leaves both for later."""
+        try:
+            while await self.expand() == BATCH:
+                pass
+            while await self.send_due() == BATCH:
+                pass
+        except DirectoryUnavailable as error:
+            log.warning("sender.directory_unavailable", error=str(error))
+
+    async def expand(self) -> int:
+        """Notices not yet expanded become messages; returns how many notices were expanded."""
+        async with self.runtime.db.read() as conn:
+            query = select(OutboxMessage).where(OutboxMessage.expanded_at.is_(None))
+            notices = (await conn.execute(query.order_by(OutboxMessage.decided_at).limit(BATCH))).all()
+        if not notices:
+            return 0
+        found = await self.outbound.directory.lookup(sorted({notice.recipient_id for notice in notices}))
+        people: dict[str, list[Contact]] = defaultdict(list)
+        for contact in found:
+            people[contact.recipient].append(contact)
+        async with self.runtime.db.read() as conn:
+            chosen = await preferences.of_many(conn, {contact.person_id for contact in found})
+        now = self.runtime.clock.now()
+        rows = [
+            row
+            for notice in notices
+            for contact in people[notice.recipient_id]
+            for row in _messages(notice, contact, chosen.get(contact.person_id, preferences.DEFAULT), now)
+        ]
+        async with self.runtime.transaction() as conn:
+            if rows:  # decided again by another replica at the same time: the same ids, written once
+                new = upsert(conn, Delivery, ["message_id"], set_=()).returning(Delivery.channel, Delivery.held)
+                for channel, held in (await conn.execute(new, rows)).all():
+                    if held:
+                        HELD.labels(channel).inc()
+            ids = [notice.notice_id for notice in notices]
+            done = OutboxMessage.notice_id.in_(ids) & OutboxMessage.expanded_at.is_(None)
+            await conn.execute(update(OutboxMessage).where(done).values(expanded_at=now))
+        return len(notices)
+
+    async def send_due(self) -> int:
+        """Claim the messages due now, send them, record each outcome; returns how many were claimed."""
+        now = self.runtime.clock.now()
+        # Pending and due, or being sent by a try that never reported back.
+        due = Delivery.status.in_(("pending", "sending")) & (Delivery.due_at <= now)
+        async with self.runtime.db.read() as conn:
+            query = (
+                select(*Delivery.__table__.columns, OutboxMessage.facts)
+                .join(OutboxMessage, OutboxMessage.notice_id == Delivery.notice_id)
+                .where(due)
+                .order_by(Delivery.due_at)
+                .limit(BATCH)
+            )
+            candidates = (await conn.execute(query)).all()
+        if not candidates:
+            return 0
+        found = await self.outbound.directory.lookup(sorted({row.person_id for row in candidates}))
+        contacts = {contact.person_id: contact for contact in found}
+        claimed = await self._claim(candidates, now)
+        await asyncio.gather(*(self._deliver(one, contacts.get(one.row.person_id)) for one in claimed))
+        return len(candidates)
+
+    async def _claim(self, candidates: Sequence[Any], now: datetime) -> list[Any]:
+        """Mark each as being sent, unless another replica did first (its tries moved on); returns those claimed,
+        as they now stand."""
+        claimed = []
+        async with self.runtime.db.begin() as conn:
+            for row in candidates:
+                taken = await conn.execute(
+                    update(Delivery)
+                    .where(Delivery.message_id == row.message_id, Delivery.attempts == row.attempts)
+                    .values(status="sending", attempts=row.attempts + 1, due_at=now + self.lease)
+                )
+                if taken.rowcount == 1:
+                    claimed.append(_Claimed(row, row.attempts + 1))
+        return claimed
+
+    async def _deliver(self, claimed: _Claimed, contact: Contact | None) -> None:
+        row = claimed.row
+        address = contact.address(row.channel) if contact else None
+        if address is None:  # the person left, or no longer has that contact
+            await self._failed(claimed, SendFailed("no_address", retryable=False))
+            return
+        language = messages.language_of(row.language)
+        said = messages.words(row.reason, language, row.facts[language])
+        outgoing = Outgoing(
+            message_id=row.message_id,
+            to=address,
+            text=said.sms if row.channel == "sms" else said.text,
+            subject=said.subject,
+            html=said.html,
+            template_id=f"{row.reason}.{language}",
+            params=row.facts[language],
+            language=language,
+        )
+        async with self._in_flight[row.channel]:
+            try:
+                provider_id = await self.outbound.channels[row.channel].send(outgoing)
+            except SendFailed as failure:
+                await self._failed(claimed, failure)
+                return
+            except Exception as error:  # a fault of ours: never the person's reason to miss the message
+                log.error("sender.send_crashed", message_id=str(row.message_id), error=type(error).__name__)
+                await self._failed(claimed, SendFailed("internal_error", retryable=True))
+                return
+        now = self.runtime.clock.now()
+        event = MessageSent(
+            message_id=row.message_id, notice_id=row.notice_id, person_id=row.person_id, channel=row.channel
+        )
+        if await self._settle(claimed, event, status="sent", sent_at=now, provider_id=provider_id[:120], error=None):
+            SENT.labels(row.channel, row.reason).inc()
+            LATENCY.labels(row.channel).observe(max(0.0, (now - row.decided_at).total_seconds()))
+
+    async def _failed(self, claimed: _Claimed, failure: SendFailed) -> None:
+        row = claimed.row
+        if not outbox.gives_up(failure.retryable, claimed.attempts, self.max_attempts):
+            again = outbox.retry_at(self.runtime.clock.now(), claimed.attempts, self.first_wait)
+            async with self.runtime.db.begin() as conn:
+                await conn.execute(
+                    update(Delivery)
+                    .where(Delivery.message_id == row.message_id, Delivery.attempts == claimed.attempts)
+                    .values(status="pending", due_at=again, error=failure.reason)
+                )
+            RETRIED.labels(row.channel).inc()
+            return
+        event = MessageFailed(
+            message_id=row.message_id,
+            notice_id=row.notice_id,
+            person_id=row.person_id,
+            channel=row.channel,
+            reason=failure.reason,
+        )
+        if await self._settle(claimed, event, status="failed", error=failure.reason):
+            FAILED.labels(row.channel, row.reason, failure.reason).inc()
+            log.warning("sender.failed", message_id=str(row.message_id), channel=row.channel, error=failure.reason)
+
+    async def _settle(self, claimed: _Claimed, event: MessageSent | MessageFailed, **values: Any) -> bool:
+        """Record the outcome with its event, unless the claim lapsed and another try took the message over."""
+        async with self.runtime.transaction() as conn:
+            current = await _current(conn, claimed.row.message_id)
+            if current is None or current.attempts != claimed.attempts or current.status != "sending":
+                return False
+            await self.runtime.advance(conn, Delivery, current, event, **values)
+        return True
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    row: Any  # the message as read, with its notice's facts
+    attempts: int  # this try's number
+
+
+async def _current(conn: AsyncConnection, message_id: uuid.UUID) -> Any:
+    return (await conn.execute(select(Delivery).where(Delivery.message_id == message_id))).first()
+
+
+def _messages(notice: Any, contact: Contact, chosen: preferences.Preferences, now: datetime) -> list[dict[str, Any]]:
+    """The messages a notice makes for one person: one a channel of the rule's that they take and can be reached
+    by, due at once or when their quiet hours end."""
+    rows = []
+    for channel in preferences.channels_for(tuple(notice.channels), chosen):
+        if channel == "inbox" or contact.address(channel) is None:
+            continue
+        release = preferences.release_at(now, channel, notice.urgency, chosen)
+        rows.append(
+            {
+                "message_id": outbox.message_id(notice.notice_id, contact.person_id, channel),
+                "notice_id": notice.notice_id,
+                "person_id": contact.person_id,
+                "channel": channel,
+                "reason": notice.reason,
+                "urgency": notice.urgency,
+                "county_code": notice.county_code,
+                "language": chosen.language,
+                "status": "pending",
+                "attempts": 0,
+                "held": release > now,
+                "due_at": release,
+                "decided_at": notice.decided_at,
+                "version": 0,
+            }
+        )
+    return rows
