@@ -6,8 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-Role = Literal["admin", "coordinator", "volunteer", "donor", "service"]
-ROLES: tuple[Role, ...] = ("admin", "coordinator", "volunteer", "donor", "service")
+# child_director (儿童主任): told when a high-risk child of their counties is overdue; no reach into the records
+Role = Literal["admin", "coordinator", "volunteer", "donor", "service", "child_director"]
+ROLES: tuple[Role, ...] = ("admin", "coordinator", "volunteer", "donor", "service", "child_director")
 
 
 class Principal(BaseModel):

@@ -14,7 +14,7 @@ from backbone import http, logs
 from services.console import errors
 from services.console.i18n import Catalogues
 from services.console.pages import ROUTERS
-from services.console.render import Pages
+from services.console.render import Pages, badge, drop_badges
 from services.console.session import COOKIE, LIFETIME_SECONDS, Sealer, Session
 from services.console.settings import ConsoleSettings
 from services.console.upstream import Upstream
@@ -56,7 +56,12 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     async def _session(request: Request, call_next: object) -> Response:
         opened = sealer.open(request.cookies.get(COOKIE))
         request.state.session = opened or Session()
-        response: Response = await call_next(request)  # type: ignore[operator]
+        if request.method == "GET" and not request.url.path.startswith("/static/"):
+            badge(request)  # the menu's unread count, asked for now: it comes while the page makes its own calls
+        try:
+            response: Response = await call_next(request)  # type: ignore[operator]
+        finally:
+            drop_badges(request)  # a page waited for its own; what else was asked (an export's, say) is not needed
         if request.state.session is not opened and not request.url.path.startswith("/static/"):
             response.set_cookie(
                 COOKIE,

@@ -198,6 +198,7 @@ LABELS: dict[str, dict[str, str]] = {
     "role": {
         "admin": N_("Administrator"),
         "coordinator": N_("Coordinator"),
+        "child_director": N_("Child director"),
         "volunteer": N_("Volunteer"),
         "donor": N_("Donor"),
         "service": N_("Service"),
@@ -242,6 +243,28 @@ LABELS: dict[str, dict[str, str]] = {
     },
     # Accounts (pages/admin.py).
     "account_state": {"invited": N_("Invited"), "active": N_("Active"), "disabled": N_("Disabled")},
+    # The inbox (pages/inbox.py): why a notice was sent, as its line in the list says it (it names nobody).
+    "notice_reason": {
+        "child_registered": N_("Child registered"),
+        "pairing_proposed": N_("Pairing proposed"),
+        "pairing_confirmed": N_("Pairing confirmed"),
+        "pairing_suspended": N_("Pairing suspended"),
+        "pairing_closed": N_("Pairing closed"),
+        "visit_overdue": N_("Visit overdue"),
+        "overdue_escalated": N_("Overdue visit escalated"),
+        "visit_due_tomorrow": N_("Visit due tomorrow"),
+        "wish_claimed": N_("Wish claimed"),
+        "wish_fulfilled": N_("Wish fulfilled"),
+        "wish_thanked": N_("Thanks for a wish"),
+        "claim_lapsing": N_("Claim about to lapse"),
+        "aid_distributed": N_("Aid handed out"),
+        "screening_expiring": N_("Screening expiring"),
+        "screening_expired": N_("Screening expired"),
+        "training_expiring": N_("Training expiring"),
+        "training_expired": N_("Training expired"),
+        "invitation": N_("Account invitation"),
+        "password_reset": N_("Password reset"),
+    },
 }
 
 # What a form says beside a field the API found wrong: what the field takes (the API's own words are English, and

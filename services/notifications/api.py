@@ -58,14 +58,19 @@ async def _page(
         return await fetch_page(conn, page, paging, lambda row: NoticeOut.model_validate(row._mapping))
 
 
-Reader = Annotated[Principal, Depends(require("coordinator", "volunteer", "donor"))]
+Reader = Annotated[Principal, Depends(require("coordinator", "volunteer", "donor", "child_director"))]
+GROUP_ROLES = {"coordinators": "coordinator", "child_directors": "child_director"}
 
 
 def _may_read(principal: Principal, recipient_id: str) -> bool:
-    """A person reads their own notices, a coordinator their counties' groups', an admin all."""
+    """A person reads their own notices, a coordinator or child director their counties' group's, an admin all."""
     parts = recipient_id.split(":")
     if len(parts) == 3 and parts[0] == "county":
-        return principal.may_act_in(parts[1])
+        if principal.role in ("admin", "service"):
+            return True
+        if principal.role == "coordinator":  # a coordinator oversees the county: its child directors' notices too
+            return parts[1] in principal.counties
+        return principal.role == GROUP_ROLES.get(parts[2]) and parts[1] in principal.counties
     return principal.role == "admin" or recipient_id == principal.sub
 
 

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from backbone.auth import Role
 from backbone.deps import CoordinatorDep, PrincipalDep, RuntimeDep
@@ -26,8 +26,8 @@ from backbone.fields import Text
 from backbone.paging import Page, Paging, fetch_page
 from backbone.tokens import Issuer
 from services.registry import account_handlers as handlers
-from services.registry.account_records import AccountRecord
-from services.registry.accounts import State, TryLater
+from services.registry.account_records import AccountRecord, served_within
+from services.registry.accounts import MAX_EMAIL, State, TryLater
 from services.registry.domain import DomainError
 from services.registry.models import KnownCounty
 from services.registry.records import VolunteerRecord
@@ -77,6 +77,7 @@ router = APIRouter(tags=["accounts"], route_class=_Refusals)
 Password = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Login = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Secret = Annotated[str, StringConstraints(min_length=1, max_length=256)]  # a token or a link's
+Email = Annotated[str, StringConstraints(max_length=MAX_EMAIL)]  # its form is checked by `accounts.normal_email`
 
 
 def _issuer(request: Request) -> Issuer:
@@ -247,6 +248,7 @@ class AccountOut(BaseModel):
     id: uuid.UUID
     login: str
     name: str
+    email: str | None = Field(description="where the notifications service may write to its owner")
     role: Role
     counties: list[str]
     state: State
@@ -285,8 +287,14 @@ class AccountIn(BaseModel):
     login: Login = Field(description="a mobile number; an admin's or service's may be a name")
     name: Text = Field(description="the display name")
     role: Role
-    counties: list[KnownCounty] = Field(default=[], max_length=50, description="a coordinator's")
+    counties: list[KnownCounty] = Field(
+        default=[], max_length=50, description="a coordinator's or a child director's (one at least)"
+    )
     person_id: uuid.UUID | None = Field(default=None, description="the registered volunteer or donor")
+    email: Email | None = Field(
+        default=None,
+        description="optional: name@example.org, its domain kept in lower case; sealed with the login and name",
+    )
 
 
 class AccountCreated(BaseModel):
@@ -301,6 +309,7 @@ class AccountPatch(BaseModel):
     counties: list[KnownCounty] | None = Field(default=None, max_length=50)
     name: Text | None = None
     person_id: uuid.UUID | None = None
+    email: Email | None = Field(default=None, description="a new email address; null removes it")
 
     @model_validator(mode="after")
     def _something(self) -> AccountPatch:
@@ -317,11 +326,14 @@ async def list_accounts(
     role: Annotated[Role | None, Query()] = None,
     state: Annotated[State | None, Query()] = None,
 ) -> Page[AccountOut]:
-    """Admins see every account; a coordinator, the volunteer accounts of their counties."""
+    """Admins see every account; a coordinator, the volunteer and child director accounts of their counties."""
     query = select(AccountRecord).order_by(AccountRecord.created_at, AccountRecord.id)
     if principal.role != "admin":
-        query = query.join(VolunteerRecord, VolunteerRecord.id == AccountRecord.person_id).where(
-            AccountRecord.role == "volunteer", VolunteerRecord.county_code.in_(principal.counties)
+        query = query.outerjoin(VolunteerRecord, VolunteerRecord.id == AccountRecord.person_id).where(
+            or_(
+                and_(AccountRecord.role == "volunteer", VolunteerRecord.county_code.in_(principal.counties)),
+                and_(AccountRecord.role == "child_director", served_within(principal.counties)),
+            )
         )
     for column, value in ((AccountRecord.role, role), (AccountRecord.state, state)):
         if value is not None:
@@ -335,8 +347,9 @@ async def list_accounts(
 @router.post("/accounts", status_code=201, response_model=AccountCreated)
 async def create_account(body: AccountIn, runtime: RuntimeDep, principal: CoordinatorDep) -> AccountCreated:
     """An invited account and its invitation link (72 hours) to hand to its owner; a service account is active at
-    once, with its client secret. A coordinator creates volunteer accounts of their counties."""
-    new = handlers.NewAccount(body.login, body.name, body.role, body.counties, body.person_id)
+    once, with its client secret. A coordinator creates volunteer and child director accounts of their counties.
+    An email address that is none is 422 `invalid_email` (not repeated)."""
+    new = handlers.NewAccount(body.login, body.name, body.role, body.counties, body.person_id, body.email)
     profile, handover = await handlers.create_account(runtime, principal, new)
     return AccountCreated(account=_out(profile), handover=_handover(handover))
 
@@ -345,9 +358,11 @@ async def create_account(body: AccountIn, runtime: RuntimeDep, principal: Coordi
 async def change_account(
     account_id: uuid.UUID, body: AccountPatch, runtime: RuntimeDep, principal: CoordinatorDep
 ) -> AccountOut:
-    """A new role, counties, display name or linked person. A new role, counties or person end the account's sessions:
-    its access tokens keep the old ones until they expire (ACCESS_TOKEN_SECONDS at most)."""
-    change = handlers.AccountChange(body.role, body.counties, body.name, body.person_id)
+    """A new role, counties, display name, email address (null removes it) or linked person. A new role, counties or
+    person end the account's sessions: its access tokens keep the old ones until they expire (ACCESS_TOKEN_SECONDS at
+    most)."""
+    email = body.email if "email" in body.model_fields_set else handlers.KEEP
+    change = handlers.AccountChange(body.role, body.counties, body.name, body.person_id, email)
     return _out(await handlers.change_account(runtime, principal, account_id, change))
 
 

@@ -56,22 +56,32 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     create.add_argument("--role", choices=ROLES, required=True)
     create.add_argument("--login", required=True, help="a mobile number; an admin's or a service's may be a name")
     create.add_argument("--name", required=True, help="the display name")
-    create.add_argument("--county", action="append", default=[], help="a coordinator's county code; repeat for more")
+    create.add_argument(
+        "--county", action="append", default=[], help="a coordinator's or child director's county code; repeat for more"
+    )
     create.add_argument("--person-id", help="the registered volunteer or donor (roles volunteer and donor)")
+    create.add_argument("--email", help="the owner's email address (optional)")
 
 
-_OPTIONS = {"login": "--login", "name": "--name", "role": "--role", "counties": "--county", "person_id": "--person-id"}
+_OPTIONS = {
+    "login": "--login",
+    "name": "--name",
+    "role": "--role",
+    "counties": "--county",
+    "person_id": "--person-id",
+    "email": "--email",
+}
 
 
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Settings) -> int:
     fields = {"login": args.login, "name": args.name, "role": args.role, "counties": args.county}
     try:
-        body = AccountIn.model_validate(fields | {"person_id": args.person_id})  # as POST /accounts checks it
+        body = AccountIn.model_validate(fields | {"person_id": args.person_id, "email": args.email})  # as POST checks
     except ValidationError as error:
         for problem in error.errors(include_input=False):
             print(f"{_OPTIONS[str(problem['loc'][0])]}: {problem['msg']}", file=sys.stderr)
         return 2
-    new = handlers.NewAccount(body.login, body.name, body.role, body.counties, body.person_id)
+    new = handlers.NewAccount(body.login, body.name, body.role, body.counties, body.person_id, body.email)
     try:
         profile, handover = asyncio.run(_create(settings, new))
     except (DomainError, ValueError) as error:  # a rule of accounts, or the development DATA_SECRET in production

@@ -9,9 +9,10 @@ import functools
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, cast
+from enum import Enum
+from typing import Any, Final, cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -63,11 +64,12 @@ class Handover:
 
 @dataclass(frozen=True)
 class Profile:
-    """An account as answers and tokens show it, its login and display name unsealed."""
+    """An account as answers and tokens show it, its login, display name and email address unsealed."""
 
     id: uuid.UUID
     login: str
     name: str
+    email: str | None
     role: Role
     counties: list[str]
     state: State
@@ -91,16 +93,30 @@ class NewAccount:
     role: Role
     counties: Sequence[str] = ()
     person_id: uuid.UUID | None = None
+    email: str | None = None
+
+
+class Keep(Enum):
+    KEEP = "keep"
+
+
+KEEP: Final = Keep.KEEP  # an optional field left as it is (None would remove it)
 
 
 @dataclass(frozen=True)
 class AccountChange:
-    """What changes; None leaves it as it is."""
+    """What changes; None leaves it as it is, except the email address: KEEP leaves it, None removes it."""
 
     role: Role | None = None
     counties: Sequence[str] | None = None
     name: str | None = None
     person_id: uuid.UUID | None = None
+    email: str | Keep | None = KEEP
+
+
+def _personal(login: str, name: str, email: str | None) -> dict[str, Any]:
+    """What an account's own key seals: erasing the key erases them all."""
+    return {"login": login, "name": name} | ({"email": email} if email else {})
 
 
 async def profiles(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> list[Profile]:
@@ -114,6 +130,7 @@ def _profile(row: Row[Any], key: bytes | None) -> Profile:
         id=row.id,
         login=personal.get("login", ""),
         name=personal.get("name", ""),
+        email=personal.get("email"),
         role=cast(Role, row.role),
         counties=list(row.counties),
         state=cast(State, row.state),
@@ -504,12 +521,15 @@ async def request_reset(runtime: Runtime, typed: str) -> None:
             await audit.record_account(conn, now, "anonymous", "none", "reset_request", account_id)
 
 
-# Managing accounts (admins; coordinators for their counties' volunteers)
+# Managing accounts (admins; coordinators for their counties' volunteers and child directors)
 
 
 def _may_manage(actor: Principal, role: Role, counties: Sequence[str]) -> None:
     if not accounts.may_manage(actor.role, actor.counties, role, counties):
-        raise DomainError("forbidden", "admins manage accounts; a coordinator, volunteer accounts of their counties")
+        raise DomainError(
+            "forbidden",
+            "admins manage accounts; a coordinator, the volunteer and child director accounts of their counties",
+        )
 
 
 async def _person(conn: AsyncConnection, person_id: uuid.UUID | None) -> Person | None:
@@ -549,6 +569,8 @@ async def _free(conn: AsyncConnection, key: str, person_id: uuid.UUID | None) ->
 async def create_account(runtime: Runtime, actor: Principal, new: NewAccount) -> tuple[Profile, Handover]:
     """An invited account and its invitation link, or an active service account and its client secret."""
     now, login = runtime.clock.now(), accounts.normal_login(new.login)
+    if new.email is not None:
+        new = replace(new, email=accounts.normal_email(new.email))
     account_id, key = uuid.uuid4(), login_key(runtime.settings.secret, login)
     try:
         return await _insert_account(runtime, actor, new, account_id, login, key, now)
@@ -577,7 +599,7 @@ async def _insert_account(
                 state="active" if handover else "invited",
                 password_hash=await _hash(handover.token) if handover else None,
                 person_id=new.person_id,
-                sealed=vault.seal(sealing, account_id, {"login": login, "name": new.name}),
+                sealed=vault.seal(sealing, account_id, _personal(login, new.name, new.email)),
                 created_at=now,
                 updated_at=now,
                 version=1,
@@ -618,8 +640,8 @@ async def _managing(runtime: Runtime, actor: Principal, account_id: uuid.UUID) -
 
 
 async def change_account(runtime: Runtime, actor: Principal, account_id: uuid.UUID, change: AccountChange) -> Profile:
-    """A new role, counties, display name or person: a new role or counties end the account's sessions (its access
-    tokens carry them), so it signs in again to act as it is now."""
+    """A new role, counties, display name, email address or person: a new role or counties end the account's
+    sessions (its access tokens carry them), so it signs in again to act as it is now."""
     try:
         return await _change_account(runtime, actor, account_id, change)
     except IntegrityError:
@@ -631,23 +653,27 @@ async def change_account(runtime: Runtime, actor: Principal, account_id: uuid.UU
 
 
 async def _change_account(runtime: Runtime, actor: Principal, account_id: uuid.UUID, change: AccountChange) -> Profile:
+    if isinstance(change.email, str):
+        change = replace(change, email=accounts.normal_email(change.email))
     async with _managing(runtime, actor, account_id) as held:
         conn, before = held.conn, held.before
         role = change.role or before.role
         accounts.change_role(before.role, role)
         person_id = change.person_id or (before.person_id if role in accounts.PERSON_ROLES else None)
-        kept = before.counties if role == before.role == "coordinator" else ()
+        # Counties carry over between the roles that serve counties (a child director made a coordinator, say).
+        kept = before.counties if {before.role, role} <= set(accounts.COUNTY_ROLES) else ()
         counties = accounts.settle(
             role, kept if change.counties is None else change.counties, await _person(conn, person_id), before.login
         )
         _may_manage(actor, role, counties)
         await _unlinked(conn, person_id, account_id)
         name = before.name if change.name is None else change.name
+        email = before.email if change.email is KEEP else change.email
         values: dict[str, Any] = {"role": role, "counties": list(counties), "person_id": person_id}
-        if name != before.name:
+        if (name, email) != (before.name, before.email):
             key = await vault.key_of(conn, account_id)
             assert key is not None  # destroyed only with an erasure, refused by `_managing`
-            values["sealed"] = vault.seal(key, account_id, {"login": before.login, "name": name})
+            values["sealed"] = vault.seal(key, account_id, _personal(before.login, name, email))
         await held.update(**values)
         if reason := accounts.sessions_end_for(
             (before.role, before.counties, before.person_id), (role, counties, person_id)
@@ -658,9 +684,11 @@ async def _change_account(runtime: Runtime, actor: Principal, account_id: uuid.U
             ("counties_change", ",".join(before.counties) or "-", ",".join(counties) or "-"),
             ("person_change", str(before.person_id or "-"), str(person_id or "-")),
             ("name_change", before.name, name),
+            ("email_change", before.email or "", email or ""),
         ]:
             if old != new:
-                await held.audit(action, "" if action == "name_change" else f"{old} -> {new}")  # no name in the log
+                personal = action in ("name_change", "email_change")
+                await held.audit(action, "" if personal else f"{old} -> {new}")  # no name or address in the log
         return await _one(conn, account_id)
 
 

@@ -1,8 +1,8 @@
 """The accounts' tables, and the keyed hashes they are looked up by: no login, password or token is stored as sent.
 
-An account's login and display name are sealed with the account's own key (`vault`); `login_key`, an HMAC of the
-normalised login under a key derived from DATA_SECRET, finds it. Refresh tokens and one-time links are stored as
-their SHA-256 (256 random bits each: nothing to guess, so no key is needed), passwords as argon2id hashes.
+An account's login, display name and email address are sealed with the account's own key (`vault`); `login_key`,
+an HMAC of the normalised login under a key derived from DATA_SECRET, finds it. Refresh tokens and one-time links
+are stored as their SHA-256 (256 random bits each: nothing to guess, so no key is needed), passwords as argon2id hashes.
 """
 
 from __future__ import annotations
@@ -11,10 +11,28 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Uuid
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ColumnElement,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    Uuid,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backbone.database import UtcDateTime
@@ -31,11 +49,25 @@ class AccountRecord(Records):
     state: Mapped[str] = mapped_column(String(16))  # invited, active, disabled
     password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)  # a service's: its client secret's
     person_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True, unique=True)  # the volunteer or donor
-    sealed: Mapped[bytes] = mapped_column(LargeBinary)  # login and display name, with the account's own key
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)  # login, display name, email: with the account's own key
     reset_requested_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)  # asked, not yet given
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+def serves(county_code: str) -> ColumnElement[bool]:
+    """Whether an account's counties include `county_code`, in SQL on either database: the JSON list is stored as
+    its text on both, where a county code appears in quotes exactly when it is an element."""
+    return cast(AccountRecord.counties, Text).contains(f'"{county_code}"', autoescape=True)
+
+
+def served_within(county_codes: Sequence[str]) -> ColumnElement[bool]:
+    """Whether an account has counties and every one of them is among `county_codes` (an account's counties are
+    distinct: as many of them listed there as it has)."""
+    listed = sum((case((serves(code), 1), else_=0) for code in set(county_codes)), literal(0))
+    length = func.json_array_length(AccountRecord.counties)
+    return and_(length > 0, length == listed)
 
 
 class SessionRecord(Records):

@@ -37,10 +37,20 @@ REFRESH_LIFETIME = timedelta(days=14)  # a session unused this long ends
 SESSION_LIFETIME = timedelta(days=30)  # and any session ends this long after its sign-in
 PERSON_ROLES: dict[Role, PersonKind] = {"volunteer": "volunteer", "donor": "donor"}
 NAMED_ROLES: tuple[Role, ...] = ("admin", "service")  # roles whose login may be a name rather than a mobile number
+COUNTY_ROLES: tuple[Role, ...] = ("coordinator", "child_director")  # roles whose accounts name the counties they serve
+MANAGED_BY_COORDINATORS: tuple[Role, ...] = ("volunteer", "child_director")  # ... in the coordinator's own counties
+MAX_EMAIL = 254  # RFC 5321's limit on a forward path, less its angle brackets
+MAX_EMAIL_LOCAL = 64
 
 _MOBILE = re.compile(r"(?:\+?86|0086)?(1[3-9][0-9]{9})")  # [0-9], not \d: NFKC leaves other scripts' digits as they are
 _NAME = re.compile(r"(?=.*[a-z])[a-z0-9._-]{3,32}")  # a letter at least: a mistyped mobile number is no name
 _PHONE_SPACING = re.compile(r"[\s()-]")
+# An address as a mail form takes it, and no more: a dot-atom local part and a host name with a dot (letters or
+# punycode at its end); no quoting, comments, brackets, spaces or non-ASCII, so nothing of it can write a header.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_TOP = r"(?:[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{1,59})"
+_EMAIL = re.compile(rf"(?P<local>{_ATOM}(?:\.{_ATOM})*)@(?P<domain>(?:{_LABEL}\.)+{_TOP})")
 
 
 class TryLater(DomainError):
@@ -65,6 +75,20 @@ def normal_login(text: str) -> str:
         "a login is a mobile number (11 digits, 1[3-9]…) or, for admin and service accounts, a name of 3 to 32 "
         "letters, digits, '.', '_' or '-' with a letter among them",
     )
+
+
+def normal_email(text: str) -> str:
+    """An email address as stored: full-width characters folded (as a Chinese keyboard may type them), the domain in
+    lower case, the local part as typed (it may be case-sensitive)."""
+    folded = unicodedata.normalize("NFKC", text).strip()
+    found = _EMAIL.fullmatch(folded)
+    if found is None or len(folded) > MAX_EMAIL or len(found["local"]) > MAX_EMAIL_LOCAL:
+        raise DomainError(
+            "invalid_email",
+            f"an email address is name@example.org: at most {MAX_EMAIL} characters of ASCII letters, digits and "
+            "a few signs, with a domain that has a dot; no spaces, quotes, brackets or names around it",
+        )
+    return f"{found['local']}@{found['domain'].lower()}"
 
 
 def check_login(login: str, role: Role) -> None:
@@ -129,8 +153,9 @@ class Person:
 
 
 def settle(role: Role, counties: Sequence[str], person: Person | None, login: str) -> tuple[str, ...]:
-    """The counties an account of `role` acts in, if the combination is allowed: a coordinator names at least one;
-    a volunteer's is their registered county; volunteers and donors are linked to their registration."""
+    """The counties an account of `role` acts in, if the combination is allowed: a coordinator or a child director
+    names at least one; a volunteer's is their registered county; volunteers and donors are linked to their
+    registration."""
     check_login(login, role)
     needed = PERSON_ROLES.get(role)
     if needed is None and person is not None:
@@ -140,22 +165,26 @@ def settle(role: Role, counties: Sequence[str], person: Person | None, login: st
             raise DomainError("person_required", f"a {role} account is linked to a registered {needed} (person_id)")
         if person.erased:
             raise DomainError("person_erased", f"the {needed}'s personal data was erased")
-    if role == "coordinator":
+    if role in COUNTY_ROLES:
         if not counties:
-            raise DomainError("counties_required", "a coordinator acts in at least one county")
+            raise DomainError("counties_required", f"a {role.replace('_', ' ')} acts in at least one county")
         return tuple(sorted(set(counties)))
     own = (person.county_code,) if role == "volunteer" and person and person.county_code else ()
     if counties and tuple(sorted(set(counties))) != own:
-        raise DomainError("counties_not_allowed", "only a coordinator is given counties; a volunteer has their own")
+        raise DomainError(
+            "counties_not_allowed",
+            "only coordinators and child directors are given counties; a volunteer has their own",
+        )
     return own
 
 
 def may_manage(actor_role: Role, actor_counties: Sequence[str], role: Role, counties: Sequence[str]) -> bool:
-    """Admins manage every account; a coordinator, volunteer accounts of their own counties."""
+    """Admins manage every account; a coordinator, the volunteer and child director accounts whose counties are all
+    among their own."""
     if actor_role == "admin":
         return True
     in_theirs = bool(counties) and set(counties) <= set(actor_counties)
-    return actor_role == "coordinator" and role == "volunteer" and in_theirs
+    return actor_role == "coordinator" and role in MANAGED_BY_COORDINATORS and in_theirs
 
 
 def change_role(before: Role, after: Role) -> None:

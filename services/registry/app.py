@@ -16,6 +16,7 @@ from services.registry.campaign_api import router as campaign_router
 from services.registry.handlers import children_with_birthdays
 from services.registry.import_api import router as import_router
 from services.registry.jwks_api import router as jwks_router
+from services.registry.recipient_api import router as recipient_router
 from services.registry.records import Records
 from services.registry.visit_access import PairingAccess
 from services.registry.visit_card_api import router as visit_card_router
@@ -26,7 +27,16 @@ SPEC = ServiceSpec(
     name="registry",
     default_port=8001,
     views=Records.metadata,
-    routers=[import_router, router, volunteer_router, visit_card_router, campaign_router, jwks_router, account_router],
+    routers=[
+        import_router,
+        router,
+        volunteer_router,
+        visit_card_router,
+        campaign_router,
+        jwks_router,
+        account_router,
+        recipient_router,
+    ],
     projections=lambda runtime: [PairingAccess()],
     timers=lambda runtime: [
         Timer("volunteer-eligibility", runtime.settings.timer_seconds, partial(reassess_due, runtime)),

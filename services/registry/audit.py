@@ -1,6 +1,6 @@
 """The audit log: every read or change of a child's record, and every refusal of one (who, role, when, what, why);
 every sign-in, failure, lockout, password change or reset, and every change an admin or coordinator makes to an
-account."""
+account; every lookup of contact details by a service (and every refused one), by its counts."""
 
 from __future__ import annotations
 
@@ -81,8 +81,9 @@ async def record_account(
     note: str = "",
 ) -> None:
     """An account's entry, in the transaction that changes it (a failure is committed with its count): the actor is
-    whoever signs in or manages the account. Ids, roles, county codes and keyed client addresses only: never a
-    login, a name, a password or a token."""
+    whoever signs in or manages the account (or, `account_id` None, looks up contact details). Ids, roles, county
+    codes, counts and keyed client addresses only: never a login, a name, an email address, a phone, a password or a
+    token."""
     entry = {"at": at, "actor": actor[:100], "role": role, "action": action, "account_id": account_id}
     await conn.execute(insert(AuditEntry).values(**entry, purpose=note[:200] or action, outcome=outcome))
 

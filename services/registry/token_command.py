@@ -10,6 +10,7 @@ from backbone.auth import ROLES
 from backbone.cli import Command
 from backbone.settings import Settings
 from backbone.tokens import Issuer
+from services.registry import accounts
 
 MAX_MINUTES = 60  # a CLI token has no session, so nothing ends it early: it must expire soon
 
@@ -25,8 +26,8 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Settings) -> int:
-    if args.role == "coordinator" and not args.county:
-        parser.error("a coordinator token needs at least one --county")
+    if args.role in accounts.COUNTY_ROLES and not args.county:
+        parser.error(f"a {args.role} token needs at least one --county")
     if not 0 < args.minutes <= MAX_MINUTES:  # so written, NaN is refused too
         parser.error(f"--minutes must be more than 0 and at most {MAX_MINUTES}")
     issuer = Issuer.from_settings(settings)

@@ -26,6 +26,7 @@ COORDINATOR_PAGES = (
     "/pairings",
     "/figures",
     "/aid",
+    "/inbox",
 )
 
 

@@ -10,7 +10,10 @@ from datetime import datetime, timedelta
 import httpx
 
 from backbone.clock import SettableClock
-from tests.helpers import auth
+from backbone.database import Database
+from backbone.store import EventRecord
+from services.registry.account_records import AccountRecord
+from tests.helpers import auth, child_registration, rows
 from tests.integration.account_steps import (
     ADMIN,
     PASSWORD,
@@ -311,3 +314,137 @@ async def test_two_accounts_linked_at_once_to_one_person_make_one_link_and_a_409
     assert_error(refused, 409, "person_has_account")
     listed = (await registry.get("/accounts", params={"limit": 500}, headers=ADMIN)).json()["items"]
     assert [a["person_id"] for a in listed].count(ours) == 1
+
+
+async def test_an_email_address_is_kept_normalised_changed_removed_and_erased_with_the_account(
+    registry: httpx.AsyncClient, db: Database
+) -> None:
+    created = await create(registry, login=LOGIN, role="coordinator", counties=[XINGAN], email=" Wei@XingAn.Gov.CN ")
+    account = created["account"]
+    assert account["email"] == "Wei@xingan.gov.cn"
+    path = f"/accounts/{account['id']}"
+    renamed = await registry.patch(path, json={"name": "韦小兰"}, headers=ADMIN)
+    assert (renamed.json()["name"], renamed.json()["email"]) == ("韦小兰", "Wei@xingan.gov.cn")  # kept
+    changed = await registry.patch(path, json={"email": "lan@xingan.gov.cn"}, headers=ADMIN)
+    assert changed.json()["email"] == "lan@xingan.gov.cn"
+    removed = await registry.patch(path, json={"email": None}, headers=ADMIN)
+    assert (removed.status_code, removed.json()["email"], removed.json()["name"]) == (200, None, "韦小兰")
+    listed = (await registry.get("/accounts", headers=ADMIN)).json()["items"]
+    assert [(a["id"], a["email"]) for a in listed] == [(account["id"], None)]
+    changes = [(e["action"], e["purpose"]) for e in await audit(registry) if e["account_id"] == account["id"]]
+    assert changes[-2:] == [("email_change", "email_change"), ("email_change", "email_change")]  # not the address
+
+    volunteer_id = await volunteer(registry, XINGAN)
+    linked = await create(
+        registry, login="13977310001", role="volunteer", person_id=volunteer_id, email="huang@example.org"
+    )
+    erased = await registry.delete(f"/volunteers/{volunteer_id}/personal-data", headers=ADMIN)
+    assert erased.status_code == 204, erased.text
+    listed = (await registry.get("/accounts", params={"limit": 500}, headers=ADMIN)).json()["items"]
+    (closed,) = [a for a in listed if a["id"] == linked["account"]["id"]]
+    assert (closed["login"], closed["name"], closed["email"]) == ("", "", None)  # its key is gone, and the address
+
+    # Nothing of an address was ever stored readable, put in an event, or audit-logged.
+    stored = json.dumps(
+        [
+            [str(value) for value in row]
+            for table in (AccountRecord, EventRecord)
+            for row in await rows(db, table.__table__)
+        ]
+    )
+    for address in ("xingan.gov.cn", "huang@example.org", "Wei@", "lan@"):
+        assert address not in stored
+        assert address not in json.dumps(await audit(registry))
+
+
+async def test_a_child_director_is_invited_for_their_counties_by_an_admin_or_their_coordinator(
+    registry: httpx.AsyncClient,
+) -> None:
+    await active(registry, LOGIN, counties=[XINGAN])
+    coordinator = bearer(await signed_in(registry, LOGIN))
+    ours = await create(
+        registry, by=coordinator, login="13907730006", role="child_director", counties=[XINGAN], email="lan@example.org"
+    )
+    account = ours["account"]
+    assert (account["role"], account["counties"], account["person_id"]) == ("child_director", [XINGAN], None)
+    assert (account["state"], account["email"]) == ("invited", "lan@example.org")
+    for counties in ([LINGSHAN], [XINGAN, LINGSHAN]):
+        body = {"login": "13907730007", "name": "蓝海", "role": "child_director", "counties": counties}
+        assert_error(await registry.post("/accounts", json=body, headers=coordinator), 403, "forbidden")
+    theirs = await create(registry, login="13907730007", role="child_director", counties=[XINGAN, LINGSHAN])
+    listed = (await registry.get("/accounts", headers=coordinator)).json()
+    assert ([a["id"] for a in listed["items"]], listed["total"]) == ([account["id"]], 1)  # not one also of Lingshan
+
+    path = f"/accounts/{account['id']}"
+    renamed = await registry.patch(path, json={"name": "蓝小海"}, headers=coordinator)
+    assert renamed.status_code == 200, renamed.text
+    widened = await registry.patch(path, json={"counties": [XINGAN, LINGSHAN]}, headers=coordinator)
+    assert_error(widened, 403, "forbidden")
+    assert_error(await registry.patch(path, json={"role": "coordinator"}, headers=coordinator), 403, "forbidden")
+    other = f"/accounts/{theirs['account']['id']}"
+    assert_error(await registry.post(f"{other}/disable", headers=coordinator), 403, "forbidden")
+    reinvited = await registry.post(f"{path}/invitation", headers=coordinator)
+    assert reinvited.status_code == 201, reinvited.text
+
+    # An admin makes one any county's; and every child director names a county and signs in with a mobile number.
+    async def refused(status: int, code: str, **body: object) -> None:
+        answer = await registry.post(
+            "/accounts", json={"name": "蓝海", "role": "child_director", **body}, headers=ADMIN
+        )
+        assert_error(answer, status, code)
+
+    await refused(422, "counties_required", login="13907730008")
+    await refused(422, "mobile_login_required", login="director.lan", counties=[XINGAN])
+    volunteer_id = await volunteer(registry, XINGAN)
+    await refused(422, "person_not_allowed", login="13907730008", counties=[XINGAN], person_id=volunteer_id)
+    await refused(422, "invalid", login="13907730008", counties=["999999"])
+    # An admin may make a child director a coordinator: the counties carry over.
+    promoted = await registry.patch(other, json={"role": "coordinator"}, headers=ADMIN)
+    assert (promoted.json()["role"], promoted.json()["counties"]) == ("coordinator", [XINGAN, LINGSHAN])
+
+
+async def test_a_child_director_signed_in_may_do_nothing_any_signed_in_account_may_not(
+    registry: httpx.AsyncClient, matching: httpx.AsyncClient
+) -> None:
+    director = await active(registry, "13907730006", role="child_director", counties=[XINGAN])
+    tokens = await signed_in(registry, "13907730006")
+    mine = bearer(tokens)
+    me = (await registry.get("/me", headers=mine)).json()
+    assert (me["sub"], me["role"], me["counties"]) == (director["id"], "child_director", [XINGAN])
+    changed = await registry.post(
+        "/me/password", json={"current_password": PASSWORD, "new_password": "river-lantern-copper-58"}, headers=mine
+    )
+    assert changed.status_code == 204, changed.text
+
+    county = {"county_code": XINGAN}
+    refused = {
+        "children": await registry.get("/children", params=county, headers=mine),
+        "a child registered": await registry.post("/children", json=child_registration(), headers=mine),
+        "volunteers": await registry.get("/volunteers", params=county, headers=mine),
+        "a volunteer registered": await registry.post(
+            "/volunteers",
+            json={
+                "name": "黄志明",
+                "phone": "13977310001",
+                "kind": "child_director",
+                "county_code": XINGAN,
+                "township": "湘漓镇",
+            },
+            headers=mine,
+        ),
+        "accounts": await registry.get("/accounts", headers=mine),
+        "an account made": await registry.post(
+            "/accounts",
+            json={"login": "13977310001", "name": "黄", "role": "child_director", "counties": [XINGAN]},
+            headers=mine,
+        ),
+        "the audit log": await registry.get("/audit", headers=mine),
+        "contact details": await registry.post("/contacts/lookup", json={"recipients": [director["id"]]}, headers=mine),
+        "engagement": await matching.get("/views/engagement", params=county, headers=mine),
+        "pairings": await matching.get("/views/pairings", params=county, headers=mine),
+        "a matching run": await matching.post("/matching-runs", json=county, headers=mine),
+        "the wish board": await matching.get("/wishes", headers=mine),
+        "figures": await matching.get("/views/summary", params={"code": XINGAN}, headers=mine),
+    }
+    for what, answer in refused.items():
+        assert answer.status_code == 403, f"{what}: {answer.status_code} {answer.text}"

@@ -92,6 +92,12 @@ async def test_an_overdue_high_risk_child_is_escalated_to_the_child_directors_an
     page = (await notifications.get("/notifications", params=params, headers=headers)).json()
     assert {(notice["reason"], notice["urgency"]) for notice in page["items"]} == {("overdue_escalated", "urgent")}
     assert all(notice["channels"] == ["sms", "email", "inbox"] for notice in page["items"])
+    director = {"Authorization": f"Bearer {token('child_director', counties=[XINGAN], sub='director-1')}"}
+    elsewhere = {"Authorization": f"Bearer {token('child_director', counties=['450721'], sub='director-2')}"}
+    coordinators = {"recipient_id": f"county:{XINGAN}:coordinators"}
+    assert (await notifications.get("/notifications", params=params, headers=director)).json()["total"] == 2
+    assert (await notifications.get("/notifications", params=params, headers=elsewhere)).status_code == 403
+    assert (await notifications.get("/notifications", params=coordinators, headers=director)).status_code == 403
 
 
 async def test_a_paired_volunteer_hears_their_visit_is_overdue_until_the_pairing_is_closed(

@@ -29,7 +29,7 @@ from backbone.database import Database
 from backbone.natsserver import NatsServer
 from backbone.servicetoken import ServiceToken
 from backbone.settings import Settings
-from contracts.catalogue import Event
+from contracts.catalogue import CATALOGUE, Event
 from contracts.cloudevents import CONTENT_TYPE, CloudEvent, dataschema, encode
 from contracts.matching import ChildOverdue, ChildVisitDue, PairingConfirmed, WishClaimed, WishFulfilled, WishPosted
 from services.notifications.app import create_app
@@ -70,20 +70,7 @@ class Stack:
         """Put `event` on its stream as matching would, `times` times over (the same envelope: a redelivery)."""
         aggregate = event.aggregate_id()
         self.versions[aggregate] = self.versions.get(aggregate, 0) + 1
-        envelope = CloudEvent(
-            id=str(uuid.uuid4()),
-            source="/matching",
-            type=event.type_name,
-            subject=aggregate,
-            time=self.clock.now(),
-            dataschema=dataschema(event.type_name),
-            data=event.model_dump(mode="json"),
-            sequence=self.versions[aggregate],
-            correlationid=str(uuid.uuid4()),
-        )
-        for copy in range(times):  # each its own stream message: the duplicate window would drop copies by id
-            headers = {"Nats-Msg-Id": f"{envelope.id}/{copy}", "Content-Type": CONTENT_TYPE}
-            await self.js.publish(event.subject(), encode(envelope), headers=headers, stream="MATCHING")
+        await put_on_the_bus(self.js, matching_envelope(event, self.versions[aggregate], self.clock.now()), times)
 
     async def messages(self, **params: str) -> list[dict[str, Any]]:
         answer = await self.notifications.get(
@@ -191,6 +178,30 @@ async def stack(
             await outbound.directory.close()
             for channel in outbound.channels.values():
                 await channel.close()
+
+
+def matching_envelope(event: Event, version: int = 1, at: datetime | None = None) -> CloudEvent:
+    """`event` as matching would publish it, the `version`-th of its aggregate."""
+    return CloudEvent(
+        id=str(uuid.uuid4()),
+        source="/matching",
+        type=event.type_name,
+        subject=event.aggregate_id(),
+        time=at or datetime.now(UTC),
+        dataschema=dataschema(event.type_name),
+        data=event.model_dump(mode="json"),
+        sequence=version,
+        correlationid=str(uuid.uuid4()),
+    )
+
+
+async def put_on_the_bus(js: JetStreamContext, envelope: CloudEvent, times: int = 1, first_copy: int = 0) -> None:
+    """The envelope on the MATCHING stream `times` times: each copy its own stream message (the duplicate window
+    would drop copies of one message id), as a redelivery brings it again."""
+    subject = CATALOGUE[envelope.type].subject()
+    for copy in range(first_copy, first_copy + times):
+        headers = {"Nats-Msg-Id": f"{envelope.id}/{copy}", "Content-Type": CONTENT_TYPE}
+        await js.publish(subject, encode(envelope), headers=headers, stream="MATCHING")
 
 
 def pairing(child: uuid.UUID | None = None, volunteer_id: str | None = None) -> PairingConfirmed:

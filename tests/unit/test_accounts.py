@@ -1,4 +1,5 @@
-"""Accounts' rules: logins, passwords, throttling and lockout, who manages whom, states, links, refresh tokens."""
+"""Accounts' rules: logins, email addresses, passwords, throttling and lockout, who manages whom, states, links,
+refresh tokens."""
 
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def test_a_login_is_a_mobile_number_or_a_plain_name(typed: str) -> None:
 def test_only_admins_and_services_sign_in_with_a_name() -> None:
     for role in ("admin", "service"):
         accounts.check_login("ops.li", role)  # type: ignore[arg-type]
-    for role in ("coordinator", "volunteer", "donor"):
+    for role in ("coordinator", "volunteer", "donor", "child_director"):
         accounts.check_login("13907730001", role)  # type: ignore[arg-type]
         with refused("mobile_login_required"):
             accounts.check_login("ops.li", role)  # type: ignore[arg-type]
@@ -123,6 +124,78 @@ def test_an_address_waits_once_more_than_twenty_failures_lie_in_fifteen_minutes(
         accounts.admit_source(failures, NOW + timedelta(minutes=2))
     assert waiting.value.retry_after == 13 * 60  # until the oldest leaves the window
     accounts.admit_source(failures[1:], NOW + timedelta(minutes=15))
+
+
+@pytest.mark.parametrize(
+    ("typed", "email"),
+    [
+        ("wei.xiao@xingan.gov.cn", "wei.xiao@xingan.gov.cn"),
+        ("  Wei.Xiao@XingAn.Gov.CN ", "Wei.Xiao@xingan.gov.cn"),  # the domain in lower case, the local part as typed
+        ("１２３４５６７８＠ｑｑ．ｃｏｍ", "12345678@qq.com"),  # full-width, as a Chinese input method may type it
+        ("li+visits@mail.example.org", "li+visits@mail.example.org"),
+        ("o'brien@example.ie", "o'brien@example.ie"),
+        ("li@xn--fiqs8s.xn--fiqs8s", "li@xn--fiqs8s.xn--fiqs8s"),  # a punycode domain (中国.中国)
+        (f"{'l' * 64}@example.org", f"{'l' * 64}@example.org"),
+    ],
+)
+def test_an_email_address_is_kept_with_its_domain_in_lower_case(typed: str, email: str) -> None:
+    assert accounts.normal_email(typed) == email
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "",
+        "wei",
+        "wei@",
+        "@example.org",
+        "wei@localhost",
+        "wei@@example.org",
+        "wei xiao@example.org",
+        "wei.@example.org",
+        ".wei@example.org",
+        "wei..xiao@example.org",
+        "wei@example..org",
+        "wei@-example.org",
+        "wei@example.o",
+        "wei@example.123",
+        "韦小@example.org",
+        "wei@例子.中国",
+        '"wei"@example.org',
+        "<wei@example.org>",
+        "韦小 <wei@example.org>",
+        "wei@example.org, li@example.org",
+        "wei@example.org\r\nBcc: li@example.org",
+        "wei@[192.168.0.1]",
+        f"{'l' * 65}@example.org",
+        f"wei@{'a' * 63}.{'b' * 63}.{'c' * 63}.{'d' * 60}.org",  # 258 characters
+    ],
+)
+def test_what_is_not_a_plain_email_address_is_refused(typed: str) -> None:
+    with refused("invalid_email"):
+        accounts.normal_email(typed)
+
+
+def test_a_child_director_serves_counties_signs_in_by_mobile_and_stands_for_no_registered_person() -> None:
+    assert accounts.settle("child_director", ["450721", "450325"], None, "13907730001") == ("450325", "450721")
+    with refused("counties_required"):
+        accounts.settle("child_director", [], None, "13907730001")
+    with refused("mobile_login_required"):
+        accounts.settle("child_director", ["450325"], None, "director.li")
+    with refused("person_not_allowed"):
+        accounts.settle("child_director", ["450325"], VOLUNTEER, "13907730001")
+    with refused("counties_not_allowed"):
+        accounts.settle("donor", ["450325"], DONOR, "13907730001")
+
+
+def test_a_coordinator_manages_child_directors_whose_counties_are_all_their_own() -> None:
+    assert accounts.may_manage("admin", [], "child_director", ["450325"])
+    assert accounts.may_manage("coordinator", ["450325", "450721"], "child_director", ["450325"])
+    assert accounts.may_manage("coordinator", ["450325", "450721"], "child_director", ["450325", "450721"])
+    assert not accounts.may_manage("coordinator", ["450325"], "child_director", ["450325", "450721"])
+    assert not accounts.may_manage("coordinator", ["450721"], "child_director", ["450325"])
+    assert not accounts.may_manage("child_director", ["450325"], "child_director", ["450325"])
+    assert not accounts.may_manage("child_director", ["450325"], "volunteer", ["450325"])
 
 
 def test_an_admin_manages_every_account_a_coordinator_volunteers_of_their_counties() -> None:

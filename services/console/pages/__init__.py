@@ -7,6 +7,7 @@ from services.console.pages import (
     children,
     figures,
     imports,
+    inbox,
     matching,
     today,
     visits,
@@ -28,4 +29,5 @@ ROUTERS = [
     figures.router,
     aid.router,
     admin.router,
+    inbox.router,
 ]

@@ -18,7 +18,8 @@ from services.console.upstream import ApiFailure
 from services.console.web import Caller, Refused, caller_of, csrf_checked, form
 
 router = APIRouter(dependencies=[Depends(csrf_checked)])
-ROLES = ("admin", "coordinator", "volunteer", "donor", "service")
+ROLES = ("admin", "coordinator", "child_director", "volunteer", "donor", "service")
+COUNTY_ROLES = ("coordinator", "child_director")  # the roles given counties (at least one) on their account
 STATES = ("invited", "active", "disabled")
 KINDS: tuple[str, ...] = get_args(AidKind)
 ACCOUNT_FIELDS = ("login", "name", "role", "counties", "person_id")
@@ -171,7 +172,7 @@ async def change_account(request: Request, caller: AdminDep, account_id: uuid.UU
     sent = _texts(await form(request), ("role", "counties", "name"))
     change: dict[str, Any] = {name: sent[name] for name in ("role", "name") if sent.get(name)}
     codes = county_codes(sent.get("counties", ""))
-    if codes or change.get("role") == "coordinator":  # none sent: a volunteer keeps their own, others have none
+    if codes or change.get("role") in COUNTY_ROLES:  # none sent: a volunteer keeps their own, others have none
         change["counties"] = codes
     try:
         await caller.call("PATCH", "registry", f"/accounts/{account_id}", json=change)

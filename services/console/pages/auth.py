@@ -16,7 +16,7 @@ from services.console.upstream import ApiFailure, Upstream
 from services.console.web import csrf_checked, form, local_path, session_of
 
 router = APIRouter(dependencies=[Depends(csrf_checked)])
-HOME = {"admin": "/today", "coordinator": "/today", "donor": "/board", "volunteer": "/my"}
+HOME = {"admin": "/today", "coordinator": "/today", "donor": "/board", "volunteer": "/my", "child_director": "/inbox"}
 YEAR_SECONDS = 365 * 24 * 3600
 
 

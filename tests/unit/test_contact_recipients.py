@@ -1,0 +1,79 @@
+"""Whom a contact lookup names and what it answers (services.registry.recipients): people by their tokens' sub, a
+county's coordinators or child directors; the phone only a mobile number."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.registry import recipients
+from services.registry.recipients import Found, Group, Reachable
+
+XINGAN, LINGSHAN = "450325", "450721"
+VOLUNTEER = "7d6f3c2a-0b1e-4c5d-9e8f-0a1b2c3d4e5f"
+WEI = Reachable("11111111-1111-4111-8111-111111111111", "coordinator", [XINGAN], "13907730001", "wei@xingan.gov.cn")
+MO = Reachable("22222222-2222-4222-8222-222222222222", "coordinator", [LINGSHAN, XINGAN], "13907730002", None)
+LAN = Reachable("33333333-3333-4333-8333-333333333333", "child_director", [XINGAN], "13907730003", None)
+ADMIN = Reachable("44444444-4444-4444-8444-444444444444", "admin", [], "ops.li", "ops@example.org")
+
+
+@pytest.mark.parametrize(
+    ("recipient", "group"),
+    [
+        (f"county:{XINGAN}:coordinators", Group(XINGAN, "coordinator")),
+        (f"county:{XINGAN}:child_directors", Group(XINGAN, "child_director")),
+        (VOLUNTEER, None),
+    ],
+)
+def test_a_recipient_is_a_person_or_a_county_s_group(recipient: str, group: Group | None) -> None:
+    assert recipients.check(recipient) == recipient
+    assert recipients.group_of(recipient) == group
+
+
+@pytest.mark.parametrize(
+    "recipient",
+    [
+        "",
+        VOLUNTEER.upper(),
+        VOLUNTEER.replace("-", ""),
+        f"{{{VOLUNTEER}}}",
+        "service:matching",
+        "13907730001",
+        "county:4503:coordinators",
+        "county:450325:volunteers",
+        "county:450325:coordinators:x",
+        "County:450325:coordinators",
+        "county:४५०३२५:coordinators",  # Devanagari digits: [0-9], not \d
+    ],
+)
+def test_anything_else_is_refused_in_words_that_do_not_repeat_it(recipient: str) -> None:
+    with pytest.raises(ValueError, match="a recipient is a person's id") as refused:
+        recipients.check(recipient)
+    assert recipient not in str(refused.value) or recipient == ""
+
+
+def test_each_recipient_is_named_once() -> None:
+    assert recipients.check_distinct([VOLUNTEER, WEI.sub]) == [VOLUNTEER, WEI.sub]
+    with pytest.raises(ValueError, match="at most once"):
+        recipients.check_distinct([VOLUNTEER, VOLUNTEER])
+
+
+def test_people_are_found_in_the_order_asked_groups_by_role_and_exact_county() -> None:
+    asked = [f"county:{XINGAN}:coordinators", LAN.sub, f"county:{LINGSHAN}:child_directors", ADMIN.sub, VOLUNTEER]
+    found = recipients.found(asked, [WEI, MO, LAN, ADMIN], {VOLUNTEER: "13977310001"})
+
+    assert found == [
+        Found(asked[0], WEI.sub, "13907730001", "wei@xingan.gov.cn"),
+        Found(asked[0], MO.sub, "13907730002", None),
+        Found(LAN.sub, LAN.sub, "13907730003", None),
+        Found(ADMIN.sub, ADMIN.sub, None, "ops@example.org"),  # a name for a login: no phone
+        Found(VOLUNTEER, VOLUNTEER, "13977310001", None),
+    ]
+
+
+def test_an_active_account_answers_before_the_registration_and_a_landline_is_no_phone() -> None:
+    account = Reachable(VOLUNTEER, "volunteer", [XINGAN], "13977310011", "huang@example.org")
+    assert recipients.found([VOLUNTEER], [account], {}) == [
+        Found(VOLUNTEER, VOLUNTEER, "13977310011", "huang@example.org")
+    ]
+    assert recipients.found([VOLUNTEER], [], {VOLUNTEER: "0773-6221234"}) == [Found(VOLUNTEER, VOLUNTEER, None, None)]
+    assert recipients.found([VOLUNTEER, f"county:{LINGSHAN}:coordinators"], [WEI], {}) == []
