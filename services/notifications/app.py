@@ -12,6 +12,7 @@ from backbone.settings import Settings
 from services.notifications.api import router
 from services.notifications.escalations import Escalations, repeat_due
 from services.notifications.notices import Deliveries, MatchingReactions, Pairings, RegistryReactions
+from services.notifications.reminders import MatchingReminders, VolunteerReminders, remind_due
 from services.notifications.sender import Outbound, Sender
 from services.notifications.tables import Views
 
@@ -25,6 +26,8 @@ SPEC = ServiceSpec(
         MatchingReactions(runtime),
         Pairings(),
         Escalations(),
+        MatchingReminders(),
+        VolunteerReminders(),
         Deliveries(),
     ],
     timers=lambda runtime: timers(runtime),
@@ -32,14 +35,18 @@ SPEC = ServiceSpec(
 
 
 def timers(runtime: Runtime, outbound: Outbound | None = None) -> list[Timer]:
-    """Daily repeats of escalations, and the sender: it needs the service's own account at the registry, to look
-    contacts up; without one, what is decided waits in the outbox."""
+    """Daily repeats of escalations, reminders before deadlines, and the sender: it needs the service's own account
+    at the registry, to look contacts up; without one, what is decided waits in the outbox."""
     if outbound is None and runtime.settings.service_client_id:
         outbound = Outbound.configured(runtime)
-    repeats = Timer("repeat-escalations", runtime.settings.timer_seconds, partial(repeat_due, runtime))
+    every = runtime.settings.timer_seconds
+    deciding = [
+        Timer("repeat-escalations", every, partial(repeat_due, runtime)),
+        Timer("remind", every, partial(remind_due, runtime)),
+    ]
     if outbound is None:
-        return [repeats]
-    return [repeats, Timer("send-messages", outbound.settings.send_every_seconds, Sender(runtime, outbound).tick)]
+        return deciding
+    return [*deciding, Timer("send-messages", outbound.settings.send_every_seconds, Sender(runtime, outbound).tick)]
 
 
 def create_app(

@@ -89,7 +89,7 @@ async def repeat_due(runtime: Runtime) -> int:
             due_at=row.due_at,
             escalated_to="child_director",
         )
-        decisions = rules.decide(overdue, row.cause_event_id, day=day)
+        decisions = rules.decide(overdue, row.cause_event_id, occasion=rules.Occasion(day=day))
         await record(runtime, conn, [Decided(decision, overdue) for decision in decisions])
         told = {"told_days": day, "next_at": row.escalated_at + (day + 1) * DAY}
         await conn.execute(update(OpenEscalation).where(OpenEscalation.child_id == row.child_id).values(**told))

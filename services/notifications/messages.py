@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -21,6 +21,20 @@ PARTS = ("sms", "subject", "text")
 FOOTER: dict[Language, str] = {
     "zh-CN": "本消息由手拉手关爱系统发送，请勿直接回复。",
     "en": "Sent by the Hand in Hand system; please do not reply.",
+}
+STEPS: dict[Language, dict[str, str]] = {
+    "zh-CN": {
+        "application": "申请审核",
+        "interview": "面谈",
+        "record_check": "无犯罪记录查询",
+        "references": "推荐人核实",
+    },
+    "en": {
+        "application": "application",
+        "interview": "interview",
+        "record_check": "record check",
+        "references": "references",
+    },
 }
 RISK: dict[Language, dict[str, str]] = {
     "zh-CN": {"high": "高风险", "medium": "中风险", "low": "低风险"},
@@ -55,19 +69,22 @@ def words(reason: str, language: Language, facts: Mapping[str, str]) -> Words:
     return Words(parts["sms"], parts["subject"], parts["text"], html)
 
 
-def facts(event: Event, language: Language) -> dict[str, str]:
-    """What a message may say about `event`: where, when, how much. Events carry no one's name, contact or address,
-    so no message can: a donor never learns who a child is."""
+def facts(event: Event, language: Language, county_code: str | None = None) -> dict[str, str]:
+    """What a message may say about `event`: where, when, how much, which vetting step. Events carry no one's name,
+    contact or address, so no message can: a donor never learns who a child is. `county_code`: where it happened,
+    for events that do not say (a volunteer's vetting)."""
     found: dict[str, Any] = event.model_dump()
-    said = {"county": _county(str(found["county_code"]), language)}
+    said = {"county": _county(county_code or str(found["county_code"]), language)}
     for name, field in (("due", "due_at"), ("deadline", "expires_at"), ("deadline", "claim_deadline")):
-        if isinstance(found.get(field), datetime):
+        if isinstance(found.get(field), date):  # a moment, or (a vetting step's expiry) a day
             said[name] = _date(found[field], language)
     if "risk_level" in found:
         said["risk"] = RISK[language][found["risk_level"]]
     if "quantity" in found:
         said["quantity"] = str(found["quantity"])
         said["value"] = f"{found['value_yuan']:.2f}"
+    if "step" in found:
+        said["step"] = STEPS[language][found["step"]]
     return said
 
 
@@ -78,6 +95,6 @@ def _county(code: str, language: Language) -> str:
     return county.name_zh if language == "zh-CN" else county.name_pinyin
 
 
-def _date(moment: datetime, language: Language) -> str:
-    day = moment.astimezone(ZONE)
+def _date(moment: date, language: Language) -> str:
+    day = moment.astimezone(ZONE) if isinstance(moment, datetime) else moment
     return f"{day.month}月{day.day}日" if language == "zh-CN" else f"{day.day} {day:%b} {day.year}"

@@ -79,14 +79,14 @@ class Reactions(Projection):
     async def apply(self, conn: AsyncConnection, events: Sequence[Delivered]) -> None:
         """Record each notice the batch decides and none decided before (a replay decides them again), all in one
         append; each names the event that caused it."""
-        paired = await _paired(conn, {d.event.child_id for d in events if isinstance(d.event, ChildOverdue)})
+        volunteers = await paired(conn, {d.event.child_id for d in events if isinstance(d.event, ChildOverdue)})
         notices = [
             (decision, delivered.event, delivered.envelope)
             for delivered in events
             for decision in rules.decide(
                 delivered.event,
                 uuid.UUID(delivered.envelope.id),
-                paired.get(getattr(delivered.event, "child_id", None)),
+                volunteers.get(getattr(delivered.event, "child_id", None)),
             )
         ]
         await record(self.runtime, conn, [Decided(d, event, _causes(envelope)) for d, event, envelope in notices])
@@ -137,7 +137,7 @@ def _outgoing(decision: rules.Decision, event: Event, decided_at: datetime) -> d
         "channels": [channel for channel in decision.channels if channel != "inbox"],
         "urgency": decision.urgency,
         "county_code": decision.county_code,
-        "facts": {language: messages.facts(event, language) for language in messages.LANGUAGES},
+        "facts": {language: messages.facts(event, language, decision.county_code) for language in messages.LANGUAGES},
         "decided_at": decided_at,
     }
 
@@ -146,7 +146,8 @@ def _causes(envelope: CloudEvent) -> context.Causes:
     return context.of(envelope.correlationid, envelope.id, envelope.traceparent)
 
 
-async def _paired(conn: AsyncConnection, children: set[uuid.UUID]) -> dict[uuid.UUID | None, uuid.UUID]:
+async def paired(conn: AsyncConnection, children: set[uuid.UUID]) -> dict[uuid.UUID | None, uuid.UUID]:
+    """The volunteer paired with each of these children that has one."""
     if not children:
         return {}
     query = select(PairedVolunteer.child_id, PairedVolunteer.volunteer_id).where(PairedVolunteer.child_id.in_(children))

@@ -12,8 +12,10 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -29,7 +31,7 @@ from backbone.database import Database
 from backbone.natsserver import NatsServer
 from backbone.servicetoken import ServiceToken
 from backbone.settings import Settings
-from contracts.catalogue import CATALOGUE, Event
+from contracts.catalogue import CATALOGUE, CONTEXT_STREAMS, Event
 from contracts.cloudevents import CONTENT_TYPE, CloudEvent, dataschema, encode
 from contracts.matching import ChildOverdue, ChildVisitDue, PairingConfirmed, WishClaimed, WishFulfilled, WishPosted
 from services.notifications.app import create_app
@@ -196,12 +198,12 @@ def matching_envelope(event: Event, version: int = 1, at: datetime | None = None
 
 
 async def put_on_the_bus(js: JetStreamContext, envelope: CloudEvent, times: int = 1, first_copy: int = 0) -> None:
-    """The envelope on the MATCHING stream `times` times: each copy its own stream message (the duplicate window
+    """The envelope on its context's stream `times` times: each copy its own stream message (the duplicate window
     would drop copies of one message id), as a redelivery brings it again."""
-    subject = CATALOGUE[envelope.type].subject()
+    kind = CATALOGUE[envelope.type]
     for copy in range(first_copy, first_copy + times):
         headers = {"Nats-Msg-Id": f"{envelope.id}/{copy}", "Content-Type": CONTENT_TYPE}
-        await js.publish(subject, encode(envelope), headers=headers, stream="MATCHING")
+        await js.publish(kind.subject(), encode(envelope), headers=headers, stream=CONTEXT_STREAMS[kind.context()])
 
 
 def pairing(child: uuid.UUID | None = None, volunteer_id: str | None = None) -> PairingConfirmed:
@@ -410,3 +412,47 @@ async def test_an_overdue_high_risk_child_is_escalated_on_day_8_again_on_day_9_a
     await asyncio.sleep(1)
     assert len(await escalations()) == 2
     assert [r.body["phone_numbers"] for r in stack.gateway.received] == [[DIRECTOR_PHONE]] * 2
+
+
+async def test_reminders_before_a_visit_and_before_a_vetting_step_expires_on_the_clock(stack: Stack) -> None:
+    volunteer_id = await volunteer(stack.registry, phone=VOLUNTEER_PHONE)
+    await stack.person("volunteer", VOLUNTEER_PHONE, counties=[], person_id=volunteer_id)
+    await stack.prefer("volunteer", volunteer_id, channels=["sms"], quiet_from="00:00", quiet_until="00:00")  # none
+    child, registered = uuid.uuid4(), stack.clock.now()
+    await stack.emit(pairing(child, volunteer_id))
+    due = registered + timedelta(days=3)
+    await stack.emit(
+        ChildVisitDue(child_id=child, county_code=XINGAN, risk_level="high", due_at=due, because="visited")
+    )
+    expires = (registered + timedelta(days=40)).date()  # it no longer counts from midnight in China that day
+    step = {
+        "step": "record_check",
+        "result": "passed",
+        "checked_at": str(registered.date()),
+        "expires_at": str(expires),
+    }
+    answer = await stack.registry.post(f"/volunteers/{volunteer_id}/screenings", json=step, headers=COORDINATOR)
+    assert answer.status_code == 200, answer.text
+    await stack.wait_for(1, "the pairing's SMS", status="sent")
+
+    async def reminded(count: int) -> bool:
+        told = [m["reason"] for m in reversed(await stack.messages(status="sent"))]
+        return told[1:] == [reason for _, reason in moments[:count]]  # the pairing's first
+
+    ends = datetime.combine(expires, datetime.min.time(), ZoneInfo("Asia/Shanghai")).astimezone(UTC)
+    moments = [
+        (due - timedelta(days=1), "visit_due_tomorrow"),
+        (ends - timedelta(days=30), "screening_expiring"),
+        (ends - timedelta(days=7), "screening_expiring"),
+        (ends, "screening_expired"),
+    ]
+    for count, (at, reason) in enumerate(moments, start=1):
+        stack.clock.set(at - timedelta(minutes=1))
+        await asyncio.sleep(0.5)  # the timers go round: not yet
+        assert await reminded(count - 1)
+        stack.clock.set(at + timedelta(minutes=1))
+        await wait_until(partial(reminded, count), what=f"the {reason} reminder")
+    texts = [request.body["template_code"] for request in stack.gateway.received]
+    assert texts == ["pairing_confirmed.zh-CN", "visit_due_tomorrow.zh-CN"] + ["screening_expiring.zh-CN"] * 2 + [
+        "screening_expired.zh-CN"
+    ]

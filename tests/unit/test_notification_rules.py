@@ -5,7 +5,7 @@ identity in what a donor gets."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -15,6 +15,7 @@ from contracts.catalogue import Event
 from contracts.matching import (
     AidDistributed,
     ChildOverdue,
+    ChildVisitDue,
     PairingClosed,
     PairingConfirmed,
     PairingProposed,
@@ -24,6 +25,7 @@ from contracts.matching import (
     WishFulfilled,
 )
 from contracts.registry import ChildRegistered
+from contracts.volunteers import VolunteerScreeningRecorded, VolunteerTrainingRecorded
 from services.notifications import messages, rules
 from services.notifications.channels import sms as sms_channel
 from services.notifications.settings import ChannelSettings
@@ -32,6 +34,7 @@ XINGAN = "450325"
 LONGEST_COUNTY = "451226"  # 环江毛南族自治县, Huanjiang Maonanzu Zizhixian: the longest names a message may carry
 CHILD, VOLUNTEER, PAIRING, WISH = (uuid.uuid4() for _ in range(4))
 WHEN = datetime(2026, 12, 1, 17, 30, tzinfo=UTC)  # 2 December in Asia/Shanghai
+CHECKED, EXPIRES = date(2026, 1, 5), date(2026, 12, 31)
 
 
 def examples(county: str = XINGAN) -> list[Event]:
@@ -61,7 +64,19 @@ def examples(county: str = XINGAN) -> list[Event]:
             value_yuan=Decimal("240.00"),
             donor_id=uuid.uuid4(),
         ),
+        ChildVisitDue(child_id=CHILD, county_code=county, risk_level="high", due_at=WHEN, because="visited"),
+        VolunteerScreeningRecorded(
+            volunteer_id=VOLUNTEER, step="record_check", result="passed", checked_at=CHECKED, expires_at=EXPIRES
+        ),
+        VolunteerTrainingRecorded(volunteer_id=VOLUNTEER, course="基础培训", completed_at=CHECKED, expires_at=EXPIRES),
     ]
+
+
+def every_decision(event: Event, county: str = XINGAN) -> list[rules.Decision]:
+    """What the event decides as it happens and at each of its reminders (in `county`, for events without one)."""
+    occasions = [rules.Occasion(county_code=county)]
+    occasions += [rules.Occasion(before=r.before, county_code=county) for r in rules.reminders(event)]
+    return [d for occasion in occasions for d in rules.decide(event, uuid.uuid4(), VOLUNTEER, occasion)]
 
 
 def told(event: Event, paired: uuid.UUID | None = None) -> set[tuple[str, str, str]]:
@@ -101,8 +116,7 @@ def test_an_overdue_visit_tells_the_paired_volunteer_only_when_there_is_one() ->
 
 
 def test_aid_given_by_no_donor_in_particular_tells_nobody() -> None:
-    aid = examples()[-1]
-    assert isinstance(aid, AidDistributed)
+    aid = next(event for event in examples() if isinstance(event, AidDistributed))
     assert told(aid.model_copy(update={"donor_id": None})) == set()
 
 
@@ -124,8 +138,10 @@ def test_a_message_is_about_the_pairing_or_wish_and_names_its_cause() -> None:
 @pytest.mark.parametrize("language", messages.LANGUAGES)
 @pytest.mark.parametrize("event", examples(LONGEST_COUNTY), ids=lambda event: type(event).__name__)
 def test_every_rule_has_its_words_in_both_languages(event: Event, language: messages.Language) -> None:
-    for decision in rules.decide(event, uuid.uuid4(), VOLUNTEER):
-        words = messages.words(decision.reason, language, messages.facts(event, language))
+    decisions = every_decision(event, LONGEST_COUNTY)
+    assert decisions
+    for decision in decisions:
+        words = messages.words(decision.reason, language, messages.facts(event, language, LONGEST_COUNTY))
         assert all((words.sms, words.subject, words.text))
         assert str(escape(words.text)) in words.html
         assert f'lang="{language}"' in words.html
@@ -140,9 +156,9 @@ def test_every_sms_fits_one_segment_with_the_gateways_signature(county: str) -> 
     # The signature is Chinese, so every SMS goes as UCS-2: one segment holds 70 characters, signature included.
     sign = ChannelSettings().sms_sign_name
     for event in examples(county):
-        for decision in rules.decide(event, uuid.uuid4(), VOLUNTEER):
+        for decision in every_decision(event, county):
             for language in messages.LANGUAGES:
-                sms = messages.words(decision.reason, language, messages.facts(event, language)).sms
+                sms = messages.words(decision.reason, language, messages.facts(event, language, county)).sms
                 assert sms_channel.segments(sms_channel.signed(sign, sms)) <= sms_channel.MAX_SEGMENTS, sms
 
 
@@ -166,7 +182,7 @@ def test_a_fact_a_template_needs_and_lacks_is_an_error_not_a_blank() -> None:
 
 def test_what_a_donor_is_told_says_where_when_and_how_much_and_nothing_about_the_child() -> None:
     for event in examples():
-        for decision in rules.decide(event, uuid.uuid4(), VOLUNTEER):
+        for decision in every_decision(event):
             if decision.recipient == "donor-7" or decision.reason == "aid_distributed":
                 for language in messages.LANGUAGES:
                     assert set(messages.facts(event, language)) <= {"county", "deadline", "quantity", "value"}
@@ -174,3 +190,54 @@ def test_what_a_donor_is_told_says_where_when_and_how_much_and_nothing_about_the
 
 def test_an_unknown_language_gets_chinese() -> None:
     assert [messages.language_of(x) for x in ("en", "zh-CN", None, "fr")] == ["en", "zh-CN", "zh-CN", "zh-CN"]
+
+
+def test_a_vetting_step_is_reminded_30_and_7_days_before_it_expires_and_when_it_has() -> None:
+    step = next(event for event in examples() if isinstance(event, VolunteerScreeningRecorded))
+    midnight = datetime(2026, 12, 30, 16, 0, tzinfo=UTC)  # 31 December begins in China: the step no longer counts
+    assert [(r.at, r.before.days) for r in rules.reminders(step)] == [
+        (midnight - timedelta(days=30), 30),
+        (midnight - timedelta(days=7), 7),
+        (midnight, 0),
+    ]
+    at = {
+        r.before.days: {
+            (d.reason, d.recipient)
+            for d in rules.decide(step, uuid.uuid4(), None, rules.Occasion(before=r.before, county_code=XINGAN))
+        }
+        for r in rules.reminders(step)
+    }
+    expiring = {("screening_expiring", str(VOLUNTEER)), ("screening_expiring", "county:450325:coordinators")}
+    assert at == {
+        30: expiring,
+        7: expiring,
+        0: {(reason.replace("expiring", "expired"), who) for reason, who in expiring},
+    }
+    assert rules.decide(step, uuid.uuid4(), None, rules.Occasion(county_code=XINGAN)) == []  # not when recorded
+    failed = step.model_copy(update={"result": "failed"})
+    assert rules.reminders(failed) == []
+    assert rules.reminders(step.model_copy(update={"expires_at": None})) == []
+
+
+def test_a_visit_due_tomorrow_is_told_to_the_paired_volunteer_a_day_before_and_the_same_message_each_time() -> None:
+    due = next(event for event in examples() if isinstance(event, ChildVisitDue))
+    [reminder] = rules.reminders(due)
+    assert (reminder.at, reminder.before) == (WHEN - timedelta(days=1), timedelta(days=1))
+    cause, occasion = uuid.uuid4(), rules.Occasion(before=reminder.before)
+    [told] = rules.decide(due, cause, VOLUNTEER, occasion)
+    assert (told.reason, told.recipient, told.channels) == ("visit_due_tomorrow", str(VOLUNTEER), ("sms", "inbox"))
+    assert rules.decide(due, cause, VOLUNTEER, occasion) == [told]
+    assert rules.decide(due, cause, None, occasion) == []  # nobody paired: nobody to remind
+    assert told.message_id not in {d.message_id for d in rules.decide(due, cause, VOLUNTEER)}
+    assert rules.reminders(due.model_copy(update={"due_at": None})) == []
+
+
+def test_a_claim_is_reminded_two_days_before_it_lapses_to_the_donor_and_the_coordinators() -> None:
+    claimed = next(event for event in examples() if isinstance(event, WishClaimed))
+    [reminder] = rules.reminders(claimed)
+    assert reminder.at == WHEN - timedelta(days=2)
+    told = rules.decide(claimed, uuid.uuid4(), None, rules.Occasion(before=reminder.before))
+    assert {(d.reason, d.recipient) for d in told} == {
+        ("claim_lapsing", "county:450325:coordinators"),
+        ("claim_lapsing", "donor-7"),
+    }
