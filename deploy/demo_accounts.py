@@ -29,6 +29,7 @@ from services.registry.domain import DomainError
 
 FILE = "demo-accounts.json"
 LOADER = "demo-loader"
+NOTIFIER = "notifications"  # the notifications service's own account: it looks contacts up at the registry
 COORDINATOR = "13907730325"  # a coordinator of Xing'an and Lingshan
 FOUNDATION = "13907710520"  # the One Foundation, which gave the seed's warm packs
 XINGAN = "450325"
@@ -75,19 +76,18 @@ def passphrase(hints: Sequence[str]) -> str:
             return candidate
 
 
-async def loader_secret(settings: Settings, passwords: Passwords) -> str:
-    """The client secret of the service account the demo data is loaded under: made on the first run, given a new
-    secret if the kept one was lost."""
+async def service_secret(settings: Settings, passwords: Passwords, login: str, name: str) -> str:
+    """The client secret of a service account (the one the demo data is loaded under, the notifications service's):
+    made on the first run, given a new secret if the kept one was lost."""
     async with registry_database(settings) as runtime:
-        found = await find(runtime, LOADER)
-        if found is not None and (known := passwords.get(LOADER)):
+        found = await find(runtime, login)
+        if found is not None and (known := passwords.get(login)):
             return known
         if found is None:
-            new = NewAccount(LOADER, "演示数据 demo data loader", "service")
-            _, handover = await handlers.create_account(runtime, OPERATOR, new)
+            _, handover = await handlers.create_account(runtime, OPERATOR, NewAccount(login, name, "service"))
         else:
             handover = await handlers.new_client_secret(runtime, OPERATOR, found.id)
-    passwords.keep(LOADER, handover.token)
+    passwords.keep(login, handover.token)
     return handover.token
 
 

@@ -62,8 +62,22 @@ def main() -> int:
             if not port_is_free(port):
                 print(f"port {port} for {name} is taken; set {name.upper()}_PORT to another", file=sys.stderr)
                 return 1
+        # The demo accounts are made in the registry's database the way an operator makes the first admin (python -m
+        # services.registry account create); the notifications service's own one first, to start it with.
+        registry = Settings(data_dir=data, database_url=os.environ.get("REGISTRY_DATABASE_URL"))
+        passwords = demo_accounts.Passwords(data / demo_accounts.FILE)
+        notifier = asyncio.run(
+            demo_accounts.service_secret(registry, passwords, demo_accounts.NOTIFIER, "通知服务 notifications")
+        )
         for name in SERVICES:
             env = {**os.environ, "NATS_URL": nats_url, "DATA_DIR": str(data), "PORT": str(ports[name])}
+            if name == "notifications":  # it looks up whom to send to at the registry, with its own token
+                env |= {
+                    "REGISTRY_URL": urls["registry"],
+                    "TOKEN_URL": f"{urls['registry']}/auth/token",
+                    "SERVICE_CLIENT_ID": demo_accounts.NOTIFIER,
+                    "SERVICE_CLIENT_SECRET": notifier,
+                }
             if name != "registry":  # the others verify tokens with the registry's public keys
                 env["JWKS_URL"] = f"{urls['registry']}/.well-known/jwks.json"
             database_url = os.environ.get(f"{name.upper()}_DATABASE_URL")
@@ -77,11 +91,9 @@ def main() -> int:
         children["console"] = _start("console", {**os.environ, **upstreams, "PORT": str(ports["console"])}, data)
         for name, url in [*urls.items(), ("console", console)]:
             _wait_ready(name, url, list(children.values()))
-        # The demo accounts are made in the registry's database (as its process has it) the way an operator makes the
-        # first admin (python -m services.registry account create); the demo data is loaded under the service one.
-        registry = Settings(data_dir=data, database_url=os.environ.get("REGISTRY_DATABASE_URL"))
-        passwords = demo_accounts.Passwords(data / demo_accounts.FILE)
-        secret = SecretStr(asyncio.run(demo_accounts.loader_secret(registry, passwords)))
+        # The demo data is loaded under a service account of its own.
+        loading = demo_accounts.service_secret(registry, passwords, demo_accounts.LOADER, "演示数据 demo data loader")
+        secret = SecretStr(asyncio.run(loading))
         loader = ServiceToken(f"{urls['registry']}/auth/token", demo_accounts.LOADER, secret)
         # The campaign first: matching hears of it before the people, so it knows it when tagging their visits.
         campaign_id = demo.campaign(urls["registry"], loader)

@@ -73,6 +73,11 @@ def test_make_run_starts_everything_loads_demo_data_once_and_stops_each_part_by_
         figures = summary(matching)
         assert figures["aid"]["warm_pack"]["quantity"] not in (0, "<5")  # a campaign's warm packs handed out
         assert figures["visitors"]["child_director"]["visits"] not in (0, "<5")  # and festival visits made
+        told = sent_messages(f"http://127.0.0.1:{ports['notifications']}")
+        # The sender found the people at the registry with its own account; no SMS gateway or SMTP server is set up
+        # here, so each message ends failed for that reason (or waits for quiet hours to end, at night in China).
+        unconfigured = {("failed", "channel_not_configured"), ("pending", None), ("sending", None)}
+        assert {(m["status"], m["error"]) for m in told} <= unconfigured
     finally:
         said = interrupt(runner)
     assert runner.returncode == 0
@@ -86,7 +91,7 @@ def test_make_run_starts_everything_loads_demo_data_once_and_stops_each_part_by_
         assert printed_accounts("".join(lines)) == accounts  # the same passwords, which still work
         admin = signed_in(registry, *only(accounts, "admin"))
         listed = httpx.get(f"{registry}/accounts", params={"limit": 100}, headers=admin).json()
-        assert listed["total"] == 7  # the six people and the loader, none made twice
+        assert listed["total"] == 8  # the six people, the loader and the notifications service, none made twice
         xingan = httpx.get(
             f"{registry}/children",
             params={"county_code": "450325", "limit": 1},
@@ -212,3 +217,20 @@ def stopped_before_nats(data_dir: Path, services: list[str], runs: int) -> bool:
         assert len(stops) == runs, f"{name} logged runtime.stopped {len(stops)} times in {runs} runs"
         assert datetime.fromisoformat(stops[-1].replace("Z", "+00:00")) <= nats_stopping, name
     return True
+
+
+def sent_messages(notifications: str, within: float = 60.0) -> list[dict[str, Any]]:
+    """Xing'an's messages, once there are some."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        answer = httpx.get(
+            f"{notifications}/views/messages",
+            params={"county_code": "450325", "limit": 500},
+            headers=auth("coordinator", ["450325"]),
+            timeout=10,
+        )
+        assert answer.status_code == 200, answer.text
+        if items := answer.json()["items"]:
+            return list(items)
+        time.sleep(0.5)
+    raise AssertionError(f"no message decided for Xing'an within {within} s")

@@ -10,10 +10,14 @@ from pathlib import Path
 import httpx
 
 from backbone.settings import Settings
-from deploy.demo_accounts import LOADER, Passwords, ensure, loader_secret
+from deploy.demo_accounts import LOADER, Passwords, ensure, service_secret
 from services.registry.account_command import registry_database
 from services.registry.account_handlers import NewAccount
 from tests.integration.account_steps import ADMIN, sign_in
+
+
+async def loader_secret(settings: Settings, passwords: Passwords) -> str:
+    return await service_secret(settings, passwords, LOADER, "演示数据 demo data loader")
 
 
 async def client_token(registry: httpx.AsyncClient, secret: str) -> int:
