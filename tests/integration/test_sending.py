@@ -7,9 +7,10 @@ SMS and not an escalation; no contact detail on the bus or in a log."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -66,6 +67,7 @@ class Stack:
     clock: SettableClock
     js: JetStreamContext
     database_url: str
+    replica: Callable[[], contextlib.AbstractAsyncContextManager[httpx.AsyncClient]]
     versions: dict[str, int] = field(default_factory=dict)
 
     async def emit(self, event: Event, times: int = 1) -> None:
@@ -160,26 +162,34 @@ async def stack(
                 "send_max_attempts": 3,
             } | (marker.kwargs if marker else {})
             chosen = ChannelSettings(**values)
-            outbound = Outbound(
-                chosen, Directory(to_registry), {"sms": SmsGateway(chosen), "email": SmtpMailer(chosen)}
-            )
             settings = Settings(
                 database_url=database_url, nats_url=nats_server.url, timer_seconds=0.2, **keys().settings()
             )
-            app = create_app(settings, clock, outbound)
-            async with (
-                app.router.lifespan_context(app),
-                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://notifications") as client,
-            ):
 
-                async def ready() -> bool:
-                    return (await client.get("/ready")).status_code == 200
+            @contextlib.asynccontextmanager
+            async def replica() -> AsyncIterator[httpx.AsyncClient]:
+                """A replica of the notifications service: its own channels, the same database, NATS and registry."""
+                outbound = Outbound(
+                    chosen, Directory(to_registry), {"sms": SmsGateway(chosen), "email": SmtpMailer(chosen)}
+                )
+                app = create_app(settings, clock, outbound)
+                transport = httpx.ASGITransport(app=app)
+                async with (
+                    app.router.lifespan_context(app),
+                    httpx.AsyncClient(transport=transport, base_url="http://notifications") as client,
+                ):
 
-                await wait_until(ready, what="the notifications service to be ready")
-                yield Stack(registry, client, gateway, mailbox, clock, nc.jetstream(), database_url)
-            await outbound.directory.close()
-            for channel in outbound.channels.values():
-                await channel.close()
+                    async def ready() -> bool:
+                        return (await client.get("/ready")).status_code == 200
+
+                    await wait_until(ready, what="the notifications service to be ready")
+                    yield client
+                for channel in outbound.channels.values():
+                    await channel.close()
+
+            async with replica() as client:
+                yield Stack(registry, client, gateway, mailbox, clock, nc.jetstream(), database_url, replica)
+            await to_registry.aclose()
 
 
 def matching_envelope(event: Event, version: int = 1, at: datetime | None = None) -> CloudEvent:
@@ -456,3 +466,18 @@ async def test_reminders_before_a_visit_and_before_a_vetting_step_expires_on_the
     assert texts == ["pairing_confirmed.zh-CN", "visit_due_tomorrow.zh-CN"] + ["screening_expiring.zh-CN"] * 2 + [
         "screening_expired.zh-CN"
     ]
+
+
+async def test_two_replicas_sending_at_once_send_each_message_once(stack: Stack) -> None:
+    await stack.person("coordinator", COORDINATOR_PHONE, counties=[XINGAN])
+    async with stack.replica():  # a second replica: its consumers share the work, its sender races the first's
+        for _ in range(20):
+            await stack.emit(pairing())
+        sent = await stack.wait_for(20, "twenty SMS to the coordinator", status="sent")
+        await asyncio.sleep(1)  # both senders go round a few more times
+    keys = [request.headers["idempotency-key"] for request in stack.gateway.received]
+    assert sorted(keys) == sorted(m["message_id"] for m in sent)  # each message once, none twice
+    assert {m["attempts"] for m in sent} == {1}
+    metrics = (await stack.notifications.get("/metrics")).text
+    assert 'notifications_messages_sent_total{channel="sms",reason="pairing_confirmed"}' in metrics
+    assert "notifications_delivery_seconds_bucket" in metrics
