@@ -4,6 +4,7 @@ the send that needs them, never stored, logged or put on the bus."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -12,6 +13,15 @@ import httpx
 from contracts.notifications import OutwardChannel
 
 LOOKUP_LIMIT = 500  # recipients in one request, as the registry takes them
+# What the registry can look up: a person's id (a token's `sub`: a UUID) or a county's group. Anything else (a token
+# minted by hand for a test or a partner) names nobody it knows, and would have the whole request refused.
+_RECIPIENT = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|county:[0-9]{6}:(?:coordinators|child_directors)"
+)
+
+
+def well_formed(recipient: str) -> bool:
+    return _RECIPIENT.fullmatch(recipient) is not None
 
 
 @dataclass(frozen=True)

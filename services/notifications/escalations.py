@@ -1,6 +1,6 @@
 """Escalations told again each day: a high-risk child overdue for a visit is escalated once by matching; the county's
-child directors and coordinators are told again every day after that until the child's schedule moves (a visit was
-logged, the child left the programme, the county's intervals changed), then no more.
+child directors and coordinators are told again every morning after that (08:00 in China) until the child's schedule
+moves (a visit was logged, the child left the programme, the county's intervals changed), then no more.
 
 The view of open escalations is folded from matching's child events; a timer decides each day's repeat with the
 daily rules of services/notifications/rules.py, its id from the escalation and the day (told once, whatever
@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any, ClassVar
 
-from sqlalchemy import Integer, String, Table, Uuid, delete, select, update
+from sqlalchemy import String, Table, Uuid, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
+from backbone.clock import PROGRAMME_TIMEZONE, local_date
 from backbone.database import UtcDateTime
 from backbone.projection import Delivered, Projection
 from backbone.runtime import Runtime
@@ -26,11 +27,11 @@ from services.notifications import rules
 from services.notifications.notices import Decided, record
 from services.notifications.tables import Views
 
-DAY = timedelta(days=1)
+REPEAT_TIME = time(8, 0)  # Asia/Shanghai
 
 
 class OpenEscalation(Views):
-    """A child escalated as overdue whose schedule has not moved since; `told_days`: the last day told again."""
+    """A child escalated as overdue whose schedule has not moved since."""
 
     __tablename__ = "open_escalations"
 
@@ -40,7 +41,6 @@ class OpenEscalation(Views):
     due_at: Mapped[datetime] = mapped_column(UtcDateTime)
     cause_event_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     escalated_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    told_days: Mapped[int] = mapped_column(Integer)
     next_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)  # when the next repeat is due
 
 
@@ -61,8 +61,7 @@ class Escalations(Projection):
                         "due_at": overdue.due_at,
                         "cause_event_id": uuid.UUID(delivered.envelope.id),
                         "escalated_at": delivered.envelope.time,
-                        "told_days": 0,
-                        "next_at": delivered.envelope.time + DAY,
+                        "next_at": repeat_at(delivered.envelope.time, 1),
                     }
                     await conn.execute(upsert(conn, OpenEscalation, ["child_id"]), [row])
                 case ChildVisitDue(child_id=child):  # the schedule moved: this escalation is over
@@ -70,8 +69,15 @@ class Escalations(Projection):
 
 
 def days_since(escalated_at: datetime, now: datetime) -> int:
-    """Whole days from the escalation to `now`: the day whose repeat is due."""
-    return (now - escalated_at) // DAY
+    """Days on the programme's calendar from the escalation to `now`: the day whose repeat is due."""
+    return (local_date(now) - local_date(escalated_at)).days
+
+
+def repeat_at(escalated_at: datetime, day: int) -> datetime:
+    """When the `day`-th repeat is told: at the start of that day's work in China, whatever the hour the escalation
+    came (an urgent SMS wakes whoever it reaches: once is news, each morning after is a reminder)."""
+    on = local_date(escalated_at) + timedelta(days=day)
+    return datetime.combine(on, REPEAT_TIME, PROGRAMME_TIMEZONE).astimezone(UTC)
 
 
 async def repeat_due(runtime: Runtime) -> int:
@@ -91,7 +97,7 @@ async def repeat_due(runtime: Runtime) -> int:
         )
         decisions = rules.decide(overdue, row.cause_event_id, occasion=rules.Occasion(day=day))
         await record(runtime, conn, [Decided(decision, overdue) for decision in decisions])
-        told = {"told_days": day, "next_at": row.escalated_at + (day + 1) * DAY}
-        await conn.execute(update(OpenEscalation).where(OpenEscalation.child_id == row.child_id).values(**told))
+        later = {"next_at": repeat_at(row.escalated_at, day + 1)}
+        await conn.execute(update(OpenEscalation).where(OpenEscalation.child_id == row.child_id).values(**later))
 
     return await runtime.work_through(due, tell)

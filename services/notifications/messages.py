@@ -7,16 +7,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from backbone.clock import PROGRAMME_TIMEZONE
 from contracts import counties
 from contracts.catalogue import Event
 
 Language = Literal["zh-CN", "en"]
 LANGUAGES: tuple[Language, ...] = ("zh-CN", "en")
-ZONE = ZoneInfo("Asia/Shanghai")  # the programme's clock: dates in a message are the recipient's dates
 PARTS = ("sms", "subject", "text")
 FOOTER: dict[Language, str] = {
     "zh-CN": "本消息由手拉手关爱系统发送，请勿直接回复。",
@@ -96,5 +95,5 @@ def _county(code: str, language: Language) -> str:
 
 
 def _date(moment: date, language: Language) -> str:
-    day = moment.astimezone(ZONE) if isinstance(moment, datetime) else moment
+    day = moment.astimezone(PROGRAMME_TIMEZONE) if isinstance(moment, datetime) else moment
     return f"{day.month}月{day.day}日" if language == "zh-CN" else f"{day.day} {day:%b} {day.year}"

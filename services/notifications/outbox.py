@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, Index, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
@@ -19,7 +19,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 from backbone.database import UtcDateTime
 from services.notifications.tables import Views
 
-Status = Literal["pending", "sending", "sent", "failed"]
 DELIVERY_IDS = uuid.UUID("5d0f1a8e-7c3b-4e59-9a41-2f6b8c1d0e73")
 LONGEST_WAIT = timedelta(hours=1)  # between two tries of one message, however many failed before
 

@@ -13,11 +13,11 @@ from sqlalchemy import JSON, Integer, String, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
+from backbone.clock import PROGRAMME_TIMEZONE
 from backbone.database import UtcDateTime
 from backbone.runtime import Runtime
 from backbone.store import Append, upsert
 from contracts.notifications import Channel, Language, PreferencesSet, Urgency
-from services.notifications.messages import ZONE
 from services.notifications.tables import Views
 
 
@@ -40,7 +40,7 @@ def release_at(now: datetime, channel: Channel, urgency: Urgency, chosen: Prefer
     waits in the inbox unread at night anyway; an escalation wakes whoever it must)."""
     if channel != "sms" or urgency == "urgent" or chosen.quiet_from == chosen.quiet_until:
         return now
-    local = now.astimezone(ZONE)
+    local = now.astimezone(PROGRAMME_TIMEZONE)
     start, end = time.fromisoformat(chosen.quiet_from), time.fromisoformat(chosen.quiet_until)
     clock = local.time()
     quiet = start <= clock < end if start < end else (clock >= start or clock < end)  # a window over midnight

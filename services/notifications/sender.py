@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,13 +32,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backbone.runtime import Runtime
 from backbone.servicetoken import ServiceToken
-from backbone.store import upsert
+from backbone.store import ConcurrencyConflict, upsert
 from contracts.notifications import MessageFailed, MessageSent, OutwardChannel
 from services.notifications import messages, outbox, preferences
 from services.notifications.channels import Channel, Outgoing, SendFailed
 from services.notifications.channels.email import SmtpMailer
 from services.notifications.channels.sms import SmsGateway
-from services.notifications.directory import Contact, Directory, DirectoryUnavailable
+from services.notifications.directory import Contact, Directory, DirectoryUnavailable, well_formed
 from services.notifications.outbox import Delivery, OutboxMessage
 from services.notifications.settings import ChannelSettings
 
@@ -48,6 +48,9 @@ SENT = Counter("notifications_messages_sent_total", "Messages a provider took", 
 FAILED = Counter("notifications_messages_failed_total", "Messages given up on", ["channel", "reason", "error"])
 RETRIED = Counter("notifications_messages_retried_total", "Tries that failed and will be made again", ["channel"])
 HELD = Counter("notifications_messages_held_total", "Messages held until the person's quiet hours end", ["channel"])
+UNADDRESSED = Counter(
+    "notifications_notices_unaddressed_total", "Notices with nobody to tell beyond the inbox", ["reason"]
+)
 LATENCY = Histogram(
     "notifications_delivery_seconds",
     "From the decision to the provider taking the message (quiet hours included)",
@@ -86,35 +89,39 @@ class Sender:
         self._in_flight = {name: asyncio.Semaphore(IN_FLIGHT) for name in outbound.channels}
 
     async def tick(self) -> None:
-        """Expand what was decided, then send what is due; a registry that cannot be reached leaves both for later."""
-        try:
-            while await self.expand() == BATCH:
-                pass
-            while await self.send_due() == BATCH:
-                pass
-        except DirectoryUnavailable as error:
-            log.warning("sender.directory_unavailable", error=str(error))
+        """Expand what was decided, then send what is due; a registry that cannot be reached leaves either for later,
+        and does not keep the other from its work."""
+        for step in (self.expand, self.send_due):
+            try:
+                while await step() == BATCH:
+                    pass
+            except DirectoryUnavailable as error:
+                log.warning("sender.directory_unavailable", step=step.__name__, error=str(error))
 
     async def expand(self) -> int:
         """Notices not yet expanded become messages; returns how many notices were expanded."""
         async with self.runtime.db.read() as conn:
             query = select(OutboxMessage).where(OutboxMessage.expanded_at.is_(None))
-            notices = (await conn.execute(query.order_by(OutboxMessage.decided_at).limit(BATCH))).all()
+            query = query.order_by(OutboxMessage.decided_at, OutboxMessage.notice_id).limit(BATCH)
+            notices = (await conn.execute(query)).all()
         if not notices:
             return 0
-        found = await self.outbound.directory.lookup(sorted({notice.recipient_id for notice in notices}))
+        asked = sorted({notice.recipient_id for notice in notices if well_formed(notice.recipient_id)})
+        found = await self.outbound.directory.lookup(asked) if asked else []
         people: dict[str, list[Contact]] = defaultdict(list)
         for contact in found:
             people[contact.recipient].append(contact)
         async with self.runtime.db.read() as conn:
             chosen = await preferences.of_many(conn, {contact.person_id for contact in found})
         now = self.runtime.clock.now()
-        rows = [
-            row
-            for notice in notices
-            for contact in people[notice.recipient_id]
-            for row in _messages(notice, contact, chosen.get(contact.person_id, preferences.DEFAULT), now)
-        ]
+        rows = []
+        for notice in notices:
+            if not people[notice.recipient_id]:  # nobody to tell beyond the inbox: no account, or nobody in the group
+                UNADDRESSED.labels(notice.reason).inc()
+                log.info("sender.nobody_to_tell", reason=notice.reason, county_code=notice.county_code)
+            for contact in people[notice.recipient_id]:
+                rows += _messages(notice, contact, chosen.get(contact.person_id, preferences.DEFAULT), now)
+        rows.sort(key=lambda row: row["message_id"])  # one order for every replica: no deadlock between two
         async with self.runtime.transaction() as conn:
             if rows:  # decided again by another replica at the same time: the same ids, written once
                 new = upsert(conn, Delivery, ["message_id"], set_=()).returning(Delivery.channel, Delivery.held)
@@ -127,7 +134,8 @@ class Sender:
         return len(notices)
 
     async def send_due(self) -> int:
-        """Claim the messages due now, send them, record each outcome; returns how many were claimed."""
+        """Send the messages due now, each claimed just before it goes, and record each outcome; returns how many
+        were due."""
         now = self.runtime.clock.now()
         # Pending and due, or being sent by a try that never reported back.
         due = Delivery.status.in_(("pending", "sending")) & (Delivery.due_at <= now)
@@ -136,54 +144,45 @@ class Sender:
                 select(*Delivery.__table__.columns, OutboxMessage.facts)
                 .join(OutboxMessage, OutboxMessage.notice_id == Delivery.notice_id)
                 .where(due)
-                .order_by(Delivery.due_at)
+                .order_by(Delivery.due_at, Delivery.message_id)
                 .limit(BATCH)
             )
             candidates = (await conn.execute(query)).all()
+            chosen = await preferences.of_many(conn, {row.person_id for row in candidates})
         if not candidates:
             return 0
         found = await self.outbound.directory.lookup(sorted({row.person_id for row in candidates}))
         contacts = {contact.person_id: contact for contact in found}
-        claimed = await self._claim(candidates, now)
-        await asyncio.gather(*(self._deliver(one, contacts.get(one.row.person_id)) for one in claimed))
+        outcomes = await asyncio.gather(
+            *(
+                self._deliver(row, contacts.get(row.person_id), chosen.get(row.person_id, preferences.DEFAULT))
+                for row in candidates
+            ),
+            return_exceptions=True,
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, Exception):  # the database away mid-way: the message is tried again later
+                log.warning("sender.deliver_failed", error=type(outcome).__name__)
         return len(candidates)
 
-    async def _claim(self, candidates: Sequence[Any], now: datetime) -> list[Any]:
-        """Mark each as being sent, unless another replica did first (its tries moved on); returns those claimed,
-        as they now stand."""
-        claimed = []
-        async with self.runtime.db.begin() as conn:
-            for row in candidates:
-                taken = await conn.execute(
-                    update(Delivery)
-                    .where(Delivery.message_id == row.message_id, Delivery.attempts == row.attempts)
-                    .values(status="sending", attempts=row.attempts + 1, due_at=now + self.lease)
-                )
-                if taken.rowcount == 1:
-                    claimed.append(_Claimed(row, row.attempts + 1))
-        return claimed
-
-    async def _deliver(self, claimed: _Claimed, contact: Contact | None) -> None:
-        row = claimed.row
-        address = contact.address(row.channel) if contact else None
-        if address is None:  # the person left, or no longer has that contact
-            await self._failed(claimed, SendFailed("no_address", retryable=False))
-            return
-        language = messages.language_of(row.language)
-        said = messages.words(row.reason, language, row.facts[language])
-        outgoing = Outgoing(
-            message_id=row.message_id,
-            to=address,
-            text=said.sms if row.channel == "sms" else said.text,
-            subject=said.subject,
-            html=said.html,
-            template_id=f"{row.reason}.{language}",
-            params=row.facts[language],
-            language=language,
-        )
+    async def _deliver(self, row: Any, contact: Contact | None, chosen: preferences.Preferences) -> None:
+        """One message: claimed when its channel has room (so a claim's lease counts from the send, not from the
+        wait), sent, its outcome recorded; or held again for quiet hours, or given up when its last try was lost."""
         async with self._in_flight[row.channel]:
+            now = self.runtime.clock.now()
+            if row.status == "sending" and row.attempts >= self.max_attempts:
+                # Its last try never reported back: no more tries (the gateway may have sent it; SMTP may not have).
+                await self._failed(_Claimed(row, row.attempts), SendFailed("no_answer", retryable=False))
+                return
+            release = preferences.release_at(now, row.channel, row.urgency, chosen)
+            if release > now:  # quiet hours came while it waited (a back-off, the registry away): it waits again
+                await self._hold(row, release)
+                return
+            claimed = await self._claim(row, now)
+            if claimed is None:
+                return
             try:
-                provider_id = await self.outbound.channels[row.channel].send(outgoing)
+                provider_id = await self.outbound.channels[row.channel].send(_outgoing(row, contact))
             except SendFailed as failure:
                 await self._failed(claimed, failure)
                 return
@@ -199,6 +198,25 @@ class Sender:
             SENT.labels(row.channel, row.reason).inc()
             LATENCY.labels(row.channel).observe(max(0.0, (now - row.decided_at).total_seconds()))
 
+    async def _claim(self, row: Any, now: datetime) -> _Claimed | None:
+        """Mark the message as being sent, unless anyone moved it on since it was read (another replica claimed,
+        sent, failed or held it): a compare-and-set on everything that changes."""
+        async with self.runtime.db.begin() as conn:
+            taken = await conn.execute(
+                update(Delivery)
+                .where(*_unchanged(row))
+                .values(status="sending", attempts=row.attempts + 1, due_at=now + self.lease)
+            )
+        return _Claimed(row, row.attempts + 1) if taken.rowcount == 1 else None
+
+    async def _hold(self, row: Any, release: datetime) -> None:
+        async with self.runtime.db.begin() as conn:
+            held = await conn.execute(
+                update(Delivery).where(*_unchanged(row)).values(status="pending", due_at=release, held=True)
+            )
+        if held.rowcount == 1:
+            HELD.labels(row.channel).inc()
+
     async def _failed(self, claimed: _Claimed, failure: SendFailed) -> None:
         row = claimed.row
         if not outbox.gives_up(failure.retryable, claimed.attempts, self.max_attempts):
@@ -206,7 +224,11 @@ class Sender:
             async with self.runtime.db.begin() as conn:
                 await conn.execute(
                     update(Delivery)
-                    .where(Delivery.message_id == row.message_id, Delivery.attempts == claimed.attempts)
+                    .where(
+                        Delivery.message_id == row.message_id,
+                        Delivery.attempts == claimed.attempts,
+                        Delivery.status == "sending",
+                    )
                     .values(status="pending", due_at=again, error=failure.reason)
                 )
             RETRIED.labels(row.channel).inc()
@@ -224,12 +246,44 @@ class Sender:
 
     async def _settle(self, claimed: _Claimed, event: MessageSent | MessageFailed, **values: Any) -> bool:
         """Record the outcome with its event, unless the claim lapsed and another try took the message over."""
-        async with self.runtime.transaction() as conn:
-            current = await _current(conn, claimed.row.message_id)
-            if current is None or current.attempts != claimed.attempts or current.status != "sending":
-                return False
-            await self.runtime.advance(conn, Delivery, current, event, **values)
+        try:
+            async with self.runtime.transaction() as conn:
+                current = await _current(conn, claimed.row.message_id)
+                if current is None or current.attempts != claimed.attempts or current.status != "sending":
+                    return False
+                await self.runtime.advance(conn, Delivery, current, event, **values)
+        except ConcurrencyConflict:  # another try settled it in the same instant
+            return False
         return True
+
+
+def _unchanged(row: Any) -> tuple[Any, ...]:
+    """The message is as `row` read it."""
+    return (
+        Delivery.message_id == row.message_id,
+        Delivery.attempts == row.attempts,
+        Delivery.status == row.status,
+        Delivery.due_at == row.due_at,
+    )
+
+
+def _outgoing(row: Any, contact: Contact | None) -> Outgoing:
+    """The message in the person's words, to their address as the registry has it now."""
+    address = contact.address(row.channel) if contact else None
+    if address is None:  # the person left, or no longer has that contact
+        raise SendFailed("no_address", retryable=False)
+    language = messages.language_of(row.language)
+    said = messages.words(row.reason, language, row.facts[language])
+    return Outgoing(
+        message_id=row.message_id,
+        to=address,
+        text=said.sms if row.channel == "sms" else said.text,
+        subject=said.subject,
+        html=said.html,
+        template_id=f"{row.reason}.{language}",
+        params=row.facts[language],
+        language=language,
+    )
 
 
 @dataclass(frozen=True)

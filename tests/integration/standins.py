@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from email import policy
@@ -32,13 +33,15 @@ SEND_PATH = "/v1/sms/send"
 
 @dataclass
 class Answer:
-    """What the gateway says to one request: a status and a body, or (`hang`) nothing until the test ends, or
-    (`drip`) a 200 whose body comes a byte at a time, each byte within httpx's read timeout, the whole far beyond."""
+    """What the gateway says to one request: a status and a body (after `delay` seconds), or (`hang`) nothing until
+    the test ends, or (`drip`) a 200 whose body comes a byte at a time, each byte within httpx's read timeout, the
+    whole far beyond."""
 
     status: int = 200
     body: bytes = b'{"code": "OK", "biz_id": "biz-1"}'
     hang: bool = False
     drip: bool = False
+    delay: float = 0.0
 
 
 @dataclass
@@ -68,6 +71,7 @@ class Gateway:
         answer = self.script.pop(0) if self.script else Answer()
         if answer.hang:
             await self.released.wait()
+        await asyncio.sleep(answer.delay)
         if answer.drip:
             return StreamingResponse(self._drip(answer.body), media_type="application/json")
         return Response(answer.body, status_code=answer.status, media_type="application/json")
@@ -148,6 +152,7 @@ class Mailbox:
 
 @contextlib.contextmanager
 def smtp_server(mailbox: Mailbox, **options: Any) -> Iterator[int]:
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd tells of every connection at INFO
     controller = Controller(mailbox, hostname="127.0.0.1", port=free_port(), **options)
     controller.start()
     try:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from services.notifications.messages import ZONE
+from backbone.clock import PROGRAMME_TIMEZONE as ZONE
 from services.notifications.preferences import DEFAULT, Preferences, channels_for, release_at
 from services.notifications.settings import ChannelSettings
 

@@ -20,12 +20,13 @@ class Outgoing:
     passes it on as the provider's idempotency key where the provider has one."""
 
     message_id: uuid.UUID
-    to: str  # a phone number (E.164 or 11-digit mainland) or an email address
-    text: str  # the SMS, or the email's plain-text part
-    subject: str = ""  # email only
-    html: str | None = None  # email only: the HTML part, already autoescaped
+    # Not in its repr: a traceback or a debugger's view of it shows no address and no words.
+    to: str = field(repr=False)  # a phone number (E.164 or 11-digit mainland) or an email address
+    text: str = field(repr=False)  # the SMS, or the email's plain-text part
+    subject: str = field(default="", repr=False)  # email only
+    html: str | None = field(default=None, repr=False)  # email only: the HTML part, already autoescaped
     template_id: str = ""  # SMS only: the gateway's approved template
-    params: dict[str, str] = field(default_factory=dict)  # SMS only: the template's parameters, in order
+    params: dict[str, str] = field(default_factory=dict, repr=False)  # SMS only: the template's parameters
     language: str = "zh-CN"
 
 
