@@ -265,6 +265,8 @@ LABELS: dict[str, dict[str, str]] = {
         "invitation": N_("Account invitation"),
         "password_reset": N_("Password reset"),
     },
+    # Messages sent (pages/messages.py): the outward channels a notice goes through.
+    "channel": {"sms": N_("SMS"), "email": N_("Email")},
 }
 
 # What a form says beside a field the API found wrong: what the field takes (the API's own words are English, and

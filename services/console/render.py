@@ -18,7 +18,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from starlette.types import Receive, Scope, Send
 
 from contracts.counties import county
-from services.console import errors, inbox, labels
+from services.console import deliveries, errors, inbox, labels
 from services.console.i18n import LANGUAGES, Catalogues, Language
 from services.console.web import language, session_of
 
@@ -104,6 +104,7 @@ class Pages:
         environment.globals["field_hint"] = labels.hinter(translations.gettext)
         environment.globals["county_name"] = county_namer(lang)
         environment.globals["child_ref"] = child_ref
+        environment.globals["send_error"] = lambda code: deliveries.error_words(code, translations.gettext)
         environment.filters["local_time"] = local_time
         return environment
 

@@ -27,6 +27,7 @@ COORDINATOR_PAGES = (
     "/figures",
     "/aid",
     "/inbox",
+    "/messages",
 )
 
 

@@ -9,6 +9,7 @@ from services.console.pages import (
     imports,
     inbox,
     matching,
+    messages,
     today,
     visits,
     volunteer,
@@ -30,4 +31,5 @@ ROUTERS = [
     aid.router,
     admin.router,
     inbox.router,
+    messages.router,
 ]

@@ -1,5 +1,6 @@
 """A coordinator's day: overdue children by risk (high first), visits due this week, proposals waiting, volunteers
-whose vetting or training expires within 30 days, wishes claimed but not fulfilled; each with its count."""
+whose vetting or training expires within 30 days, wishes claimed but not fulfilled; each with its count. And how
+many SMS and emails of the county failed in the last 7 days, when the notifications service answers."""
 
 from __future__ import annotations
 
@@ -10,11 +11,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 
-from services.console.web import StaffDep, county_in_view, csrf_checked
+from services.console.upstream import ApiFailure
+from services.console.web import Caller, StaffDep, county_in_view, csrf_checked
 
 router = APIRouter(dependencies=[Depends(csrf_checked)])
 SHOWN = 10  # rows of each list on the page; the count links to all of them
 RISKS = ("high", "medium", "low")
+FAILED_DAYS = 7  # the failed messages counted: those decided this many days back
+FAILED_READ = 100  # the newest failed messages read to count them; more is shown as "100+"
+FAILED_WAIT_SECONDS = 2.0  # the day's page goes without the count rather than wait longer for it
 
 
 @router.get("/today", response_class=HTMLResponse)
@@ -27,7 +32,7 @@ async def today(request: Request, caller: StaffDep, county: Annotated[str | None
     week = (now + timedelta(days=7)).isoformat()
     month = (now + timedelta(days=30)).isoformat()
     page = {"limit": SHOWN}
-    overdue_by_risk, due, proposals, expiring, claimed = await asyncio.gather(
+    overdue_by_risk, due, proposals, expiring, claimed, failed = await asyncio.gather(
         asyncio.gather(
             *(
                 caller.get("matching", "/views/engagement", county_code=code, overdue=True, risk_level=risk, **page)
@@ -38,6 +43,7 @@ async def today(request: Request, caller: StaffDep, county: Annotated[str | None
         caller.get("matching", "/views/pairings", county_code=code, status="proposed", **page),
         caller.get("registry", "/volunteers", county_code=code, expiring_before=month, **page),
         caller.get("matching", "/views/wishes", county_code=code, status="claimed", **page),
+        failed_lately(caller, code, now - timedelta(days=FAILED_DAYS)),
     )
     return request.app.state.pages.render(
         request,
@@ -49,8 +55,23 @@ async def today(request: Request, caller: StaffDep, county: Annotated[str | None
         expiring=expiring,
         expiries={v["id"]: soonest_expiry(v) for v in expiring["items"]},
         claimed=claimed,
+        failed=failed,
         now=now,
     )
+
+
+async def failed_lately(caller: Caller, code: str, since: datetime) -> tuple[int, bool] | None:
+    """How many of the county's messages decided since `since` failed, and whether there are more than were read;
+    None when the notifications service does not answer in time (or refuses), and the day's page goes without it."""
+    try:
+        async with asyncio.timeout(FAILED_WAIT_SECONDS):
+            found = await caller.get(
+                "notifications", "/views/messages", county_code=code, status="failed", limit=FAILED_READ
+            )
+        recent = [m for m in found["items"] if datetime.fromisoformat(m["decided_at"]) >= since]
+    except (TimeoutError, ApiFailure, KeyError, TypeError, ValueError):
+        return None
+    return len(recent), len(recent) == FAILED_READ < found["total"]
 
 
 def soonest_expiry(volunteer: dict[str, Any]) -> tuple[str, str, str] | None:
