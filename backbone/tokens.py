@@ -213,6 +213,9 @@ class Jwks:
         self._lock = asyncio.Lock()
 
     async def key(self, kid: str) -> jwt.PyJWK | None:
+        if self._lock.locked():  # a read is under way (the first, just after start): its keys are this request's too
+            async with self._lock:
+                pass
         await self._refresh_if(self._stale)
         await self._refresh_if(lambda: kid not in self._keys and self._due(REFETCH_SECONDS, self._tried))
         if self._fetched is None:

@@ -62,12 +62,13 @@ class JwksServer(Served):
     """Publishes whatever `keys` it is given at /.well-known/jwks.json, and counts the reads."""
 
     def __init__(self, *keys: SigningKeys) -> None:
-        self.keys, self.reads = list(keys), 0
+        self.keys, self.reads, self.delay = list(keys), 0, 0.0
         super().__init__(Starlette(routes=[Route("/.well-known/jwks.json", self._jwks)]))
         self.jwks_url = f"{self.url}/.well-known/jwks.json"
 
     async def _jwks(self, _: Request) -> JSONResponse:
         self.reads += 1
+        await asyncio.sleep(self.delay)
         return JSONResponse({"keys": [jwk for keys in self.keys for jwk in keys.jwks()["keys"]]})
 
 
@@ -103,6 +104,16 @@ async def test_an_eddsa_token_of_a_published_key_is_accepted_and_the_keys_are_re
     assert await verifier.verify(token(A)) == expected
     clock.advance(timedelta(seconds=299))
     assert await verifier.verify(token(A)) == expected
+    assert jwks.reads == 1
+
+
+async def test_requests_that_come_while_the_first_read_of_the_keys_is_under_way_wait_for_it(
+    jwks: JwksServer, clock: SettableClock
+) -> None:
+    jwks.delay = 0.3  # a page that calls a service several times at once, just after it started
+    verifier = verifier_of(jwks, clock)
+    principals = await asyncio.gather(*(verifier.verify(token(A)) for _ in range(5)))
+    assert {principal.sub for principal in principals} == {"acc-1"}
     assert jwks.reads == 1
 
 
