@@ -109,7 +109,8 @@ def test_a_donor_is_told_of_the_wish_it_claims_and_its_inbox_leads_to_no_child(t
         if told.count() or time.monotonic() > deadline:
             break
         time.sleep(0.5)
-    assert told.count() == 1, "the donor was not told of the claim"
+    assert told.count() >= 1, "the donor was not told of the claim"  # more if another test claimed it before
+    told = told.first  # newest first: this claim's
     assert badge(tab) >= before + 1
     assert told.inner_text() == CHINESE(LABELS["notice_reason"]["wish_claimed"])
     assert tab.page.locator("a[href^='/children']").count() == 0  # a donor never learns who a child is
