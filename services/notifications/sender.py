@@ -2,16 +2,19 @@
 
 Each tick it (1) turns notices not yet expanded into messages, one a person and channel they take (a group looked
 up at the registry, each person's preferences applied: quiet hours set when a routine SMS may go), and (2) sends
-every message that is due: claimed first (a replica that finds it claimed leaves it), the contacts fetched, the words
-rendered in the person's language, each channel on its own so a dead one holds up no other; then the outcome is
-recorded, and a `notifications.message.sent` or `.failed` event appended with it.
+every message that is due, each channel on its own so a dead one holds up no other: when the channel has room the
+message is claimed (a compare-and-set on its tries, state and due time: a replica that read it before anyone moved
+it on takes it, any other leaves it), quiet hours are checked again, the words are rendered in the person's language
+to the contact the registry gives now; then the outcome is recorded, and a `notifications.message.sent` or `.failed`
+event appended with it.
 
 Exactly once for the person: a message's id comes from its notice, person and channel, so deciding or expanding
-again writes nothing new; a claim is a compare-and-set on the message's tries. A try that never reported back (the
-service died while sending) is tried again once its claim lapses, with the same id: the SMS gateway drops it by its
-idempotency key; an SMTP server has none, so an email whose sending completed in the instant before the crash, with
-its outcome not yet committed, is the one duplicate that can remain (with the same Message-ID, which mail clients
-use to show it once).
+again writes nothing new, and only one claim of a message's state succeeds. A try that never reported back (the
+service died while sending) is tried again once its claim lapses (twice the channel's timeout and 5 s: longer than
+any send may take), with the same id, until its tries are used up (then `failed`, `no_answer`): the SMS gateway
+drops the copy by its idempotency key; an SMTP server has none, so an email whose sending completed in the instant
+before the crash, its outcome not yet committed, is the one duplicate that can remain (with the same Message-ID,
+which mail clients use to show it once).
 """
 
 from __future__ import annotations
