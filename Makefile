@@ -18,7 +18,7 @@ run: $(STAMP)  ## start NATS, the three services, the console and demo data; Ctr
 	$(PY) -m deploy.local
 
 test: $(STAMP)  ## every test but the cluster faults: unit, integration (real NATS, SQLite, PostgreSQL), end-to-end
-	$(PY) -m pytest -q -m "not faults" -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not faults" -n $(TEST_WORKERS) --dist loadgroup --durations=25 $(PYTEST_ARGS)
 
 test-faults: $(STAMP)  ## a real 3-node NATS cluster losing nodes under load (tests/faults; .ci/run runs it too)
 	$(PY) -m pytest -q -m faults tests/faults $(PYTEST_ARGS)

@@ -50,7 +50,7 @@ async def notifications_env(registry: ServiceProcess, gateway: Gateway) -> dict[
         "TOKEN_URL": f"{registry.url}/auth/token",
         "REGISTRY_URL": registry.url,
         "SMS_GATEWAY_URL": gateway.url,
-        "SMS_TIMEOUT_SECONDS": "2",  # a try not reported back is taken as lost after 2 x 2 + 5 s
+        "SMS_TIMEOUT_SECONDS": "1",  # a try not reported back is taken as lost after 2 x 1 + 5 s
         "SMTP_HOST": "",
         "RETRY_FIRST_SECONDS": "1",
         "TIMER_SECONDS": "0.2",
