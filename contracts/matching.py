@@ -304,3 +304,6 @@ class AidDistributed(Event):
     quantity: int = Field(ge=1, le=1000)
     value_yuan: Yuan
     donor_id: UUID | None = None
+
+    def aggregate_id(self) -> str:
+        return str(self.distribution_id)  # matching appends a hand-out under its distribution's id (the receipt)

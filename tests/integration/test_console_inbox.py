@@ -356,10 +356,7 @@ async def test_a_donor_is_told_of_their_wish_and_aid_without_a_child_and_never_l
     console: FastAPI,
     nc: NATS,
     clock: SettableClock,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Matching appends a hand-out under its distribution's id; the bus helper names an aggregate `<aggregate>_id`.
-    monkeypatch.setattr(AidDistributed, "aggregate_id", lambda event: str(event.distribution_id))
     _, service = notifications
     donor_id = uuid.uuid4()
     wish, child, aid_child, distribution = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
