@@ -17,6 +17,8 @@ from backbone.natsserver import NatsServer
 from backbone.settings import Settings
 from backbone.store import Plumbing
 from services.matching.app import create_app as create_matching_app
+from services.notifications.app import create_app as create_notifications_app
+from services.notifications.sender import Outbound
 from services.registry.app import create_app
 from tests.helpers import RegistryEvents, keys, wait_until
 
@@ -88,6 +90,21 @@ async def serve_matching(
         async with httpx.AsyncClient(transport=transport, base_url="http://matching", timeout=60) as client:
             await wait_until(lambda: _ready(client), what="the matching service to be ready")
             yield client
+
+
+@contextlib.asynccontextmanager
+async def serve_notifications(
+    settings: Settings, clock: SettableClock, outbound: Outbound | None = None
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The notifications service in this process, ready: its app and a client (`outbound`: what its sender sends
+    through; none, no sender)."""
+    app: FastAPI = create_notifications_app(settings, clock, outbound)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://notifications") as client,
+    ):
+        await wait_until(lambda: _ready(client), what="the notifications service to be ready")
+        yield app, client
 
 
 @pytest.fixture

@@ -43,9 +43,9 @@ from services.console.labels import LABELS
 from services.console.pages.admin import ROLES
 from services.console.session import COOKIE, Sealer, Session
 from services.console.settings import ConsoleSettings
-from services.notifications.app import create_app as create_notifications_app
 from services.notifications.rules import RULES
 from tests.helpers import RegistryEvents, keys, token, wait_until
+from tests.integration.conftest import serve_notifications
 
 XINGAN, LINGSHAN = "450325", "450721"
 SECRET = "a-test-secret-of-at-least-thirty-two-characters"
@@ -137,17 +137,7 @@ async def notifications(
     nats_server: NatsServer, database_url: str, clock: SettableClock
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     settings = Settings(database_url=database_url, nats_url=nats_server.url, **keys().settings())
-    app: FastAPI = create_notifications_app(settings, clock)
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://notifications") as client,
-    ):
-
-        async def ready() -> bool:
-            return (await client.get("/ready")).status_code == 200
-
-        await wait_until(ready, what="the notifications service to be ready")
+    async with serve_notifications(settings, clock) as (app, client):
         yield app, client
 
 

@@ -32,10 +32,10 @@ from services.console.deliveries import ERRORS
 from services.console.i18n import Catalogues
 from services.console.labels import LABELS
 from services.matching.app import create_app as create_matching_app
-from services.notifications.app import create_app as create_notifications_app
 from services.notifications.outbox import Delivery
 from services.registry.app import create_app as create_registry_app
-from tests.helpers import auth, keys, wait_until
+from tests.helpers import keys, wait_until
+from tests.integration.conftest import serve_notifications
 from tests.integration.test_console_inbox import browser, console_app, session_of
 
 XINGAN, LINGSHAN = "450325", "450721"
@@ -194,25 +194,8 @@ class MessagesPage(HTMLParser):
 @pytest.fixture
 async def notifications(nats_server: NatsServer, database_url: str, clock: SettableClock) -> AsyncIterator[FastAPI]:
     settings = Settings(database_url=database_url, nats_url=nats_server.url, **keys().settings())
-    app: FastAPI = create_notifications_app(settings, clock)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://notifications") as client,
-    ):
-
-        async def ready() -> bool:
-            return (await client.get("/ready")).status_code == 200
-
-        await wait_until(ready, what="the notifications service to be ready")
-        await keys_read(client, "/views/messages")
+    async with serve_notifications(settings, clock) as (app, _):
         yield app
-
-
-async def keys_read(client: httpx.AsyncClient, path: str) -> None:
-    """One request with a token, so that the service has read the token issuer's keys before the console's requests
-    come several at once: while the first read is out, the others are answered 503 (backbone/tokens.py `Jwks`)."""
-    answer = await client.get(path, params={"county_code": XINGAN}, headers=auth("coordinator", [XINGAN]))
-    assert answer.status_code == 200, answer.text
 
 
 async def record(notifications: FastAPI, *rows: dict[str, Any]) -> None:
@@ -416,7 +399,6 @@ async def beside(nats_server: NatsServer, clock: SettableClock, tmp_path: Path) 
                     return (await client.get("/ready")).status_code == 200
 
                 await wait_until(ready, what=f"{name} to be ready")
-                await keys_read(client, {"registry": "/volunteers", "matching": "/views/pairings"}[name])
         yield started
 
 

@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from nats.aio.client import Client as NATS
 
 from backbone.clock import SettableClock
@@ -28,8 +27,8 @@ from contracts.matching import (
     WishFulfilled,
     WishPosted,
 )
-from services.notifications.app import create_app
 from tests.helpers import RegistryEvents, auth, keys, token, wait_until
+from tests.integration.conftest import serve_notifications
 
 XINGAN = "450325"
 
@@ -38,18 +37,9 @@ XINGAN = "450325"
 async def notifications(
     nats_server: NatsServer, database_url: str, clock: SettableClock
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app: FastAPI = create_app(Settings(database_url=database_url, nats_url=nats_server.url, **keys().settings()), clock)
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://notifications") as client,
-    ):
-        await wait_until(lambda: _ready(client), what="the notifications service to be ready")
+    settings = Settings(database_url=database_url, nats_url=nats_server.url, **keys().settings())
+    async with serve_notifications(settings, clock) as (_, client):
         yield client
-
-
-async def _ready(client: httpx.AsyncClient) -> bool:
-    return (await client.get("/ready")).status_code == 200
 
 
 async def test_an_overdue_high_risk_child_is_escalated_to_the_child_directors_and_a_medium_one_not(

@@ -8,14 +8,13 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from nats.aio.client import Client as NATS
 
 from backbone.clock import SettableClock
 from backbone.natsserver import NatsServer
 from backbone.settings import Settings
-from services.notifications.app import create_app
 from tests.helpers import keys, read_stream, token, wait_until
+from tests.integration.conftest import serve_notifications
 
 ME = {"Authorization": f"Bearer {token('volunteer', sub='volunteer-1')}"}
 SOMEONE = {"Authorization": f"Bearer {token('donor', sub='donor-2')}"}
@@ -26,17 +25,9 @@ CHOSEN = {"channels": ["email"], "language": "en", "quiet_from": "21:30", "quiet
 async def notifications(
     nats_server: NatsServer, database_url: str, clock: SettableClock
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app: FastAPI = create_app(Settings(database_url=database_url, nats_url=nats_server.url, **keys().settings()), clock)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://notifications") as client,
-    ):
-        await wait_until(lambda: _ready(client), what="the notifications service to be ready")
+    settings = Settings(database_url=database_url, nats_url=nats_server.url, **keys().settings())
+    async with serve_notifications(settings, clock) as (_, client):
         yield client
-
-
-async def _ready(client: httpx.AsyncClient) -> bool:
-    return (await client.get("/ready")).status_code == 200
 
 
 async def test_a_person_has_the_defaults_until_they_choose_and_then_their_choice(

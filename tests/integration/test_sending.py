@@ -36,7 +36,6 @@ from backbone.settings import Settings
 from contracts.catalogue import CATALOGUE, CONTEXT_STREAMS, Event
 from contracts.cloudevents import CONTENT_TYPE, CloudEvent, dataschema, encode
 from contracts.matching import ChildOverdue, ChildVisitDue, PairingConfirmed, WishClaimed, WishFulfilled, WishPosted
-from services.notifications.app import create_app
 from services.notifications.channels.email import SmtpMailer
 from services.notifications.channels.sms import SmsGateway
 from services.notifications.directory import Directory
@@ -46,7 +45,7 @@ from services.notifications.settings import ChannelSettings
 from services.registry.app import create_app as create_registry_app
 from tests.helpers import RegistryEvents, auth, child_registration, keys, read_stream, token, wait_until
 from tests.integration.account_steps import active, create, volunteer
-from tests.integration.conftest import serve_matching
+from tests.integration.conftest import serve_matching, serve_notifications
 from tests.integration.standins import KEY, SIGN, Answer, Gateway, Mailbox, serve_gateway, smtp_server
 
 XINGAN = "450325"
@@ -173,17 +172,7 @@ async def stack(
                 outbound = Outbound(
                     chosen, Directory(to_registry), {"sms": SmsGateway(chosen), "email": SmtpMailer(chosen)}
                 )
-                app = create_app(settings, clock, outbound)
-                transport = httpx.ASGITransport(app=app)
-                async with (
-                    app.router.lifespan_context(app),
-                    httpx.AsyncClient(transport=transport, base_url="http://notifications") as client,
-                ):
-
-                    async def ready() -> bool:
-                        return (await client.get("/ready")).status_code == 200
-
-                    await wait_until(ready, what="the notifications service to be ready")
+                async with serve_notifications(settings, clock, outbound) as (_, client):
                     yield client
                 for channel in outbound.channels.values():
                     await channel.close()
