@@ -1,6 +1,7 @@
 """Events of the registry context (stream REGISTRY). No personal data: ids, county, category, risk, bands."""
 
-from typing import Any, ClassVar
+from datetime import datetime
+from typing import Any, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import Field
@@ -139,3 +140,18 @@ class ChildPurposesChanged(Event):
 
     child_id: UUID
     allowed: list[ConsentScope]
+
+
+class LinkIssued(Event):
+    """A one-time link to choose a password was made for an account: an invitation (the account is new, or coming
+    back) or a password reset. It carries no token and no contact: the notifications service asks the registry for
+    both at send time (recipient `link:<link_id>` in POST /contacts/lookup), while the link still works."""
+
+    type_name: ClassVar[str] = "registry.link.issued.v1"
+
+    link_id: UUID
+    account_id: UUID
+    kind: Literal["invitation", "reset"]
+    role: Literal["admin", "coordinator", "volunteer", "donor", "child_director"]
+    county_code: CountyCode | None = None  # the account's first county; none for an admin or a donor
+    expires_at: datetime

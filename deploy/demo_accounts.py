@@ -12,7 +12,7 @@ import os
 import secrets
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +134,8 @@ async def ensure(runtime: Runtime, new: NewAccount, passwords: Passwords, who: s
     kept = passwords.get(new.login)
     password = kept or passphrase([new.login, new.name])
     if found is None:
-        _, handover = await handlers.create_account(runtime, OPERATOR, new)
+        # Accepted here and now: nobody to send the invitation to.
+        _, handover = await handlers.create_account(runtime, OPERATOR, replace(new, send_link=False))
         await handlers.accept_invitation(runtime, handover.token, password)
     elif found.state != "active":
         invitation = await handlers.reinvite(runtime, OPERATOR, found.id)

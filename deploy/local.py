@@ -77,6 +77,7 @@ def main() -> int:
                     "TOKEN_URL": f"{urls['registry']}/auth/token",
                     "SERVICE_CLIENT_ID": demo_accounts.NOTIFIER,
                     "SERVICE_CLIENT_SECRET": notifier,
+                    "CONSOLE_URL": f"http://127.0.0.1:{ports['console']}",  # where links in invitations lead
                 }
             if name != "registry":  # the others verify tokens with the registry's public keys
                 env["JWKS_URL"] = f"{urls['registry']}/.well-known/jwks.json"

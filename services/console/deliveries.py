@@ -28,6 +28,7 @@ ERRORS: dict[str, str] = {
     "bad_email_address": N_("not a valid email address"),
     "channel_not_configured": N_("channel not set up"),
     "no_address": N_("no phone number or email address on record"),
+    "link_not_valid": N_("the link was used, replaced or expired before it went"),
     "smtp_timeout": N_("mail server timed out"),
     "smtp_unreachable": N_("mail server unreachable"),
     "smtp_disconnected": N_("mail server hung up"),

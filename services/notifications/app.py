@@ -11,7 +11,7 @@ from backbone.runtime import Runtime, ServiceSpec, Timer
 from backbone.settings import Settings
 from services.notifications.api import router
 from services.notifications.escalations import Escalations, repeat_due
-from services.notifications.notices import Deliveries, MatchingReactions, Pairings, RegistryReactions
+from services.notifications.notices import Deliveries, LinkReactions, MatchingReactions, Pairings, RegistryReactions
 from services.notifications.reminders import MatchingReminders, VolunteerReminders, remind_due
 from services.notifications.sender import Outbound, Sender
 from services.notifications.tables import Views
@@ -23,6 +23,7 @@ SPEC = ServiceSpec(
     routers=[router],
     projections=lambda runtime: [
         RegistryReactions(runtime),
+        LinkReactions(runtime),
         MatchingReactions(runtime),
         Pairings(),
         Escalations(),

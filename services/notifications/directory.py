@@ -13,25 +13,31 @@ import httpx
 from contracts.notifications import OutwardChannel
 
 LOOKUP_LIMIT = 500  # recipients in one request, as the registry takes them
-# What the registry can look up: a person's id (a token's `sub`: a UUID) or a county's group. Anything else (a token
-# minted by hand for a test or a partner) names nobody it knows, and would have the whole request refused.
-_RECIPIENT = re.compile(
-    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|county:[0-9]{6}:(?:coordinators|child_directors)"
-)
+# What the registry can look up: a person's id (a token's `sub`: a UUID), a county's group, or a link's owner.
+# Anything else (a token minted by hand for a test or a partner) names nobody it knows, and would have the whole
+# request refused.
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_RECIPIENT = re.compile(rf"{_UUID}|county:[0-9]{{6}}:(?:coordinators|child_directors)|link:{_UUID}")
 
 
 def well_formed(recipient: str) -> bool:
     return _RECIPIENT.fullmatch(recipient) is not None
 
 
+def is_link(recipient: str) -> bool:
+    return recipient.startswith("link:")
+
+
 @dataclass(frozen=True)
 class Contact:
-    """One person `recipient` names (the person, or one of a group's people), and where they can be reached."""
+    """One person `recipient` names (the person, one of a group's people, or a link's owner), and where they can be
+    reached; for a link, its token, while the link still works."""
 
     recipient: str
     person_id: str
     phone: str | None = field(default=None, repr=False)
     email: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
 
     def address(self, channel: OutwardChannel) -> str | None:
         return self.phone if channel == "sms" else self.email
@@ -60,7 +66,7 @@ class Directory:
                 raise DirectoryUnavailable(f"the registry answered {response.status_code}")
             try:
                 found += [
-                    Contact(str(p["recipient"]), str(p["person_id"]), p.get("phone"), p.get("email"))
+                    Contact(str(p["recipient"]), str(p["person_id"]), p.get("phone"), p.get("email"), p.get("token"))
                     for p in response.json()["people"]
                 ]
             except (ValueError, KeyError, TypeError):

@@ -35,10 +35,31 @@ STEPS: dict[Language, dict[str, str]] = {
         "references": "references",
     },
 }
+ROLES: dict[Language, dict[str, str]] = {
+    "zh-CN": {
+        "admin": "管理员",
+        "coordinator": "协调员",
+        "volunteer": "爱心家长",
+        "donor": "爱心捐赠人",
+        "child_director": "儿童主任",
+    },
+    "en": {
+        "admin": "administrator",
+        "coordinator": "coordinator",
+        "volunteer": "caring parent",
+        "donor": "donor",
+        "child_director": "child director",
+    },
+}
 RISK: dict[Language, dict[str, str]] = {
     "zh-CN": {"high": "高风险", "medium": "中风险", "low": "低风险"},
     "en": {"high": "high-risk", "medium": "medium-risk", "low": "low-risk"},
 }
+
+LINK_PAGES = {"invitation": "/accept-invitation", "password_reset": "/reset-password"}  # the console's pages
+# SMS parts a message may take beyond one: a link with words around it cannot fit one (the phone joins the parts
+# again; each is billed). Three hold either link's SMS with a console address of up to 40 characters.
+SMS_SEGMENTS = {"invitation": 3, "password_reset": 3}
 
 _loader = PackageLoader("services.notifications", "templates")
 _TEXT = Environment(loader=_loader, autoescape=False, undefined=StrictUndefined)  # noqa: S701 (SMS and plain text)
@@ -51,6 +72,10 @@ class Words:
     subject: str
     text: str  # the email's plain-text part and the inbox's line
     html: str
+
+
+def sms_segments(reason: str) -> int:
+    return SMS_SEGMENTS.get(reason, 1)
 
 
 def language_of(preferred: str | None) -> Language:
@@ -71,12 +96,19 @@ def words(reason: str, language: Language, facts: Mapping[str, str]) -> Words:
 def facts(event: Event, language: Language, county_code: str | None = None) -> dict[str, str]:
     """What a message may say about `event`: where, when, how much, which vetting step. Events carry no one's name,
     contact or address, so no message can: a donor never learns who a child is. `county_code`: where it happened,
-    for events that do not say (a volunteer's vetting)."""
+    for events that do not say (a volunteer's vetting). A link's own address is no fact: it is secret, and added
+    only as the message is sent (`with_link`)."""
     found: dict[str, Any] = event.model_dump()
-    said = {"county": _county(county_code or str(found["county_code"]), language)}
-    for name, field in (("due", "due_at"), ("deadline", "expires_at"), ("deadline", "claim_deadline")):
-        if isinstance(found.get(field), date):  # a moment, or (a vetting step's expiry) a day
-            said[name] = _date(found[field], language)
+    said = {}
+    if code := county_code or found.get("county_code"):  # a link to an admin's or a donor's account: no county
+        said["county"] = _county(str(code), language)
+    if "link_id" in found:  # a link works until an hour of the day, not a day
+        said["until"] = _moment(found["expires_at"], language)
+        said["role"] = ROLES[language][found["role"]]
+    else:
+        for name, field in (("due", "due_at"), ("deadline", "expires_at"), ("deadline", "claim_deadline")):
+            if isinstance(found.get(field), date):  # a moment, or (a vetting step's expiry) a day
+                said[name] = _date(found[field], language)
     if "risk_level" in found:
         said["risk"] = RISK[language][found["risk_level"]]
     if "quantity" in found:
@@ -87,11 +119,22 @@ def facts(event: Event, language: Language, county_code: str | None = None) -> d
     return said
 
 
+def with_link(facts: Mapping[str, str], reason: str, console_url: str, token: str) -> dict[str, str]:
+    """The facts of a link's message and the link itself: the console's page for the link's kind, the token after
+    the `#` (a browser never sends that part to a server, so no web log holds it)."""
+    return {**facts, "link": f"{console_url.rstrip('/')}{LINK_PAGES[reason]}#{token}"}
+
+
 def _county(code: str, language: Language) -> str:
     county = counties.county(code)
     if county is None:
         return code
     return county.name_zh if language == "zh-CN" else county.name_pinyin
+
+
+def _moment(moment: datetime, language: Language) -> str:
+    at = moment.astimezone(PROGRAMME_TIMEZONE)
+    return f"{at.month}月{at.day}日{at:%H:%M}" if language == "zh-CN" else f"{at:%H:%M} on {at.day} {at:%b}"
 
 
 def _date(moment: date, language: Language) -> str:

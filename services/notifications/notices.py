@@ -103,17 +103,21 @@ class Decided:
 
 async def record(runtime: Runtime, conn: AsyncConnection, decided: Sequence[Decided]) -> None:
     """Record each decided notice not recorded before (a replay, a redelivery or another replica decides the same
-    ids), all in one append; and, in the same transaction, put what must go beyond the inbox in the outbox."""
+    ids), all in one append; and, in the same transaction, put what must go beyond the inbox in the outbox. A notice
+    for no inbox (a link to choose a password) is no event on the bus: it is only in the outbox, once by its id."""
     known = await runtime.store.versions(conn, [str(d.decision.message_id) for d in decided])
     new = [d for d in decided if str(d.decision.message_id) not in known]
     if not new:
         return
-    appends = [Append(str(d.decision.message_id), 0, [_recorded(d.decision)], causes=d.causes) for d in new]
-    await runtime.append(conn, *appends)
+    inbox = [d for d in new if "inbox" in d.decision.channels]
+    if inbox:
+        await runtime.append(
+            conn, *(Append(str(d.decision.message_id), 0, [_recorded(d.decision)], causes=d.causes) for d in inbox)
+        )
     now = runtime.clock.now()
     outward = [_outgoing(d.decision, d.event, now) for d in new if set(d.decision.channels) - {"inbox"}]
     if outward:
-        await conn.execute(insert(OutboxMessage), outward)
+        await conn.execute(upsert(conn, OutboxMessage, ["notice_id"], set_=()), outward)
 
 
 def _recorded(decision: rules.Decision) -> NoticeRecorded:
@@ -158,6 +162,15 @@ class RegistryReactions(Reactions):
     name: ClassVar[str] = "notifications-reactions"
     stream: ClassVar[str] = "REGISTRY"
     subjects: ClassVar[list[str]] = ["registry.child.>"]
+
+
+class LinkReactions(Reactions):
+    """Links to choose a password, to their owners. A consumer of its own, on the registry's link events only: the
+    child reactions' consumer keeps its subjects (a changed filter would make it start over, or wait for a rebuild)."""
+
+    name: ClassVar[str] = "notifications-links"
+    stream: ClassVar[str] = "REGISTRY"
+    subjects: ClassVar[list[str]] = ["registry.link.>"]
 
 
 class MatchingReactions(Reactions):

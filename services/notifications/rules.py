@@ -24,12 +24,13 @@ from contracts.matching import (
     WishFulfilled,
 )
 from contracts.notifications import Channel, Urgency
-from contracts.registry import ChildRegistered
+from contracts.registry import ChildRegistered, LinkIssued
 from contracts.volunteers import VolunteerScreeningRecorded, VolunteerTrainingRecorded
 
 # Whom a rule tells. A county's coordinators and child directors are groups, resolved into people when the message
-# is sent; a volunteer or a donor is one person, named by the id their sign-in token carries.
-Audience = Literal["volunteer", "coordinators", "child_directors", "donor"]
+# is sent; a volunteer or a donor is one person, named by the id their sign-in token carries; a link's owner is
+# whoever the registry made the link for (perhaps not able to sign in yet), named by the link.
+Audience = Literal["volunteer", "coordinators", "child_directors", "donor", "link_owner"]
 MESSAGE_IDS = uuid.UUID("0b7f4c36-2f0e-4d55-8c9e-5b8f8f0e6a21")
 DAY, NOW = timedelta(days=1), timedelta(0)
 
@@ -48,6 +49,14 @@ def _not_escalated(event: ChildOverdue) -> bool:
 
 def _from_a_donor(event: AidDistributed) -> bool:
     return event.donor_id is not None
+
+
+def _invitation(event: LinkIssued) -> bool:
+    return event.kind == "invitation"
+
+
+def _reset(event: LinkIssued) -> bool:
+    return event.kind == "reset"
 
 
 def _planned(event: ChildVisitDue) -> bool:
@@ -91,6 +100,12 @@ RULES: tuple[Rule, ...] = (
     Rule("wish_thanked",      WishAcknowledged, ("donor",),                          ("email", "inbox")),
     Rule("aid_distributed",   AidDistributed,   ("donor",),                          ("email", "inbox"),
          when=_from_a_donor),
+    # links to choose a password: to the person only, never the inbox (they cannot sign in yet, or forgot how); a
+    # reset is asked for by the person, now, and works for an hour: it does not wait for the morning
+    Rule("invitation",        LinkIssued,       ("link_owner",),                     ("sms", "email"),
+         when=_invitation),
+    Rule("password_reset",    LinkIssued,       ("link_owner",),                     ("sms", "email"), "urgent",
+         when=_reset),
     # reminders: told `before` the event's deadline
     Rule("visit_due_tomorrow", ChildVisitDue,   ("volunteer",),                      ("sms", "inbox"),
          before=(DAY,), when=_planned),
@@ -119,9 +134,13 @@ class Decision:
     recipient: str
     channels: tuple[Channel, ...]
     urgency: Urgency
-    county_code: str
+    county_code: str  # "" for a link to an account of no county (an admin's, a donor's)
     about_id: uuid.UUID
     cause_event_id: uuid.UUID
+
+
+def link_of(link_id: uuid.UUID) -> str:
+    return f"link:{link_id}"
 
 
 def coordinators_of(county_code: str) -> str:
@@ -166,7 +185,7 @@ def decide(
     """What `event` makes the service tell whom, on `occasion`. `paired_volunteer`: the volunteer paired with the
     child an event is about, where the event does not name one (an overdue visit); without one, the volunteer is not
     told."""
-    county = occasion.county_code or str(event.county_code)  # type: ignore[attr-defined]
+    county = occasion.county_code or getattr(event, "county_code", None) or ""
     decisions = []
     for rule in RULES:
         if not isinstance(event, rule.on) or not rule.when(event) or not occasion.applies(rule):
@@ -228,11 +247,14 @@ def _recipient(audience: Audience, event: Any, county: str, paired_volunteer: uu
             return str(volunteer) if volunteer else None
         case "donor":
             return str(event.donor_id) if event.donor_id else None
+        case "link_owner":
+            return link_of(event.link_id)
 
 
 def _about(event: Any) -> uuid.UUID:
-    """What the message is about: the pairing, the wish, the distribution, the volunteer, or else the child."""
-    for field in ("pairing_id", "wish_id", "distribution_id", "volunteer_id", "child_id"):
+    """What the message is about: the pairing, the wish, the distribution, the volunteer, the link, or else the
+    child."""
+    for field in ("pairing_id", "wish_id", "distribution_id", "volunteer_id", "link_id", "child_id"):
         if (about := getattr(event, field, None)) is not None:
             return uuid.UUID(str(about))
     raise ValueError(f"{type(event).__name__} names nothing a message can be about")

@@ -41,7 +41,7 @@ from services.notifications import messages, outbox, preferences
 from services.notifications.channels import Channel, Outgoing, SendFailed
 from services.notifications.channels.email import SmtpMailer
 from services.notifications.channels.sms import SmsGateway
-from services.notifications.directory import Contact, Directory, DirectoryUnavailable, well_formed
+from services.notifications.directory import Contact, Directory, DirectoryUnavailable, is_link, well_formed
 from services.notifications.outbox import Delivery, OutboxMessage
 from services.notifications.settings import ChannelSettings
 
@@ -144,7 +144,7 @@ class Sender:
         due = Delivery.status.in_(("pending", "sending")) & (Delivery.due_at <= now)
         async with self.runtime.db.read() as conn:
             query = (
-                select(*Delivery.__table__.columns, OutboxMessage.facts)
+                select(*Delivery.__table__.columns, OutboxMessage.facts, OutboxMessage.recipient_id)
                 .join(OutboxMessage, OutboxMessage.notice_id == Delivery.notice_id)
                 .where(due)
                 .order_by(Delivery.due_at, Delivery.message_id)
@@ -154,11 +154,11 @@ class Sender:
             chosen = await preferences.of_many(conn, {row.person_id for row in candidates})
         if not candidates:
             return 0
-        found = await self.outbound.directory.lookup(sorted({row.person_id for row in candidates}))
-        contacts = {contact.person_id: contact for contact in found}
+        found = await self.outbound.directory.lookup(sorted({_asked(row) for row in candidates}))
+        contacts = {contact.recipient: contact for contact in found}
         outcomes = await asyncio.gather(
             *(
-                self._deliver(row, contacts.get(row.person_id), chosen.get(row.person_id, preferences.DEFAULT))
+                self._deliver(row, contacts.get(_asked(row)), chosen.get(row.person_id, preferences.DEFAULT))
                 for row in candidates
             ),
             return_exceptions=True,
@@ -185,7 +185,8 @@ class Sender:
             if claimed is None:
                 return
             try:
-                provider_id = await self.outbound.channels[row.channel].send(_outgoing(row, contact))
+                outgoing = _outgoing(row, contact, self.outbound.settings.console_url)
+                provider_id = await self.outbound.channels[row.channel].send(outgoing)
             except SendFailed as failure:
                 await self._failed(claimed, failure)
                 return
@@ -270,13 +271,26 @@ def _unchanged(row: Any) -> tuple[Any, ...]:
     )
 
 
-def _outgoing(row: Any, contact: Contact | None) -> Outgoing:
-    """The message in the person's words, to their address as the registry has it now."""
+def _asked(row: Any) -> str:
+    """Whom to ask the registry for to reach a message's person: the person, or for a link the link's owner (who
+    may not be able to sign in yet), with the link's token."""
+    recipient: str = row.recipient_id
+    return recipient if is_link(recipient) else row.person_id
+
+
+def _outgoing(row: Any, contact: Contact | None, console_url: str) -> Outgoing:
+    """The message in the person's words, to their address as the registry has it now; a link's, with the link."""
+    token = contact.token if contact else None  # a link's, while it works
+    if token is None and is_link(row.recipient_id):  # used, replaced by a newer one, expired, or disabled
+        raise SendFailed("link_not_valid", retryable=False)
     address = contact.address(row.channel) if contact else None
     if address is None:  # the person left, or no longer has that contact
         raise SendFailed("no_address", retryable=False)
     language = messages.language_of(row.language)
-    said = messages.words(row.reason, language, row.facts[language])
+    facts = row.facts[language]
+    if token is not None:
+        facts = messages.with_link(facts, row.reason, console_url, token)
+    said = messages.words(row.reason, language, facts)
     return Outgoing(
         message_id=row.message_id,
         to=address,
@@ -284,8 +298,9 @@ def _outgoing(row: Any, contact: Contact | None) -> Outgoing:
         subject=said.subject,
         html=said.html,
         template_id=f"{row.reason}.{language}",
-        params=row.facts[language],
+        params=facts,
         language=language,
+        sms_segments=messages.sms_segments(row.reason),
     )
 
 

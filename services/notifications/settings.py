@@ -15,6 +15,9 @@ class ChannelSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     registry_url: str = Field(default="http://127.0.0.1:8001", description="where contacts are looked up")
+    console_url: str = Field(
+        default="http://127.0.0.1:8000", description="the console's address as people open it: links go to its pages"
+    )
     send_every_seconds: float = Field(default=1.0, gt=0, description="how often the sender looks for due messages")
     retry_first_seconds: float = Field(default=30.0, gt=0, description="wait after a first failure; doubles each try")
     send_max_attempts: int = Field(default=6, ge=1, le=50, description="tries of one message before it is failed")

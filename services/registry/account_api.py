@@ -231,8 +231,9 @@ class ResetRequest(BaseModel):
 
 @router.post("/auth/password-resets", status_code=202, tags=["sign-in"])
 async def request_reset(body: ResetRequest, runtime: RuntimeDep) -> Response:
-    """Ask for a password reset: always 202, whether the login exists or not. An admin or the county's coordinator
-    sees the request in the account list and hands over a reset link."""
+    """Ask for a password reset: always 202, whether the login exists or not. An active account's owner is sent a
+    reset link by SMS (a mobile-number login) and email, at most one every 15 minutes; the request also shows in
+    the account list, for an admin or the county's coordinator to hand a link over to one who cannot be reached."""
     await handlers.request_reset(runtime, body.login)
     return Response(status_code=202)
 
@@ -270,6 +271,10 @@ class HandoverOut(BaseModel):
     token: str
     path: str | None = Field(description="the console's page for a link, the token after #")
     expires_at: datetime | None
+    sent: bool = Field(
+        description="a link also on its way to its owner: by SMS to a mobile-number login, by email to the account's "
+        "address (the notifications service sends it)"
+    )
 
 
 _PAGES = {"invitation": "/accept-invitation", "reset": "/reset-password"}
@@ -294,6 +299,11 @@ class AccountIn(BaseModel):
     email: Email | None = Field(
         default=None,
         description="optional: name@example.org, its domain kept in lower case; sealed with the login and name",
+    )
+    send_link: bool = Field(
+        default=True,
+        description="send the invitation to its owner by SMS (a mobile-number login) and email as well; false: "
+        "whoever creates the account hands it over alone",
     )
 
 
@@ -349,7 +359,9 @@ async def create_account(body: AccountIn, runtime: RuntimeDep, principal: Coordi
     """An invited account and its invitation link (72 hours) to hand to its owner; a service account is active at
     once, with its client secret. A coordinator creates volunteer and child director accounts of their counties.
     An email address that is none is 422 `invalid_email` (not repeated)."""
-    new = handlers.NewAccount(body.login, body.name, body.role, body.counties, body.person_id, body.email)
+    new = handlers.NewAccount(
+        body.login, body.name, body.role, body.counties, body.person_id, body.email, body.send_link
+    )
     profile, handover = await handlers.create_account(runtime, principal, new)
     return AccountCreated(account=_out(profile), handover=_handover(handover))
 

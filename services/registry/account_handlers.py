@@ -9,7 +9,7 @@ import functools
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Final, cast
@@ -21,13 +21,17 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from backbone import context
 from backbone.auth import Principal, Role
 from backbone.runtime import Runtime
+from backbone.store import Append
 from backbone.tokens import Issuer
-from services.registry import accounts, audit, vault
+from contracts.registry import LinkIssued
+from services.registry import accounts, audit, recipients, vault
 from services.registry.account_records import (
     AccountLink,
     AccountRecord,
+    LinkToken,
     RefreshTokenRecord,
     SessionRecord,
     SignInFailure,
@@ -60,6 +64,7 @@ class Handover:
     kind: str  # invitation, reset, client_secret
     token: str
     expires_at: datetime | None = None
+    sent: bool = False  # a link also on its way to its owner, by SMS to a mobile-number login and by email
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,7 @@ class NewAccount:
     counties: Sequence[str] = ()
     person_id: uuid.UUID | None = None
     email: str | None = None
+    send_link: bool = True  # the invitation to its owner by SMS and email too (no: handed over by whoever made it)
 
 
 class Keep(Enum):
@@ -124,7 +130,7 @@ async def profiles(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> list[Prof
     return [_profile(row, keys.get(row.id)) for row in rows]
 
 
-def _profile(row: Row[Any], key: bytes | None) -> Profile:
+def _profile(row: Row[*tuple[Any, ...]], key: bytes | None) -> Profile:
     personal = vault.unseal(key, row.id, row.sealed) or {}
     return Profile(
         id=row.id,
@@ -442,33 +448,112 @@ async def change_password(runtime: Runtime, principal: Principal, current: str, 
 # One-time links
 
 
-async def _new_link(conn: AsyncConnection, account_id: uuid.UUID, kind: LinkKind, now: datetime, by: str) -> Handover:
-    """A new link; any earlier one of the kind still unused stops working."""
-    await _retire_links(conn, account_id, now, kind)
-    token = new_token()
-    expires_at = accounts.link_expiry(kind, now)
+async def _new_link(
+    runtime: Runtime,
+    conn: AsyncConnection,
+    owner: Profile,
+    kind: LinkKind,
+    now: datetime,
+    by: str,
+    causes: context.Causes | None = None,
+    send: bool = True,
+) -> Handover:
+    """A new link (never a service's: it has a client secret); any earlier one of the kind still unused stops
+    working. Unless told not to `send` it, or its owner has no mobile-number login and no email address, it is
+    announced (`LinkIssued`, with `causes` if given) for the notifications service to send to its owner, who may
+    never be handed it otherwise; the event carries no token and no contact, so its token stays readable, sealed
+    with the account's key, for as long as the link can be used (`working_links`). Tokens of any account's links
+    past their expiry go now: the table keeps no dead token for long, and needs no timer."""
+    role = accounts.link_role(owner.role)
+    await _retire_links(conn, owner.id, now, kind)
+    await conn.execute(delete(LinkToken).where(LinkToken.expires_at <= now))
+    key = await vault.key_of(conn, owner.id)
+    assert key is not None  # destroyed only with an erasure, after which the account gets no link
+    token, link_id, expires_at = new_token(), uuid.uuid4(), accounts.link_expiry(kind, now)
     await conn.execute(
         insert(AccountLink).values(
             token_hash=token_hash(token),
-            account_id=account_id,
+            account_id=owner.id,
             kind=kind,
             created_at=now,
             expires_at=expires_at,
             created_by=by[:100],
         )
     )
-    return Handover(kind, token, expires_at)
+    if not (send and (recipients.mobile(owner.login) or owner.email)):
+        return Handover(kind, token, expires_at)
+    await conn.execute(
+        insert(LinkToken).values(
+            link_id=link_id,
+            token_hash=token_hash(token),
+            account_id=owner.id,
+            sealed=vault.seal(key, owner.id, {"token": token}),
+            expires_at=expires_at,
+        )
+    )
+    county_code = owner.counties[0] if owner.counties else None
+    issued = LinkIssued(
+        link_id=link_id, account_id=owner.id, kind=kind, role=role, county_code=county_code, expires_at=expires_at
+    )
+    await runtime.append(conn, Append(str(link_id), 0, [issued], causes=causes))
+    return Handover(kind, token, expires_at, sent=True)
 
 
 async def _retire_links(
     conn: AsyncConnection, account_id: uuid.UUID, now: datetime, kind: LinkKind | None = None
 ) -> None:
+    """The account's unused links (of `kind`, or all) stop working, and their tokens can no longer be read."""
+    tokens = delete(LinkToken).where(LinkToken.account_id == account_id)
+    if kind:
+        of_kind = select(AccountLink.token_hash).where(AccountLink.account_id == account_id, AccountLink.kind == kind)
+        tokens = tokens.where(LinkToken.token_hash.in_(of_kind))
+    await conn.execute(tokens)
     query = update(AccountLink).where(AccountLink.account_id == account_id, AccountLink.used_at.is_(None))
     await conn.execute((query.where(AccountLink.kind == kind) if kind else query).values(used_at=now))
 
 
+@dataclass(frozen=True)
+class WorkingLink:
+    """A link that can still be used, with its token and its account opened: what its owner is sent."""
+
+    link_id: uuid.UUID
+    kind: LinkKind
+    token: str = field(repr=False)
+    owner: Profile
+
+
+async def working_links(conn: AsyncConnection, link_ids: Sequence[uuid.UUID], now: datetime) -> list[WorkingLink]:
+    """Those of the links that can still be used (`accounts.usable`) and whose token is readable (its row kept, its
+    account's key not destroyed), in two queries whatever their number (at most 500). A link used, replaced or
+    expired, or whose account was disabled or erased, is not among them."""
+    if not link_ids:
+        return []
+    query = (
+        select(
+            AccountRecord,
+            LinkToken.link_id,
+            LinkToken.sealed.label("sealed_token"),
+            AccountLink.kind,
+            AccountLink.expires_at,
+            AccountLink.used_at,
+        )
+        .join_from(LinkToken, AccountLink, AccountLink.token_hash == LinkToken.token_hash)
+        .join(AccountRecord, AccountRecord.id == AccountLink.account_id)
+        .where(LinkToken.link_id.in_(link_ids))
+    )
+    rows = (await conn.execute(query)).all()
+    keys = await vault.keys_of(conn, [row.id for row in rows])
+    working: list[WorkingLink] = []
+    for row in rows:
+        kind = cast(LinkKind, row.kind)
+        sealed = vault.unseal(keys.get(row.id), row.id, row.sealed_token)
+        if sealed is not None and accounts.usable(accounts.Link(kind, row.expires_at, row.used_at, row.state), now):
+            working.append(WorkingLink(row.link_id, kind, sealed["token"], _profile(row, keys[row.id])))
+    return working
+
+
 async def _use_link(runtime: Runtime, token: str, kind: LinkKind, password: str) -> None:
-    """Set the password through an invitation or reset link: once, before it expires."""
+    """Set the password through an invitation or reset link: once, before it expires; its token is kept no more."""
     now = runtime.clock.now()
     async with runtime.db.begin() as conn:
         query = select(AccountLink).where(AccountLink.token_hash == token_hash(token)).with_for_update()
@@ -480,6 +565,7 @@ async def _use_link(runtime: Runtime, token: str, kind: LinkKind, password: str)
         assert profile is not None
         accounts.check_password(password, [profile.login, profile.name])
         await conn.execute(update(AccountLink).where(AccountLink.token_hash == link.token_hash).values(used_at=now))
+        await conn.execute(delete(LinkToken).where(LinkToken.token_hash == link.token_hash))
         await _update(conn, profile.id, now, state=state, password_hash=await _hash(password), reset_requested_at=None)
         if kind == "reset":
             await _end_sessions(conn, now, "password_reset", profile.id)
@@ -498,27 +584,37 @@ async def complete_reset(runtime: Runtime, token: str, password: str) -> None:
 
 
 async def request_reset(runtime: Runtime, typed: str) -> None:
-    """Someone asks for a reset: an active account's request shows in the account list (and the audit log, once
-    until it is answered) for an admin or coordinator to give a link; anything else is quietly ignored."""
+    """Someone asks for a reset: an active account (not a service's) gets a reset link, which the notifications
+    service sends its owner, unless one made less than `accounts.RESET_RESEND_AFTER` ago still works (anyone may ask
+    for any login, as often as they like). The request shows in the account list until a password is set by a link
+    or an admin or coordinator gives one, and each link made is audit-logged. Anything else is quietly ignored, and
+    the caller cannot tell which happened."""
     try:
         key = login_key(runtime.settings.secret, accounts.normal_login(typed))
     except DomainError:
         return
     now = runtime.clock.now()
-    async with runtime.db.begin() as conn:
-        asked = await conn.execute(
-            update(AccountRecord)
-            .where(
-                AccountRecord.login_key == key,
-                AccountRecord.state == "active",
-                AccountRecord.role != "service",
-                AccountRecord.reset_requested_at.is_(None),
-            )
-            .values(reset_requested_at=now)
-            .returning(AccountRecord.id)
+    async with runtime.transaction() as conn:
+        # Held: requests for one login at the same moment take turns, and only the first makes a link.
+        query = select(AccountRecord).where(
+            AccountRecord.login_key == key, AccountRecord.state == "active", AccountRecord.role != "service"
         )
-        if (account_id := asked.scalar()) is not None:  # anyone may ask for any login: no act of the owner's
-            await audit.record_account(conn, now, "anonymous", "none", "reset_request", account_id)
+        row = (await conn.execute(query.with_for_update())).first()
+        working = select(AccountLink.created_at).where(  # asked whether or not there is an account: as slow
+            AccountLink.account_id == (row.id if row is not None else None),
+            AccountLink.kind == "reset",
+            AccountLink.used_at.is_(None),
+            AccountLink.expires_at > now,
+        )
+        if row is None or not accounts.sends_reset(list(await conn.scalars(working)), now):
+            return
+        if row.reset_requested_at is None:  # the first request not yet answered is the one the list shows
+            await conn.execute(update(AccountRecord).where(AccountRecord.id == row.id).values(reset_requested_at=now))
+        owner = (await profiles(conn, [row]))[0]
+        await audit.record_account(conn, now, "anonymous", "none", "reset_request", owner.id)  # not the owner's act
+        # The event keeps the request's correlation, under a copy of its causes, which the answer does not report
+        # (X-Written): a 202 saying that a link was written would tell that the login has an account.
+        await _new_link(runtime, conn, owner, "reset", now, "anonymous", replace(context.current()))
 
 
 # Managing accounts (admins; coordinators for their counties' volunteers and child directors)
@@ -584,7 +680,7 @@ async def create_account(runtime: Runtime, actor: Principal, new: NewAccount) ->
 async def _insert_account(
     runtime: Runtime, actor: Principal, new: NewAccount, account_id: uuid.UUID, login: str, key: str, now: datetime
 ) -> tuple[Profile, Handover]:
-    async with runtime.db.begin() as conn:
+    async with runtime.transaction() as conn:
         counties = accounts.settle(new.role, new.counties, await _person(conn, new.person_id), login)
         _may_manage(actor, new.role, counties)
         await _free(conn, key, new.person_id)
@@ -605,10 +701,11 @@ async def _insert_account(
                 version=1,
             )
         )
-        handover = handover or await _new_link(conn, account_id, "invitation", now, actor.sub)
+        profile = await _one(conn, account_id)
+        handover = handover or await _new_link(runtime, conn, profile, "invitation", now, actor.sub, send=new.send_link)
         note = f"role {new.role}; counties {','.join(counties) or '-'}"
         await audit.record_account(conn, now, actor.sub, actor.role, "account_create", account_id, note=note)
-        return await _one(conn, account_id), handover
+        return profile, handover
 
 
 @dataclass(frozen=True)
@@ -631,7 +728,7 @@ class _Managing:
 
 @asynccontextmanager
 async def _managing(runtime: Runtime, actor: Principal, account_id: uuid.UUID) -> AsyncIterator[_Managing]:
-    async with runtime.db.begin() as conn:
+    async with runtime.transaction() as conn:  # a link made is announced: the relay publishes it once committed
         before = await _one(conn, account_id)
         _may_manage(actor, before.role, before.counties)
         if await vault.key_of(conn, account_id) is None:  # its person was erased: it stays closed for good
@@ -709,7 +806,7 @@ async def reinvite(runtime: Runtime, actor: Principal, account_id: uuid.UUID) ->
     async with _managing(runtime, actor, account_id) as held:
         await held.update(state=accounts.reinvite(held.before.state, held.before.role), password_hash=None)
         await held.audit("reinvite")
-        return await _new_link(held.conn, account_id, "invitation", held.now, actor.sub)
+        return await _new_link(runtime, held.conn, held.before, "invitation", held.now, actor.sub)
 
 
 async def reset_link(runtime: Runtime, actor: Principal, account_id: uuid.UUID) -> Handover:
@@ -718,7 +815,7 @@ async def reset_link(runtime: Runtime, actor: Principal, account_id: uuid.UUID) 
         accounts.may_reset(held.before.state, held.before.role)
         await held.update(reset_requested_at=None)
         await held.audit("reset_link")
-        return await _new_link(held.conn, account_id, "reset", held.now, actor.sub)
+        return await _new_link(runtime, held.conn, held.before, "reset", held.now, actor.sub)
 
 
 async def new_client_secret(runtime: Runtime, actor: Principal, account_id: uuid.UUID) -> Handover:

@@ -3,6 +3,7 @@
 An account's login, display name and email address are sealed with the account's own key (`vault`); `login_key`,
 an HMAC of the normalised login under a key derived from DATA_SECRET, finds it. Refresh tokens and one-time links
 are stored as their SHA-256 (256 random bits each: nothing to guess, so no key is needed), passwords as argon2id hashes.
+A link's token is also kept sealed with its account's key while the link can be used, for it to be sent (`LinkToken`).
 """
 
 from __future__ import annotations
@@ -104,6 +105,21 @@ class AccountLink(Records):
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)  # or replaced by a newer one
     created_by: Mapped[str] = mapped_column(String(100))
+
+
+class LinkToken(Records):
+    """A link's token, readable (sealed with its account's key) while the link can still be used, for the
+    notifications service to send to the account's owner (`link:<link_id>` in POST /contacts/lookup): the row goes
+    when the link is used or replaced, its account disabled or erased, and once it expires (when the next link is
+    made). `link_id` is what the `LinkIssued` event names; the link itself (`AccountLink`) knows only the hash."""
+
+    __tablename__ = "account_link_tokens"
+
+    link_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # its AccountLink's
+    account_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)  # {"token": …}, with the account's own key
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
 
 
 class SignInFailure(Records):

@@ -20,6 +20,7 @@ from services.registry.domain import DomainError
 
 State = Literal["invited", "active", "disabled"]
 LinkKind = Literal["invitation", "reset"]
+LinkRole = Literal["admin", "coordinator", "volunteer", "donor", "child_director"]  # every role but a service's
 PersonKind = Literal["volunteer", "donor"]
 
 MIN_PASSWORD = 10
@@ -33,6 +34,7 @@ FAILURE_MEMORY = timedelta(hours=24)  # failures older than this are forgotten
 SOURCE_LIMIT = 20  # more failures than this from one address within SOURCE_WINDOW: that address waits
 SOURCE_WINDOW = timedelta(minutes=15)
 LINK_LIFETIMES: dict[LinkKind, timedelta] = {"invitation": timedelta(hours=72), "reset": timedelta(hours=1)}
+RESET_RESEND_AFTER = timedelta(minutes=15)  # a self-service reset request sends no new link before this
 REFRESH_LIFETIME = timedelta(days=14)  # a session unused this long ends
 SESSION_LIFETIME = timedelta(days=30)  # and any session ends this long after its sign-in
 PERSON_ROLES: dict[Role, PersonKind] = {"volunteer": "volunteer", "donor": "donor"}
@@ -209,21 +211,23 @@ def sessions_end_for(before: Standing, after: Standing) -> str | None:
 
 def reinvite(state: State, role: Role) -> State:
     """A new invitation for an account not yet accepted, or a disabled one coming back (with no password)."""
-    _not_service(role)
+    link_role(role)
     if state == "active":
         raise DomainError("already_active", "the account is active: give its owner a password reset link")
     return "invited"
 
 
 def may_reset(state: State, role: Role) -> None:
-    _not_service(role)
+    link_role(role)
     if state != "active":
         raise DomainError("not_active", "only an active account's password is reset; an invited one is re-invited")
 
 
-def _not_service(role: Role) -> None:
+def link_role(role: Role) -> LinkRole:
+    """The role of an account that may be given a link (and is named by its `LinkIssued`): any but a service's."""
     if role == "service":
         raise DomainError("service_account", "a service account has a client secret, not a password")
+    return role
 
 
 @dataclass(frozen=True)
@@ -238,19 +242,26 @@ def link_expiry(kind: LinkKind, now: datetime) -> datetime:
     return now + LINK_LIFETIMES[kind]
 
 
+def usable(link: Link, now: datetime) -> bool:
+    """Whether the link still works: not used nor replaced, not expired, and its account still in the state the link
+    was made for (an invitation for an invited account, a reset for an active one; a disabled account, neither)."""
+    wanted: State = "invited" if link.kind == "invitation" else "active"
+    return link.used_at is None and now < link.expires_at and link.account_state == wanted
+
+
 def use_link(link: Link | None, kind: LinkKind, now: datetime) -> State:
-    """The account's state once the link is used: once, before it expires, for an account still in the state the
-    link was made for (an invitation for an invited account, a reset for an active one)."""
-    wanted: State = "invited" if kind == "invitation" else "active"
-    if (
-        link is None
-        or link.kind != kind
-        or link.used_at is not None
-        or now >= link.expires_at
-        or link.account_state != wanted
-    ):
+    """The account's state once the link is used: once, while it is `usable`."""
+    if link is None or link.kind != kind or not usable(link, now):
         raise DomainError("invalid_link", "the link is not valid: used, expired, replaced by a newer one, or unknown")
     return "active"
+
+
+def sends_reset(working_since: Sequence[datetime], now: datetime) -> bool:
+    """Whether a self-service reset request makes (and so sends) a new reset link, given when the account's reset
+    links that still work were made: not while one made less than RESET_RESEND_AFTER ago works. Anyone may ask for
+    any login, as often as they like: its owner gets one SMS per window, not one per request, and a link that got
+    lost can still be asked for again."""
+    return all(now - made >= RESET_RESEND_AFTER for made in working_since)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ details never travel on the bus, and no person's or admin's token reads them her
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
@@ -28,16 +28,26 @@ class LookupIn(BaseModel):
         AfterValidator(check_distinct),
     ] = Field(
         description=f"1 to {MAX_RECIPIENTS} distinct recipients: a person's id as their token's `sub` (a "
-        "volunteer's or donor's registered id, else their account id), or `county:<code>:coordinators` or "
-        "`county:<code>:child_directors`"
+        "volunteer's or donor's registered id, else their account id), `county:<code>:coordinators` or "
+        "`county:<code>:child_directors`, or `link:<link_id>` (the owner of the link a `registry.link.issued` "
+        "event names)"
     )
 
 
 class PersonReached(BaseModel):
-    recipient: str = Field(description="the recipient asked for that this entry answers: the person's id, or a group")
+    recipient: str = Field(
+        description="the recipient asked for that this entry answers: the person's id, a group, or `link:<link_id>`"
+    )
     person_id: str = Field(description="the person's id, as their token's `sub`")
     phone: str | None = Field(description="a mainland mobile number (11 digits, no +86), or null")
     email: str | None = Field(description="their account's email address, or null")
+    token: str | None = Field(
+        description="for `link:<link_id>`: the link's token, to send to its owner only (the console's "
+        "`/accept-invitation#<token>` or `/reset-password#<token>`); null for every other recipient"
+    )
+    kind: Literal["invitation", "reset"] | None = Field(
+        description="for `link:<link_id>`: what the link is for; null for every other recipient"
+    )
 
 
 class LookupOut(BaseModel):
@@ -66,7 +76,10 @@ async def look_up(body: LookupIn, runtime: RuntimeDep, principal: Annotated[Prin
     A person's id gives their active account's entry: its login when that is a mobile number, and its email address.
     A volunteer without an active account (invited, disabled, or none) gives the phone of their registration, unless
     they were erased. A group gives one entry per active account of its role (`coordinator`, `child_director`) whose
-    counties include its county. Unknown ids, invited, disabled and erased accounts give no entry: that is no error.
-    Each lookup is audit-logged (`contacts_lookup`) with how many recipients and people, never who or where."""
+    counties include its county. `link:<link_id>` gives the owner of a link that can still be used (not used or
+    replaced, not expired, its account not disabled or erased), invited or active, reached as an active account is,
+    with the link's `token` and `kind`: what the notifications service sends them. Unknown ids, invited, disabled
+    and erased accounts and dead links give no entry: that is no error. Each lookup is audit-logged
+    (`contacts_lookup`) with how many recipients, people and links, never who, where or which."""
     people = await recipient_handlers.look_up(runtime, principal, body.recipients)
     return LookupOut(people=[PersonReached.model_validate(person, from_attributes=True) for person in people])

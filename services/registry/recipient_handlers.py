@@ -1,11 +1,13 @@
-"""A service looks up where people are reached: the active accounts and volunteers the recipients name, found in a
-few queries whatever their number, unsealed only for those, and the lookup audit-logged by its counts."""
+"""A service looks up where people are reached: the active accounts, volunteers and owners of working links the
+recipients name, found in a few queries whatever their number, unsealed only for those, and the lookup audit-logged
+by its counts."""
 
 from __future__ import annotations
 
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -13,24 +15,29 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from backbone.auth import Principal
 from backbone.runtime import Runtime
 from services.registry import audit, recipients, vault
-from services.registry.account_handlers import profiles
+from services.registry.account_handlers import profiles, working_links
 from services.registry.account_records import AccountRecord, serves
-from services.registry.recipients import Found, Reachable
+from services.registry.recipients import Found, OpenLink, Reachable
 from services.registry.records import VolunteerRecord
 
 ACTION = "contacts_lookup"
 
 
 async def look_up(runtime: Runtime, principal: Principal, asked: Sequence[str]) -> list[Found]:
-    """The people `asked` names (checked by `recipients.check`, each once), with their phone and email address."""
+    """The people `asked` names (checked by `recipients.check`, each once), with their phone and email address, and
+    a link's owner with its token too: the token goes to the service that sends it, and nowhere else."""
+    now = runtime.clock.now()
     async with runtime.db.read() as conn:
         accounts = await _active_accounts(conn, asked)
         answered = {account.sub for account in accounts}
         phones = await _volunteer_phones(conn, [p for p in recipients.person_ids(asked) if p not in answered])
-    people = recipients.found(asked, accounts, phones)
-    note = f"{len(asked)} recipients; {len({person.person_id for person in people})} people found"
+        links = await _open_links(conn, asked, now)
+    people = recipients.found(asked, accounts, phones, links)
+    found_people = len({person.person_id for person in people})
+    links_answered = sum(1 for person in people if person.token is not None)
+    note = f"{len(asked)} recipients; {found_people} people found; {links_answered} links answered"
     async with runtime.db.begin() as conn:
-        await audit.record_account(conn, runtime.clock.now(), principal.sub, principal.role, ACTION, None, note=note)
+        await audit.record_account(conn, now, principal.sub, principal.role, ACTION, None, note=note)
     return people
 
 
@@ -68,6 +75,15 @@ async def _active_accounts(conn: AsyncConnection, asked: Sequence[str]) -> list[
         for p in opened
         if p.login  # its key destroyed (its person erased): nothing to reach it by
     ]
+
+
+async def _open_links(conn: AsyncConnection, asked: Sequence[str], now: datetime) -> dict[str, OpenLink]:
+    """The links asked for that can still be used, by id, each with its token and its owner's contacts."""
+    ids = [uuid.UUID(link_id) for link_id in recipients.link_ids(asked)]
+    return {
+        str(link.link_id): OpenLink(link.owner.sub, link.owner.login, link.owner.email, link.kind, link.token)
+        for link in await working_links(conn, ids, now)
+    }
 
 
 async def _volunteer_phones(conn: AsyncConnection, person_ids: Sequence[str]) -> dict[str, str | None]:

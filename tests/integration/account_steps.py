@@ -33,8 +33,8 @@ async def active(
     counties: Iterable[str] = ("450325",),
     **body: Any,
 ) -> dict[str, Any]:
-    """An account that has accepted its invitation, with PASSWORD."""
-    created = await create(registry, login=login, role=role, counties=list(counties), **body)
+    """An account that has accepted its invitation (handed over, not sent), with PASSWORD."""
+    created = await create(registry, login=login, role=role, counties=list(counties), send_link=False, **body)
     assert (await accept(registry, created["handover"])).status_code == 204
     account: dict[str, Any] = created["account"]
     return account

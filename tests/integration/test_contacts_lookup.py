@@ -47,8 +47,23 @@ async def donor(registry: httpx.AsyncClient, phone: str = "13907710520") -> str:
     return donor_id
 
 
-def entry(recipient: str, person_id: str, phone: str | None, email: str | None) -> dict[str, Any]:
-    return {"recipient": recipient, "person_id": person_id, "phone": phone, "email": email}
+def entry(
+    recipient: str,
+    person_id: str,
+    phone: str | None,
+    email: str | None,
+    token: str | None = None,
+    kind: str | None = None,
+) -> dict[str, Any]:
+    """An answer's entry: a link's owner's has the link's token and kind, anyone else's neither."""
+    return {
+        "recipient": recipient,
+        "person_id": person_id,
+        "phone": phone,
+        "email": email,
+        "token": token,
+        "kind": kind,
+    }
 
 
 async def test_a_service_gets_a_volunteers_a_donors_and_a_coordinators_phone_and_email(
@@ -181,6 +196,11 @@ NAME, PHONE = "韦小芳", "13907730001"
         ({"recipients": [PHONE]}, "body.recipients.0"),
         ({"recipients": ["service:matching"]}, "body.recipients.0"),
         ({"recipients": [UNKNOWN.upper()]}, "body.recipients.0"),
+        ({"recipients": [f"link:{UNKNOWN.upper()}"]}, "body.recipients.0"),
+        ({"recipients": [f"LINK:{UNKNOWN}"]}, "body.recipients.0"),
+        ({"recipients": [f"link:{PHONE}"]}, "body.recipients.0"),
+        ({"recipients": [f"link:{UNKNOWN}:{NAME}"]}, "body.recipients.0"),
+        ({"recipients": ["link:"]}, "body.recipients.0"),
         ({"recipients": [UNKNOWN, UNKNOWN]}, "body.recipients"),
         ({"recipients": [7]}, "body.recipients.0"),
         ({"recipients": f"county:{XINGAN}:coordinators"}, "body.recipients"),
@@ -225,7 +245,7 @@ async def test_a_lookup_is_audit_logged_by_its_counts_and_nothing_it_answers_is_
     assert not [secret for secret in secrets if secret in capsys.readouterr().err]
     (logged,) = [e for e in await audit(registry) if e["action"] == "contacts_lookup"]
     assert (logged["actor"], logged["role"], logged["outcome"]) == ("service:notifications", "service", "allowed")
-    assert logged["purpose"] == "4 recipients; 3 people found"
+    assert logged["purpose"] == "4 recipients; 3 people found; 0 links answered"
     assert (logged["account_id"], logged["child_id"], logged["county_code"]) == (None, None, None)
     assert not [asked for asked in (volunteer_id, UNKNOWN, XINGAN) if asked in json.dumps(logged)]
     told = json.dumps(await audit(registry))  # no entry of the whole log holds a number or an address

@@ -34,7 +34,7 @@ from backbone.natsserver import NatsServer
 from backbone.servicetoken import ServiceToken
 from backbone.settings import Settings
 from contracts.catalogue import CATALOGUE, CONTEXT_STREAMS, Event
-from contracts.cloudevents import CONTENT_TYPE, CloudEvent, dataschema, encode
+from contracts.cloudevents import CONTENT_TYPE, CloudEvent, dataschema, decode, encode
 from contracts.matching import ChildOverdue, ChildVisitDue, PairingConfirmed, WishClaimed, WishFulfilled, WishPosted
 from services.notifications.channels.email import SmtpMailer
 from services.notifications.channels.sms import SmsGateway
@@ -44,7 +44,7 @@ from services.notifications.sender import Outbound
 from services.notifications.settings import ChannelSettings
 from services.registry.app import create_app as create_registry_app
 from tests.helpers import RegistryEvents, auth, child_registration, keys, read_stream, token, wait_until
-from tests.integration.account_steps import active, create, volunteer
+from tests.integration.account_steps import PASSWORD, accept, active, create, sign_in, volunteer
 from tests.integration.conftest import serve_matching, serve_notifications
 from tests.integration.standins import KEY, SIGN, Answer, Gateway, Mailbox, serve_gateway, smtp_server
 
@@ -54,8 +54,18 @@ SENDER = "noreply@handinhand.example"
 COORDINATOR_PHONE, DIRECTOR_PHONE, VOLUNTEER_PHONE = "13907730325", "13907730888", "13977310001"
 VOLUNTEER_EMAIL = "li.mei@example.org"
 DONOR_PHONE, DONOR_EMAIL = "13907710520", "gifts@onefoundation.example"
-CONTACTS = (COORDINATOR_PHONE, DIRECTOR_PHONE, VOLUNTEER_PHONE, VOLUNTEER_EMAIL, DONOR_PHONE, DONOR_EMAIL)
+COORDINATOR_EMAIL = "wei.coordinator@example.gov.cn"
+CONTACTS = (
+    COORDINATOR_PHONE,
+    COORDINATOR_EMAIL,
+    DIRECTOR_PHONE,
+    VOLUNTEER_PHONE,
+    VOLUNTEER_EMAIL,
+    DONOR_PHONE,
+    DONOR_EMAIL,
+)
 COORDINATOR = auth("coordinator", [XINGAN])
+CONSOLE = "https://guanai.example.cn"
 
 
 @dataclass
@@ -157,6 +167,7 @@ async def stack(
                 "smtp_starttls": False,
                 "smtp_from": SENDER,
                 "smtp_timeout_seconds": 3.0,
+                "console_url": CONSOLE,
                 "send_every_seconds": 0.1,
                 "retry_first_seconds": 60.0,  # the test moves the clock on to the next try
                 "send_max_attempts": 3,
@@ -485,3 +496,97 @@ async def test_two_replicas_sending_at_once_send_each_message_once(stack: Stack)
     assert {m["attempts"] for m in sent} == {1}
     assert METRICS.get_sample_value("notifications_messages_sent_total", labels) == before + 20
     assert "notifications_delivery_seconds_bucket" in (await stack.notifications.get("/metrics")).text
+
+
+def link_in(sms: Any, page: str) -> str:
+    """The token of the link an SMS carries to `page` of the console."""
+    link: str = sms.body["template_param"]["link"]
+    assert link.startswith(f"{CONSOLE}/{page}#"), "a link to another page"
+    return link.split("#", 1)[1]
+
+
+async def test_an_invitation_reaches_its_owner_once_by_sms_and_email_and_its_link_sets_the_password(
+    stack: Stack,
+) -> None:
+    with capture_logs() as logs:
+        volunteer_id = await volunteer(stack.registry, phone=VOLUNTEER_PHONE)
+        invited = {"role": "volunteer", "person_id": volunteer_id, "email": VOLUNTEER_EMAIL}
+        created = await create(stack.registry, by=COORDINATOR, login=VOLUNTEER_PHONE, **invited)
+        sent = await stack.wait_for(2, "the invitation by SMS and email", status="sent")
+
+        # The registry's event again, twice (a redelivery), then another invitation on the same consumer: once that
+        # one is sent, the copies were seen, and sent nothing.
+        [issued] = await read_stream(stack.js, "REGISTRY", "registry.link.>")
+        envelope = decode(issued.data)
+        await put_on_the_bus(stack.js, envelope, times=2, first_copy=1)
+        await create(stack.registry, by=COORDINATOR, login=DIRECTOR_PHONE, role="child_director", counties=[XINGAN])
+        await stack.wait_for(3, "the second invitation's SMS", status="sent")
+        await asyncio.sleep(0.5)  # the sender goes round a few more times
+
+    assert sorted((m["reason"], m["channel"], m["person_id"]) for m in sent) == [
+        ("invitation", "email", volunteer_id),
+        ("invitation", "sms", volunteer_id),
+    ]
+    first_sms, second_sms = stack.gateway.received
+    assert first_sms.body["phone_numbers"] == [VOLUNTEER_PHONE]
+    assert first_sms.body["template_code"] == "invitation.zh-CN"
+    token = link_in(first_sms, "accept-invitation")
+    assert token == created["handover"]["token"]  # the link the coordinator was shown, not another
+    [mail] = stack.mailbox.messages()
+    body = mail.get_body(("plain",))
+    assert body is not None
+    assert f"{CONSOLE}/accept-invitation#{token}" in body.get_content()
+    assert second_sms.body["phone_numbers"] == [DIRECTOR_PHONE]
+    assert len(await stack.messages()) == 3
+
+    assert (await accept(stack.registry, {"token": token})).status_code == 204
+    assert (await sign_in(stack.registry, VOLUNTEER_PHONE)).status_code == 200
+    secrets = (token, link_in(second_sms, "accept-invitation"), *CONTACTS)
+    read = [await read_stream(stack.js, stream) for stream in ("REGISTRY", "NOTIFICATIONS")]
+    bus = "".join(message.data.decode() for messages in read for message in messages)
+    assert not [secret for secret in secrets if secret in bus]
+    assert not [secret for secret in secrets if secret in str(logs)]
+
+
+async def test_a_reset_asked_for_at_night_is_sent_at_once_and_its_link_sets_a_new_password(stack: Stack) -> None:
+    stack.clock.set(datetime(2026, 12, 1, 15, 30, tzinfo=UTC))  # 23:30 in Asia/Shanghai
+    await stack.person("coordinator", COORDINATOR_PHONE, COORDINATOR_EMAIL, counties=[XINGAN])
+
+    asked = await stack.registry.post("/auth/password-resets", json={"login": COORDINATOR_PHONE})
+    assert asked.status_code == 202
+    sent = await stack.wait_for(2, "the reset link by SMS and email, at night", status="sent")
+
+    assert {(m["reason"], m["channel"], m["held"]) for m in sent} == {
+        ("password_reset", "sms", False),
+        ("password_reset", "email", False),
+    }
+    [sms] = stack.gateway.received
+    assert sms.body["template_code"] == "password_reset.zh-CN"
+    token = link_in(sms, "reset-password")
+    new = {"token": token, "password": "river-stone-lantern-52"}
+    assert (await stack.registry.post("/auth/password-resets/complete", json=new)).status_code == 204
+    assert (await sign_in(stack.registry, COORDINATOR_PHONE, "river-stone-lantern-52")).status_code == 200
+    assert (await sign_in(stack.registry, COORDINATOR_PHONE, PASSWORD)).status_code == 401
+
+
+async def test_an_invitation_replaced_while_its_sms_waits_for_the_morning_sends_only_the_newer_link(
+    stack: Stack,
+) -> None:
+    stack.clock.set(datetime(2026, 12, 1, 15, 30, tzinfo=UTC))  # 23:30 in Asia/Shanghai
+    created = await create(
+        stack.registry, by=COORDINATOR, login=DIRECTOR_PHONE, role="child_director", counties=[XINGAN]
+    )
+    await stack.wait_for(1, "the first invitation's SMS held", status="pending")
+    again = await stack.registry.post(f"/accounts/{created['account']['id']}/invitation", headers=COORDINATOR)
+    assert again.status_code == 201, again.text
+    held = await stack.wait_for(2, "both invitations' SMS held", status="pending")
+    assert {m["held"] for m in held} == {True}
+
+    stack.clock.set(datetime(2026, 12, 1, 23, 0, tzinfo=UTC))  # 07:00
+    [failed] = await stack.wait_for(1, "the replaced link given up", status="failed")
+    [sent] = await stack.wait_for(1, "the newer link sent", status="sent")
+
+    assert (failed["error"], failed["attempts"]) == ("link_not_valid", 1)
+    assert sent["notice_id"] != failed["notice_id"]
+    [sms] = stack.gateway.received
+    assert link_in(sms, "accept-invitation") == again.json()["token"]

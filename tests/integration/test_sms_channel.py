@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 
 from backbone.natsserver import free_port
 from services.notifications.channels import Outgoing, SendFailed
-from services.notifications.channels.sms import MAX_SEGMENTS, SmsGateway, segments, signed
+from services.notifications.channels.sms import SmsGateway, segments, signed
 from services.notifications.settings import ChannelSettings
 from tests.helpers import assert_nothing_told
 from tests.integration.standins import KEY, SEND_PATH, SIGN, Answer, Gateway, serve_gateway
@@ -26,8 +26,10 @@ TEMPLATE = "SMS_301234567"
 PARAMS = {"name": "李梅", "volunteer": "王芳", "when": "周六上午十点"}
 
 
-def outgoing(to: str = PHONE, text: str = TEXT) -> Outgoing:
-    return Outgoing(message_id=uuid.uuid4(), to=to, text=text, template_id=TEMPLATE, params=dict(PARAMS))
+def outgoing(to: str = PHONE, text: str = TEXT, sms_segments: int = 1) -> Outgoing:
+    return Outgoing(
+        message_id=uuid.uuid4(), to=to, text=text, template_id=TEMPLATE, params=dict(PARAMS), sms_segments=sms_segments
+    )
 
 
 @pytest.fixture
@@ -208,7 +210,6 @@ def test_segments_count_ucs2_and_gsm7_parts() -> None:
     assert (segments("a" * 69 + "`"), segments("a" * 70 + "`")) == (1, 2)  # ASCII, but not GSM-7
     assert segments("😀" * 35) == 1
     assert segments("😀" * 36) == 2  # beyond the BMP: two UCS-2 units each
-    assert MAX_SEGMENTS == 1
 
 
 async def test_a_text_longer_than_one_segment_with_its_signature_is_refused_before_sending(gateway: Gateway) -> None:
@@ -222,6 +223,17 @@ async def test_a_text_longer_than_one_segment_with_its_signature_is_refused_befo
 
     assert (failed.reason, failed.retryable) == ("sms_too_long", False)
     assert len(gateway.received) == 1
+
+
+async def test_a_message_allowed_three_parts_goes_in_three_and_not_four(gateway: Gateway) -> None:
+    channel = SmsGateway(gateway.settings())
+    fits = "关" * (3 * 67 - len(signed(SIGN, "")))
+
+    assert await channel.send(outgoing(text=fits, sms_segments=3)) == "biz-1"
+    failed = await failure(channel, outgoing(text=fits + "关", sms_segments=3))
+    await channel.close()
+
+    assert (failed.reason, len(gateway.received)) == ("sms_too_long", 1)
 
 
 async def test_a_client_given_is_used_and_left_open_and_one_made_is_closed(gateway: Gateway) -> None:

@@ -270,6 +270,9 @@ def test_invited_and_disabled_accounts_are_re_invited_active_ones_get_a_reset() 
         accounts.may_reset("active", "service")
     with refused("service_account"):
         accounts.reinvite("disabled", "service")
+    assert accounts.link_role("child_director") == "child_director"
+    with refused("service_account"):
+        accounts.link_role("service")  # no link: a client secret
 
 
 def test_a_link_works_once_before_it_expires_for_the_account_it_was_made_for() -> None:
@@ -287,6 +290,31 @@ def test_a_link_works_once_before_it_expires_for_the_account_it_was_made_for() -
     ]:
         with refused("invalid_link"):
             accounts.use_link(link, kind, moment)  # type: ignore[arg-type]
+
+
+def test_a_link_is_usable_unused_unexpired_and_while_its_account_is_as_it_was_made_for() -> None:
+    invitation = Link("invitation", NOW + timedelta(hours=72), None, "invited")
+    reset = Link("reset", NOW + timedelta(hours=1), None, "active")
+    assert accounts.usable(invitation, NOW)
+    assert accounts.usable(reset, NOW + timedelta(minutes=59))
+    for link, moment in [
+        (reset, reset.expires_at),
+        (Link("reset", reset.expires_at, NOW, "active"), NOW),  # used, or replaced by a newer one
+        (Link("reset", reset.expires_at, None, "disabled"), NOW),
+        (Link("reset", reset.expires_at, None, "invited"), NOW),
+        (Link("invitation", invitation.expires_at, None, "active"), NOW),  # accepted by now
+        (Link("invitation", invitation.expires_at, None, "disabled"), NOW),
+    ]:
+        assert not accounts.usable(link, moment)
+
+
+def test_a_reset_request_sends_a_link_unless_one_made_within_fifteen_minutes_still_works() -> None:
+    window = accounts.RESET_RESEND_AFTER
+    assert window == timedelta(minutes=15)
+    assert accounts.sends_reset([], NOW)  # none works: asked for the first time, or the last one used or expired
+    assert not accounts.sends_reset([NOW - window + timedelta(seconds=1)], NOW)
+    assert accounts.sends_reset([NOW - window], NOW)
+    assert not accounts.sends_reset([NOW - window, NOW], NOW)  # any recent one holds the next back
 
 
 def test_a_refresh_token_rotates_once_and_a_second_use_is_reuse() -> None:

@@ -24,7 +24,7 @@ from contracts.matching import (
     WishClaimed,
     WishFulfilled,
 )
-from contracts.registry import ChildRegistered
+from contracts.registry import ChildRegistered, LinkIssued
 from contracts.volunteers import VolunteerScreeningRecorded, VolunteerTrainingRecorded
 from services.notifications import messages, rules
 from services.notifications.channels import sms as sms_channel
@@ -35,6 +35,9 @@ LONGEST_COUNTY = "451226"  # 环江毛南族自治县, Huanjiang Maonanzu Zizhix
 CHILD, VOLUNTEER, PAIRING, WISH = (uuid.uuid4() for _ in range(4))
 WHEN = datetime(2026, 12, 1, 17, 30, tzinfo=UTC)  # 2 December in Asia/Shanghai
 CHECKED, EXPIRES = date(2026, 1, 5), date(2026, 12, 31)
+LINK = uuid.uuid4()
+TOKEN = "T" * 43  # as long as the registry's (32 random bytes, URL-safe base64)
+CONSOLE = "https://guanai.mzt.gxzf.gov.cn/console1234"  # 40 characters: the longest a link's SMS is sized for
 
 
 def examples(county: str = XINGAN) -> list[Event]:
@@ -69,6 +72,15 @@ def examples(county: str = XINGAN) -> list[Event]:
             volunteer_id=VOLUNTEER, step="record_check", result="passed", checked_at=CHECKED, expires_at=EXPIRES
         ),
         VolunteerTrainingRecorded(volunteer_id=VOLUNTEER, course="基础培训", completed_at=CHECKED, expires_at=EXPIRES),
+        LinkIssued(
+            link_id=LINK,
+            account_id=uuid.uuid4(),
+            kind="invitation",
+            role="child_director",
+            county_code=county,
+            expires_at=WHEN,
+        ),
+        LinkIssued(link_id=LINK, account_id=uuid.uuid4(), kind="reset", role="donor", expires_at=WHEN),
     ]
 
 
@@ -77,6 +89,12 @@ def every_decision(event: Event, county: str = XINGAN) -> list[rules.Decision]:
     occasions = [rules.Occasion(county_code=county)]
     occasions += [rules.Occasion(before=r.before, county_code=county) for r in rules.reminders(event)]
     return [d for occasion in occasions for d in rules.decide(event, uuid.uuid4(), VOLUNTEER, occasion)]
+
+
+def said(event: Event, reason: str, language: messages.Language, county: str = XINGAN) -> dict[str, str]:
+    """The facts a message of `reason` is rendered with as it is sent: a link's with the link."""
+    facts = messages.facts(event, language, county)
+    return messages.with_link(facts, reason, CONSOLE, TOKEN) if reason in messages.LINK_PAGES else facts
 
 
 def told(event: Event, paired: uuid.UUID | None = None) -> set[tuple[str, str, str]]:
@@ -141,7 +159,7 @@ def test_every_rule_has_its_words_in_both_languages(event: Event, language: mess
     decisions = every_decision(event, LONGEST_COUNTY)
     assert decisions
     for decision in decisions:
-        words = messages.words(decision.reason, language, messages.facts(event, language, LONGEST_COUNTY))
+        words = messages.words(decision.reason, language, said(event, decision.reason, language, LONGEST_COUNTY))
         assert all((words.sms, words.subject, words.text))
         assert str(escape(words.text)) in words.html
         assert f'lang="{language}"' in words.html
@@ -152,14 +170,19 @@ def test_every_rule_has_its_words_in_both_languages(event: Event, language: mess
 
 
 @pytest.mark.parametrize("county", [LONGEST_COUNTY, "451225"])  # the longest names in pinyin, in characters
-def test_every_sms_fits_one_segment_with_the_gateways_signature(county: str) -> None:
+def test_every_sms_fits_one_segment_with_the_gateways_signature_and_a_link_three(county: str) -> None:
     # The signature is Chinese, so every SMS goes as UCS-2: one segment holds 70 characters, signature included.
     sign = ChannelSettings().sms_sign_name
+    sizes = set()
     for event in examples(county):
         for decision in every_decision(event, county):
             for language in messages.LANGUAGES:
-                sms = messages.words(decision.reason, language, messages.facts(event, language, county)).sms
-                assert sms_channel.segments(sms_channel.signed(sign, sms)) <= sms_channel.MAX_SEGMENTS, sms
+                sms = messages.words(decision.reason, language, said(event, decision.reason, language, county)).sms
+                size = sms_channel.segments(sms_channel.signed(sign, sms))
+                assert size <= messages.sms_segments(decision.reason), sms
+                sizes.add((decision.reason in messages.LINK_PAGES, size))
+    assert {size for link, size in sizes if not link} == {1}
+    assert {size for link, size in sizes if link} == {3}  # with the make run console's address, two
 
 
 def test_dates_are_the_programmes_own_in_each_language() -> None:
@@ -186,6 +209,34 @@ def test_what_a_donor_is_told_says_where_when_and_how_much_and_nothing_about_the
             if decision.recipient == "donor-7" or decision.reason == "aid_distributed":
                 for language in messages.LANGUAGES:
                     assert set(messages.facts(event, language)) <= {"county", "deadline", "quantity", "value"}
+
+
+def test_a_link_goes_to_its_owner_alone_by_sms_and_email_and_a_reset_does_not_wait_for_the_morning() -> None:
+    invitation, reset = (event for event in examples() if isinstance(event, LinkIssued))
+    cause = uuid.uuid4()
+    [invited] = rules.decide(invitation, cause)
+    assert (invited.reason, invited.recipient, invited.channels, invited.urgency) == (
+        "invitation",
+        f"link:{LINK}",
+        ("sms", "email"),
+        "routine",
+    )
+    assert (invited.about_id, invited.county_code) == (LINK, XINGAN)
+    [told_reset] = rules.decide(reset, cause)
+    assert (told_reset.reason, told_reset.urgency, told_reset.county_code) == ("password_reset", "urgent", "")
+
+
+def test_a_links_facts_hold_no_token_and_the_token_goes_after_the_hash() -> None:
+    invitation = next(event for event in examples() if isinstance(event, LinkIssued))
+    facts = messages.facts(invitation, "zh-CN")
+    assert facts == {"county": "兴安县", "until": "12月2日01:30", "role": "儿童主任"}
+    assert messages.facts(invitation, "en")["until"] == "01:30 on 2 Dec"
+    linked = messages.with_link(facts, "invitation", CONSOLE + "/", TOKEN)
+    assert linked["link"] == f"{CONSOLE}/accept-invitation#{TOKEN}"
+    assert messages.with_link(facts, "password_reset", CONSOLE, TOKEN)["link"] == f"{CONSOLE}/reset-password#{TOKEN}"
+    words = messages.words("invitation", "en", linked)
+    assert words.sms.endswith(linked["link"])  # last: nothing after it for a phone to take as part of the link
+    assert linked["link"] in words.text
 
 
 def test_an_unknown_language_gets_chinese() -> None:

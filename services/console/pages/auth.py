@@ -123,8 +123,8 @@ async def forgot_page(request: Request) -> Response:
 
 @router.post("/forgot-password", response_class=HTMLResponse)
 async def forgot(request: Request) -> Response:
-    """Ask for a reset: the registry tells the account's admin or coordinator, who hands a link over; the answer is
-    the same whether the login exists or not."""
+    """Ask for a reset: the registry has a link sent to the account's owner (and shows the request to its admin or
+    coordinator); the answer is the same whether the login exists or not."""
     sent = await form(request)
     login = str(sent.get("login", "")).strip()[:64]
     if login:

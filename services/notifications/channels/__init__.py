@@ -27,6 +27,9 @@ class Outgoing:
     html: str | None = field(default=None, repr=False)  # email only: the HTML part, already autoescaped
     template_id: str = ""  # SMS only: the gateway's approved template
     params: dict[str, str] = field(default_factory=dict, repr=False)  # SMS only: the template's parameters
+    # SMS only: the parts it may take. One: a notice split in two may arrive half, and each part is billed; a link
+    # to choose a password cannot fit one.
+    sms_segments: int = 1
     language: str = "zh-CN"
 
 

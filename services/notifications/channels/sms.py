@@ -15,8 +15,6 @@ from services.notifications.settings import ChannelSettings
 
 log = structlog.get_logger("notifications.sms")
 
-MAX_SEGMENTS = 1  # a notice split in two may arrive in the wrong order or half; and each part is billed
-
 # GSM 03.38: the basic set costs one septet a character, the extension set two (an escape first). Anything else (a
 # Chinese character, the signature's 【】, a backtick) sends the whole SMS as UCS-2.
 _GSM7 = set(
@@ -59,7 +57,7 @@ class SmsGateway:
             raise SendFailed("channel_not_configured", retryable=False)
         if not _PHONE.fullmatch(message.to):
             raise SendFailed("bad_phone_number", retryable=False)
-        if segments(signed(settings.sms_sign_name, message.text)) > MAX_SEGMENTS:
+        if segments(signed(settings.sms_sign_name, message.text)) > message.sms_segments:
             raise SendFailed("sms_too_long", retryable=False)
         message_id = str(message.message_id)
         # The same on every try, as header and out_id: a gateway that has the first copy does not send a second.
