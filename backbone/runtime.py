@@ -42,6 +42,7 @@ class Timer:
     name: str
     every: float
     tick: Callable[[], Awaitable[object]]
+    close: Callable[[], Awaitable[object]] | None = None  # when the service stops: what the ticks held open
 
 
 @dataclass(frozen=True)
@@ -91,16 +92,23 @@ class Runtime:
         self._tasks += [asyncio.create_task(self._every(timer)) for timer in self.spec.timers(self)]
 
     async def _every(self, timer: Timer) -> None:
-        while not self._stopping.is_set():
-            context.fresh()  # each tick is its own story: what it appends shares a new correlation id
-            try:
-                await timer.tick()
-            except Exception as error:
-                log.warning("timer.failed", timer=timer.name, error=repr(error))
-            finally:
-                context.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timer.every)
+        try:
+            while not self._stopping.is_set():
+                context.fresh()  # each tick is its own story: what it appends shares a new correlation id
+                try:
+                    await timer.tick()
+                except Exception as error:
+                    log.warning("timer.failed", timer=timer.name, error=repr(error))
+                finally:
+                    context.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timer.every)
+        finally:
+            if timer.close is not None:
+                try:
+                    await timer.close()
+                except Exception as error:
+                    log.warning("timer.close_failed", timer=timer.name, error=repr(error))
 
     async def _connect_and_run(self) -> None:
         while self.nc is None:

@@ -38,16 +38,19 @@ SPEC = ServiceSpec(
 def timers(runtime: Runtime, outbound: Outbound | None = None) -> list[Timer]:
     """Daily repeats of escalations, reminders before deadlines, and the sender: it needs the service's own account
     at the registry, to look contacts up; without one, what is decided waits in the outbox."""
-    if outbound is None and runtime.settings.service_client_id:
-        outbound = Outbound.configured(runtime)
     every = runtime.settings.timer_seconds
     deciding = [
         Timer("repeat-escalations", every, partial(repeat_due, runtime)),
         Timer("remind", every, partial(remind_due, runtime)),
     ]
-    if outbound is None:
+    if outbound is None and not runtime.settings.service_client_id:
         return deciding
-    return [*deciding, Timer("send-messages", outbound.settings.send_every_seconds, Sender(runtime, outbound).tick)]
+    close = None  # one given (tests) is closed by whoever gave it
+    if outbound is None:
+        outbound = Outbound.configured(runtime)
+        close = outbound.close
+    sender = Sender(runtime, outbound)
+    return [*deciding, Timer("send-messages", outbound.settings.send_every_seconds, sender.tick, close)]
 
 
 def create_app(

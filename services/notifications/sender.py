@@ -80,6 +80,11 @@ class Outbound:
         client = httpx.AsyncClient(base_url=chosen.registry_url, auth=token, timeout=10)
         return cls(chosen, Directory(client), {"sms": SmsGateway(chosen), "email": SmtpMailer(chosen)})
 
+    async def close(self) -> None:
+        await self.directory.close()
+        for channel in self.channels.values():
+            await channel.close()
+
 
 class Sender:
     def __init__(self, runtime: Runtime, outbound: Outbound) -> None:
