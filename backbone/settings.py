@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     )
     service_client_id: str | None = Field(default=None, description="this service's account at the registry")
     service_client_secret: SecretStr | None = Field(default=None, description="that account's client secret")
+    link_readers: list[str] = Field(
+        default=["notifications"],
+        description="the registry's: the service accounts (logins) given links' tokens to send (JSON list)",
+    )
     host: str = "127.0.0.1"
     port: int | None = None
     log_format: Literal["auto", "json", "console"] = "auto"

@@ -134,14 +134,14 @@ async def ensure(runtime: Runtime, new: NewAccount, passwords: Passwords, who: s
     kept = passwords.get(new.login)
     password = kept or passphrase([new.login, new.name])
     if found is None:
-        # Accepted here and now: nobody to send the invitation to.
+        # Used here and now: no link is sent to anyone.
         _, handover = await handlers.create_account(runtime, OPERATOR, replace(new, send_link=False))
         await handlers.accept_invitation(runtime, handover.token, password)
     elif found.state != "active":
-        invitation = await handlers.reinvite(runtime, OPERATOR, found.id)
+        invitation = await handlers.reinvite(runtime, OPERATOR, found.id, send=False)
         await handlers.accept_invitation(runtime, invitation.token, password)
     elif kept is None:
-        reset = await handlers.reset_link(runtime, OPERATOR, found.id)
+        reset = await handlers.reset_link(runtime, OPERATOR, found.id, send=False)
         await handlers.complete_reset(runtime, reset.token, password)
     passwords.keep(new.login, password)
     return DemoAccount(new.login, new.role, password, who)

@@ -38,6 +38,7 @@ class Contact:
     phone: str | None = field(default=None, repr=False)
     email: str | None = field(default=None, repr=False)
     token: str | None = field(default=None, repr=False)
+    kind: str | None = None  # a link's: invitation, reset
 
     def address(self, channel: OutwardChannel) -> str | None:
         return self.phone if channel == "sms" else self.email
@@ -54,7 +55,8 @@ class Directory:
         self._client = client
 
     async def lookup(self, recipients: Sequence[str]) -> list[Contact]:
-        """Everyone the recipients name (persons and groups), with their contacts; an unknown one names nobody."""
+        """Everyone the recipients name (persons, groups, links' owners), with their contacts and a link's token; an
+        unknown one, or a dead link, names nobody."""
         found: list[Contact] = []
         for start in range(0, len(recipients), LOOKUP_LIMIT):
             body = {"recipients": list(recipients[start : start + LOOKUP_LIMIT])}
@@ -66,7 +68,14 @@ class Directory:
                 raise DirectoryUnavailable(f"the registry answered {response.status_code}")
             try:
                 found += [
-                    Contact(str(p["recipient"]), str(p["person_id"]), p.get("phone"), p.get("email"), p.get("token"))
+                    Contact(
+                        str(p["recipient"]),
+                        str(p["person_id"]),
+                        p.get("phone"),
+                        p.get("email"),
+                        p.get("token"),
+                        p.get("kind"),
+                    )
                     for p in response.json()["people"]
                 ]
             except (ValueError, KeyError, TypeError):

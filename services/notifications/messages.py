@@ -56,9 +56,9 @@ RISK: dict[Language, dict[str, str]] = {
     "en": {"high": "high-risk", "medium": "medium-risk", "low": "low-risk"},
 }
 
-LINK_PAGES = {"invitation": "/accept-invitation", "password_reset": "/reset-password"}  # the console's pages
+LINK_PAGES = {"invitation": "/accept-invitation", "reset": "/reset-password"}  # the console's, by the link's kind
 # SMS parts a message may take beyond one: a link with words around it cannot fit one (the phone joins the parts
-# again; each is billed). Three hold either link's SMS with a console address of up to 40 characters.
+# again; each is billed). Three hold either link's SMS with a console address of up to 40 characters (settings).
 SMS_SEGMENTS = {"invitation": 3, "password_reset": 3}
 
 _loader = PackageLoader("services.notifications", "templates")
@@ -119,10 +119,10 @@ def facts(event: Event, language: Language, county_code: str | None = None) -> d
     return said
 
 
-def with_link(facts: Mapping[str, str], reason: str, console_url: str, token: str) -> dict[str, str]:
+def with_link(facts: Mapping[str, str], kind: str, console_url: str, token: str) -> dict[str, str]:
     """The facts of a link's message and the link itself: the console's page for the link's kind, the token after
     the `#` (a browser never sends that part to a server, so no web log holds it)."""
-    return {**facts, "link": f"{console_url.rstrip('/')}{LINK_PAGES[reason]}#{token}"}
+    return {**facts, "link": f"{console_url.rstrip('/')}{LINK_PAGES[kind]}#{token}"}
 
 
 def _county(code: str, language: Language) -> str:

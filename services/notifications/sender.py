@@ -124,7 +124,7 @@ class Sender:
         now = self.runtime.clock.now()
         rows = []
         for notice in notices:
-            if not people[notice.recipient_id]:  # nobody to tell beyond the inbox: no account, or nobody in the group
+            if not people[notice.recipient_id]:  # nobody beyond the inbox: no account, nobody in the group, a dead link
                 UNADDRESSED.labels(notice.reason).inc()
                 log.info("sender.nobody_to_tell", reason=notice.reason, county_code=notice.county_code)
             for contact in people[notice.recipient_id]:
@@ -285,16 +285,16 @@ def _asked(row: Any) -> str:
 
 def _outgoing(row: Any, contact: Contact | None, console_url: str) -> Outgoing:
     """The message in the person's words, to their address as the registry has it now; a link's, with the link."""
-    token = contact.token if contact else None  # a link's, while it works
-    if token is None and is_link(row.recipient_id):  # used, replaced by a newer one, expired, or disabled
-        raise SendFailed("link_not_valid", retryable=False)
+    token, kind = (contact.token, contact.kind) if contact else (None, None)  # a link's, while it works
+    if (token is None or kind not in messages.LINK_PAGES) and is_link(row.recipient_id):
+        raise SendFailed("link_not_valid", retryable=False)  # used, replaced by a newer one, expired, or disabled
     address = contact.address(row.channel) if contact else None
     if address is None:  # the person left, or no longer has that contact
         raise SendFailed("no_address", retryable=False)
     language = messages.language_of(row.language)
     facts = row.facts[language]
-    if token is not None:
-        facts = messages.with_link(facts, row.reason, console_url, token)
+    if token is not None and kind is not None:
+        facts = messages.with_link(facts, kind, console_url, token)
     said = messages.words(row.reason, language, facts)
     return Outgoing(
         message_id=row.message_id,
@@ -323,7 +323,10 @@ def _messages(notice: Any, contact: Contact, chosen: preferences.Preferences, no
     """The messages a notice makes for one person: one a channel of the rule's that they take and can be reached
     by, due at once or when their quiet hours end."""
     rows = []
-    for channel in preferences.channels_for(tuple(notice.channels), chosen):
+    # A link goes through every channel it can: its owner asked for it, or cannot sign in to choose otherwise.
+    rule = tuple(notice.channels)
+    channels = rule if is_link(notice.recipient_id) else preferences.channels_for(rule, chosen)
+    for channel in channels:
         if channel == "inbox" or contact.address(channel) is None:
             continue
         release = preferences.release_at(now, channel, notice.urgency, chosen)

@@ -16,7 +16,8 @@ class ChannelSettings(BaseSettings):
 
     registry_url: str = Field(default="http://127.0.0.1:8001", description="where contacts are looked up")
     console_url: str = Field(
-        default="http://127.0.0.1:8000", description="the console's address as people open it: links go to its pages"
+        default="http://127.0.0.1:8000",
+        description="the console's address as people open it (links go to its pages): HTTPS, at most 40 characters",
     )
     send_every_seconds: float = Field(default=1.0, gt=0, description="how often the sender looks for due messages")
     retry_first_seconds: float = Field(default=30.0, gt=0, description="wait after a first failure; doubles each try")
@@ -38,11 +39,26 @@ class ChannelSettings(BaseSettings):
     @classmethod
     def _encrypted(cls, url: str | None) -> str | None:
         """The gateway gets the API key and every phone number: over HTTPS, but on this machine (a test's gateway)."""
-        if url is None:
-            return None
-        parts = urlsplit(url)
-        if parts.scheme == "https" and parts.hostname:
-            return url
-        if parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1"):
+        if url is None or _encrypted(url):
             return url
         raise ValueError("SMS_GATEWAY_URL must be an https:// URL (http:// only on this machine)")
+
+    @field_validator("console_url")
+    @classmethod
+    def _console(cls, url: str) -> str:
+        """Links carry a password's token to it: over HTTPS, but on this machine; and short enough for a link's SMS."""
+        if not _encrypted(url):
+            raise ValueError("CONSOLE_URL must be an https:// URL (http:// only on this machine)")
+        if len(url.rstrip("/")) > CONSOLE_URL_LONGEST:
+            raise ValueError(f"CONSOLE_URL must be at most {CONSOLE_URL_LONGEST} characters: links go by SMS")
+        return url
+
+
+CONSOLE_URL_LONGEST = 40  # the links' SMS fit their three parts with a console address this long, and no longer
+
+
+def _encrypted(url: str) -> bool:
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return True
+    return parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")

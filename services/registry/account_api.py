@@ -13,7 +13,8 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+import structlog
+from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
@@ -24,6 +25,7 @@ from backbone.deps import CoordinatorDep, PrincipalDep, RuntimeDep
 from backbone.errors import error_response
 from backbone.fields import Text
 from backbone.paging import Page, Paging, fetch_page
+from backbone.runtime import Runtime
 from backbone.tokens import Issuer
 from services.registry import account_handlers as handlers
 from services.registry.account_records import AccountRecord, served_within
@@ -73,6 +75,7 @@ class _Refusals(APIRoute):
         return answer
 
 
+log = structlog.get_logger("registry.accounts")
 router = APIRouter(tags=["accounts"], route_class=_Refusals)
 Password = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Login = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -230,12 +233,21 @@ class ResetRequest(BaseModel):
 
 
 @router.post("/auth/password-resets", status_code=202, tags=["sign-in"])
-async def request_reset(body: ResetRequest, runtime: RuntimeDep) -> Response:
-    """Ask for a password reset: always 202, whether the login exists or not. An active account's owner is sent a
-    reset link by SMS (a mobile-number login) and email, at most one every 15 minutes; the request also shows in
-    the account list, for an admin or the county's coordinator to hand a link over to one who cannot be reached."""
-    await handlers.request_reset(runtime, body.login)
+async def request_reset(body: ResetRequest, runtime: RuntimeDep, after: BackgroundTasks) -> Response:
+    """Ask for a password reset: always 202, at once, whether the login exists or not (the work is done after the
+    answer, so its time tells nothing either). An active account's owner who can be reached is sent a reset link by
+    SMS (a mobile-number login) and email, unless a reset link of theirs still works, and three at most a day; the
+    request also shows in the account list, for an admin or the county's coordinator to hand a link over."""
+    after.add_task(_reset_quietly, runtime, body.login)
     return Response(status_code=202)
+
+
+async def _reset_quietly(runtime: Runtime, login: str) -> None:
+    """After the answer: a failure is logged by its kind alone (nothing of the login), and the asker may ask again."""
+    try:
+        await handlers.request_reset(runtime, login)
+    except Exception as error:
+        log.warning("reset_request.failed", error=type(error).__name__)
 
 
 @router.post("/auth/password-resets/complete", status_code=204, tags=["sign-in"])
@@ -254,7 +266,9 @@ class AccountOut(BaseModel):
     counties: list[str]
     state: State
     person_id: uuid.UUID | None
-    reset_requested_at: datetime | None = Field(description="when its owner asked for a reset not yet given")
+    reset_requested_at: datetime | None = Field(
+        description="when its owner asked for a reset, until a new password is set by a link or one is handed over"
+    )
     created_at: datetime
     updated_at: datetime
     version: int
@@ -386,13 +400,14 @@ async def disable_account(account_id: uuid.UUID, runtime: RuntimeDep, principal:
 
 @router.post("/accounts/{account_id}/invitation", status_code=201, response_model=HandoverOut)
 async def reinvite(account_id: uuid.UUID, runtime: RuntimeDep, principal: CoordinatorDep) -> HandoverOut:
-    """A new invitation link for an invited account, or a disabled one coming back; earlier links stop working."""
+    """A new invitation link for an invited account, or a disabled one coming back, to hand over and sent to its
+    owner (`sent`); earlier links stop working."""
     return _handover(await handlers.reinvite(runtime, principal, account_id))
 
 
 @router.post("/accounts/{account_id}/password-reset", status_code=201, response_model=HandoverOut)
 async def reset_link(account_id: uuid.UUID, runtime: RuntimeDep, principal: CoordinatorDep) -> HandoverOut:
-    """A password reset link (1 hour) for an active account, to hand to its owner."""
+    """A password reset link (1 hour) for an active account, to hand to its owner and sent to them (`sent`)."""
     return _handover(await handlers.reset_link(runtime, principal, account_id))
 
 

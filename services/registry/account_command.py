@@ -99,6 +99,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Se
     print(f'  POST /auth/invitations/accept {{"token": "{handover.token}", "password": …}}  on the registry,')
     print(f"  or in the console: /accept-invitation#{handover.token}")
     print(f'then signs in: POST /auth/sign-in {{"login": "{profile.login}", "password": …}}')
+    if handover.sent:
+        print("it is also sent to its owner by SMS or email, once the notifications service runs")
     return 0
 
 

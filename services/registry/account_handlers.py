@@ -9,7 +9,7 @@ import functools
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Final, cast
@@ -31,12 +31,12 @@ from services.registry import accounts, audit, recipients, vault
 from services.registry.account_records import (
     AccountLink,
     AccountRecord,
-    LinkToken,
     RefreshTokenRecord,
     SessionRecord,
     SignInFailure,
     login_key,
     new_token,
+    sent_link_token,
     source_key,
     token_hash,
 )
@@ -45,6 +45,7 @@ from services.registry.domain import DomainError
 from services.registry.records import DonorRecord, VolunteerRecord
 
 hasher = PasswordHasher()  # argon2id, the library's defaults (RFC 9106's second recommended set)
+ANONYMOUS = "anonymous"  # who asks for a reset, in the audit log and as the maker of the link
 WRONG = DomainError("invalid_credentials", "the login or the password is not right")
 
 
@@ -461,15 +462,13 @@ async def _new_link(
     """A new link (never a service's: it has a client secret); any earlier one of the kind still unused stops
     working. Unless told not to `send` it, or its owner has no mobile-number login and no email address, it is
     announced (`LinkIssued`, with `causes` if given) for the notifications service to send to its owner, who may
-    never be handed it otherwise; the event carries no token and no contact, so its token stays readable, sealed
-    with the account's key, for as long as the link can be used (`working_links`). Tokens of any account's links
-    past their expiry go now: the table keeps no dead token for long, and needs no timer."""
+    never be handed it otherwise. The event carries no token and no contact: the token is derived from the link's id
+    (`sent_link_token`), for `sent_links` to give it again at send time, and kept nowhere."""
     role = accounts.link_role(owner.role)
     await _retire_links(conn, owner.id, now, kind)
-    await conn.execute(delete(LinkToken).where(LinkToken.expires_at <= now))
-    key = await vault.key_of(conn, owner.id)
-    assert key is not None  # destroyed only with an erasure, after which the account gets no link
-    token, link_id, expires_at = new_token(), uuid.uuid4(), accounts.link_expiry(kind, now)
+    link_id, expires_at = uuid.uuid4(), accounts.link_expiry(kind, now)
+    sent = send and reachable(owner)
+    token = sent_link_token(runtime.settings.secret, link_id) if sent else new_token()
     await conn.execute(
         insert(AccountLink).values(
             token_hash=token_hash(token),
@@ -480,80 +479,63 @@ async def _new_link(
             created_by=by[:100],
         )
     )
-    if not (send and (recipients.mobile(owner.login) or owner.email)):
-        return Handover(kind, token, expires_at)
-    await conn.execute(
-        insert(LinkToken).values(
-            link_id=link_id,
-            token_hash=token_hash(token),
-            account_id=owner.id,
-            sealed=vault.seal(key, owner.id, {"token": token}),
-            expires_at=expires_at,
+    if sent:
+        county_code = owner.counties[0] if owner.counties else None
+        issued = LinkIssued(
+            link_id=link_id, account_id=owner.id, kind=kind, role=role, county_code=county_code, expires_at=expires_at
         )
-    )
-    county_code = owner.counties[0] if owner.counties else None
-    issued = LinkIssued(
-        link_id=link_id, account_id=owner.id, kind=kind, role=role, county_code=county_code, expires_at=expires_at
-    )
-    await runtime.append(conn, Append(str(link_id), 0, [issued], causes=causes))
-    return Handover(kind, token, expires_at, sent=True)
+        await runtime.append(conn, Append(str(link_id), 0, [issued], causes=causes))
+    return Handover(kind, token, expires_at, sent=sent)
+
+
+def reachable(owner: Profile) -> bool:
+    """Whether a link can be sent to the account's owner: by SMS to a mobile-number login, or by email."""
+    return recipients.mobile(owner.login) is not None or owner.email is not None
 
 
 async def _retire_links(
     conn: AsyncConnection, account_id: uuid.UUID, now: datetime, kind: LinkKind | None = None
 ) -> None:
-    """The account's unused links (of `kind`, or all) stop working, and their tokens can no longer be read."""
-    tokens = delete(LinkToken).where(LinkToken.account_id == account_id)
-    if kind:
-        of_kind = select(AccountLink.token_hash).where(AccountLink.account_id == account_id, AccountLink.kind == kind)
-        tokens = tokens.where(LinkToken.token_hash.in_(of_kind))
-    await conn.execute(tokens)
     query = update(AccountLink).where(AccountLink.account_id == account_id, AccountLink.used_at.is_(None))
     await conn.execute((query.where(AccountLink.kind == kind) if kind else query).values(used_at=now))
 
 
-@dataclass(frozen=True)
-class WorkingLink:
-    """A link that can still be used, with its token and its account opened: what its owner is sent."""
-
-    link_id: uuid.UUID
-    kind: LinkKind
-    token: str = field(repr=False)
-    owner: Profile
-
-
-async def working_links(conn: AsyncConnection, link_ids: Sequence[uuid.UUID], now: datetime) -> list[WorkingLink]:
-    """Those of the links that can still be used (`accounts.usable`) and whose token is readable (its row kept, its
-    account's key not destroyed), in two queries whatever their number (at most 500). A link used, replaced or
-    expired, or whose account was disabled or erased, is not among them."""
-    if not link_ids:
-        return []
+async def sent_links(
+    conn: AsyncConnection, secret: bytes, link_ids: Sequence[uuid.UUID], now: datetime
+) -> dict[uuid.UUID, recipients.OpenLink]:
+    """Those of the announced links that can still be used (`accounts.usable`), by id, each with its token and its
+    owner opened, in two queries whatever their number: the tokens are derived again from the ids, and the links
+    found by their hashes. A link used, replaced or expired, or whose account was disabled or erased, is not among
+    them."""
+    by_hash = {token_hash(sent_link_token(secret, link_id)): link_id for link_id in link_ids}
+    if not by_hash:
+        return {}
     query = (
         select(
-            AccountRecord,
-            LinkToken.link_id,
-            LinkToken.sealed.label("sealed_token"),
+            *AccountRecord.__table__.columns,
+            AccountLink.token_hash,
             AccountLink.kind,
             AccountLink.expires_at,
             AccountLink.used_at,
         )
-        .join_from(LinkToken, AccountLink, AccountLink.token_hash == LinkToken.token_hash)
-        .join(AccountRecord, AccountRecord.id == AccountLink.account_id)
-        .where(LinkToken.link_id.in_(link_ids))
+        .join_from(AccountLink, AccountRecord, AccountRecord.id == AccountLink.account_id)
+        .where(AccountLink.token_hash.in_(by_hash))
     )
     rows = (await conn.execute(query)).all()
     keys = await vault.keys_of(conn, [row.id for row in rows])
-    working: list[WorkingLink] = []
+    found = {}
     for row in rows:
         kind = cast(LinkKind, row.kind)
-        sealed = vault.unseal(keys.get(row.id), row.id, row.sealed_token)
-        if sealed is not None and accounts.usable(accounts.Link(kind, row.expires_at, row.used_at, row.state), now):
-            working.append(WorkingLink(row.link_id, kind, sealed["token"], _profile(row, keys[row.id])))
-    return working
+        if row.id in keys and accounts.usable(accounts.Link(kind, row.expires_at, row.used_at, row.state), now):
+            owner, link_id = _profile(row, keys[row.id]), by_hash[row.token_hash]
+            found[link_id] = recipients.OpenLink(
+                owner.id, owner.sub, owner.login, owner.email, kind, sent_link_token(secret, link_id)
+            )
+    return found
 
 
 async def _use_link(runtime: Runtime, token: str, kind: LinkKind, password: str) -> None:
-    """Set the password through an invitation or reset link: once, before it expires; its token is kept no more."""
+    """Set the password through an invitation or reset link: once, before it expires."""
     now = runtime.clock.now()
     async with runtime.db.begin() as conn:
         query = select(AccountLink).where(AccountLink.token_hash == token_hash(token)).with_for_update()
@@ -565,7 +547,6 @@ async def _use_link(runtime: Runtime, token: str, kind: LinkKind, password: str)
         assert profile is not None
         accounts.check_password(password, [profile.login, profile.name])
         await conn.execute(update(AccountLink).where(AccountLink.token_hash == link.token_hash).values(used_at=now))
-        await conn.execute(delete(LinkToken).where(LinkToken.token_hash == link.token_hash))
         await _update(conn, profile.id, now, state=state, password_hash=await _hash(password), reset_requested_at=None)
         if kind == "reset":
             await _end_sessions(conn, now, "password_reset", profile.id)
@@ -584,11 +565,11 @@ async def complete_reset(runtime: Runtime, token: str, password: str) -> None:
 
 
 async def request_reset(runtime: Runtime, typed: str) -> None:
-    """Someone asks for a reset: an active account (not a service's) gets a reset link, which the notifications
-    service sends its owner, unless one made less than `accounts.RESET_RESEND_AFTER` ago still works (anyone may ask
-    for any login, as often as they like). The request shows in the account list until a password is set by a link
-    or an admin or coordinator gives one, and each link made is audit-logged. Anything else is quietly ignored, and
-    the caller cannot tell which happened."""
+    """Someone asks for a reset (the API answers first, and does this after). For an active account (not a
+    service's) the request shows in the account list until a password is set by a link or an admin or coordinator
+    gives one; and its owner is sent a reset link when `accounts.sends_reset` allows: one that can be reached, none
+    of whose reset links works now, sent fewer than three today. Each request that writes anything is audit-logged.
+    Anything else is quietly ignored."""
     try:
         key = login_key(runtime.settings.secret, accounts.normal_login(typed))
     except DomainError:
@@ -600,21 +581,32 @@ async def request_reset(runtime: Runtime, typed: str) -> None:
             AccountRecord.login_key == key, AccountRecord.state == "active", AccountRecord.role != "service"
         )
         row = (await conn.execute(query.with_for_update())).first()
-        working = select(AccountLink.created_at).where(  # asked whether or not there is an account: as slow
-            AccountLink.account_id == (row.id if row is not None else None),
-            AccountLink.kind == "reset",
-            AccountLink.used_at.is_(None),
-            AccountLink.expires_at > now,
-        )
-        if row is None or not accounts.sends_reset(list(await conn.scalars(working)), now):
+        if row is None:
             return
-        if row.reset_requested_at is None:  # the first request not yet answered is the one the list shows
-            await conn.execute(update(AccountRecord).where(AccountRecord.id == row.id).values(reset_requested_at=now))
         owner = (await profiles(conn, [row]))[0]
-        await audit.record_account(conn, now, "anonymous", "none", "reset_request", owner.id)  # not the owner's act
-        # The event keeps the request's correlation, under a copy of its causes, which the answer does not report
-        # (X-Written): a 202 saying that a link was written would tell that the login has an account.
-        await _new_link(runtime, conn, owner, "reset", now, "anonymous", replace(context.current()))
+        today = select(AccountLink.created_by, AccountLink.created_at, AccountLink.used_at, AccountLink.expires_at)
+        resets = (
+            await conn.execute(
+                today.where(
+                    AccountLink.account_id == row.id,
+                    AccountLink.kind == "reset",
+                    AccountLink.created_at > now - timedelta(days=1),  # a reset link lasts an hour: all that work
+                )
+            )
+        ).all()
+        working = sum(1 for link in resets if link.used_at is None and now < link.expires_at)
+        sent_today = [link.created_at for link in resets if link.created_by == ANONYMOUS]
+        sends = accounts.sends_reset(reachable(owner), working, sent_today, now)
+        marks = row.reset_requested_at is None  # the first request not yet answered is the one the list shows
+        if marks:
+            await conn.execute(update(AccountRecord).where(AccountRecord.id == row.id).values(reset_requested_at=now))
+        if marks or sends:  # anyone may ask for any login: no act of the owner's
+            note = "link sent" if sends else "no link sent"
+            await audit.record_account(conn, now, ANONYMOUS, "none", "reset_request", owner.id, note=note)
+        if sends:
+            # The event keeps the request's correlation, under a copy of its causes, which no answer reports
+            # (X-Written): a 202 saying that a link was written would tell that the login has an account.
+            await _new_link(runtime, conn, owner, "reset", now, ANONYMOUS, replace(context.current()))
 
 
 # Managing accounts (admins; coordinators for their counties' volunteers and child directors)
@@ -800,22 +792,23 @@ async def disable(runtime: Runtime, actor: Principal, account_id: uuid.UUID) -> 
         return await _one(held.conn, account_id)
 
 
-async def reinvite(runtime: Runtime, actor: Principal, account_id: uuid.UUID) -> Handover:
+async def reinvite(runtime: Runtime, actor: Principal, account_id: uuid.UUID, send: bool = True) -> Handover:
     """A new invitation link for an account not yet accepted, or a disabled one coming back (its old password no
-    longer works)."""
+    longer works); sent to its owner too unless not to `send`."""
     async with _managing(runtime, actor, account_id) as held:
         await held.update(state=accounts.reinvite(held.before.state, held.before.role), password_hash=None)
         await held.audit("reinvite")
-        return await _new_link(runtime, held.conn, held.before, "invitation", held.now, actor.sub)
+        return await _new_link(runtime, held.conn, held.before, "invitation", held.now, actor.sub, send=send)
 
 
-async def reset_link(runtime: Runtime, actor: Principal, account_id: uuid.UUID) -> Handover:
-    """A password reset link for an active account (one hour); the password works until the link is used."""
+async def reset_link(runtime: Runtime, actor: Principal, account_id: uuid.UUID, send: bool = True) -> Handover:
+    """A password reset link for an active account (one hour), sent to its owner too unless not to `send`; the
+    password works until the link is used."""
     async with _managing(runtime, actor, account_id) as held:
         accounts.may_reset(held.before.state, held.before.role)
         await held.update(reset_requested_at=None)
         await held.audit("reset_link")
-        return await _new_link(runtime, held.conn, held.before, "reset", held.now, actor.sub)
+        return await _new_link(runtime, held.conn, held.before, "reset", held.now, actor.sub, send=send)
 
 
 async def new_client_secret(runtime: Runtime, actor: Principal, account_id: uuid.UUID) -> Handover:

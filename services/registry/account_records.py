@@ -2,12 +2,15 @@
 
 An account's login, display name and email address are sealed with the account's own key (`vault`); `login_key`,
 an HMAC of the normalised login under a key derived from DATA_SECRET, finds it. Refresh tokens and one-time links
-are stored as their SHA-256 (256 random bits each: nothing to guess, so no key is needed), passwords as argon2id hashes.
-A link's token is also kept sealed with its account's key while the link can be used, for it to be sent (`LinkToken`).
+are stored as their SHA-256 (256 bits each: nothing to guess, so no key is needed), passwords as argon2id hashes. A
+link to be sent to its owner has a token derived from its id under DATA_SECRET (`sent_link_token`), so that the
+registry can give it to the notifications service at send time without keeping it: a copy of the database holds no
+token of any link.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -107,21 +110,6 @@ class AccountLink(Records):
     created_by: Mapped[str] = mapped_column(String(100))
 
 
-class LinkToken(Records):
-    """A link's token, readable (sealed with its account's key) while the link can still be used, for the
-    notifications service to send to the account's owner (`link:<link_id>` in POST /contacts/lookup): the row goes
-    when the link is used or replaced, its account disabled or erased, and once it expires (when the next link is
-    made). `link_id` is what the `LinkIssued` event names; the link itself (`AccountLink`) knows only the hash."""
-
-    __tablename__ = "account_link_tokens"
-
-    link_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # its AccountLink's
-    account_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
-    sealed: Mapped[bytes] = mapped_column(LargeBinary)  # {"token": …}, with the account's own key
-    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
-
-
 class SignInFailure(Records):
     """A failed sign-in (or client credentials) attempt: by keyed login, whether or not an account has it, so that an
     unknown login slows down and locks exactly as a real one does; and by keyed client address."""
@@ -152,6 +140,13 @@ def login_key(secret: bytes, login: str) -> str:
 def source_key(secret: bytes, address: str) -> str:
     """A client address as the failures remember it: comparable, not readable."""
     return _keyed(secret, b"sign-in-source", address)
+
+
+def sent_link_token(secret: bytes, link_id: uuid.UUID) -> str:
+    """The token of a link announced to be sent (`LinkIssued`, which names `link_id`): an HMAC of its id under a key
+    derived from DATA_SECRET, 256 bits written as `new_token` writes its own, recomputed when it is sent."""
+    key = hashlib.sha256(b"account-link:" + secret).digest()
+    return base64.urlsafe_b64encode(hmac.new(key, str(link_id).encode(), hashlib.sha256).digest()).rstrip(b"=").decode()
 
 
 def new_token() -> str:

@@ -34,7 +34,7 @@ FAILURE_MEMORY = timedelta(hours=24)  # failures older than this are forgotten
 SOURCE_LIMIT = 20  # more failures than this from one address within SOURCE_WINDOW: that address waits
 SOURCE_WINDOW = timedelta(minutes=15)
 LINK_LIFETIMES: dict[LinkKind, timedelta] = {"invitation": timedelta(hours=72), "reset": timedelta(hours=1)}
-RESET_RESEND_AFTER = timedelta(minutes=15)  # a self-service reset request sends no new link before this
+RESETS_SENT_A_DAY = 3  # reset links a self-service request makes for one account within 24 hours, at most
 REFRESH_LIFETIME = timedelta(days=14)  # a session unused this long ends
 SESSION_LIFETIME = timedelta(days=30)  # and any session ends this long after its sign-in
 PERSON_ROLES: dict[Role, PersonKind] = {"volunteer": "volunteer", "donor": "donor"}
@@ -256,12 +256,14 @@ def use_link(link: Link | None, kind: LinkKind, now: datetime) -> State:
     return "active"
 
 
-def sends_reset(working_since: Sequence[datetime], now: datetime) -> bool:
-    """Whether a self-service reset request makes (and so sends) a new reset link, given when the account's reset
-    links that still work were made: not while one made less than RESET_RESEND_AFTER ago works. Anyone may ask for
-    any login, as often as they like: its owner gets one SMS per window, not one per request, and a link that got
-    lost can still be asked for again."""
-    return all(now - made >= RESET_RESEND_AFTER for made in working_since)
+def sends_reset(reachable: bool, working: int, sent_today: Sequence[datetime], now: datetime) -> bool:
+    """Whether a self-service reset request makes (and so sends) a new reset link: only for an owner who can be
+    reached (a mobile-number login, an email address), while none of the account's reset links works (a new one
+    would retire the one its owner may be about to use, or one an admin handed over), and fewer than
+    RESETS_SENT_A_DAY were sent in the last 24 hours (`sent_today`: when). Anyone may ask for any login, as often as
+    they like: its owner gets at most one message an hour, three a day."""
+    recent = [made for made in sent_today if now - made < timedelta(days=1)]
+    return reachable and working == 0 and len(recent) < RESETS_SENT_A_DAY
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from backbone.auth import Principal
 from backbone.deps import PrincipalDep, RuntimeDep
 from backbone.errors import ApiError
-from services.registry import recipient_handlers
+from services.registry import recipient_handlers, recipients
 from services.registry.recipients import MAX_RECIPIENTS, check, check_distinct
 
 router = APIRouter(tags=["contacts"])
@@ -66,7 +66,7 @@ async def _service(runtime: RuntimeDep, principal: PrincipalDep) -> Principal:
     response_model=LookupOut,
     responses={
         401: {"description": "no valid bearer token"},
-        403: {"description": "the token is not a service's (admins' neither)"},
+        403: {"description": "the token is not a service's (admins' neither); for a link, not the sending service's"},
         422: {"description": "not 1 to 500 distinct recipients of the forms above (what was sent is not repeated)"},
     },
 )
@@ -80,6 +80,11 @@ async def look_up(body: LookupIn, runtime: RuntimeDep, principal: Annotated[Prin
     replaced, not expired, its account not disabled or erased), invited or active, reached as an active account is,
     with the link's `token` and `kind`: what the notifications service sends them. Unknown ids, invited, disabled
     and erased accounts and dead links give no entry: that is no error. Each lookup is audit-logged
-    (`contacts_lookup`) with how many recipients, people and links, never who, where or which."""
+    (`contacts_lookup`) with how many recipients, people and links, never who, where or which; each link's token
+    given out is logged on its own (`link_handover`, with the link's account). Links are only for the services
+    LINK_READERS names (the notifications service): any other asking for one is refused, 403."""
+    if recipients.link_ids(body.recipients) and not recipient_handlers.may_read_links(runtime, principal):
+        await recipient_handlers.refused(runtime, principal, "not a reader of links")
+        raise ApiError(403, "forbidden", "only the service that sends links looks them up", {"allowed": ["service"]})
     people = await recipient_handlers.look_up(runtime, principal, body.recipients)
     return LookupOut(people=[PersonReached.model_validate(person, from_attributes=True) for person in people])

@@ -7,7 +7,6 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -15,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from backbone.auth import Principal
 from backbone.runtime import Runtime
 from services.registry import audit, recipients, vault
-from services.registry.account_handlers import profiles, working_links
+from services.registry.account_handlers import profiles, sent_links
 from services.registry.account_records import AccountRecord, serves
-from services.registry.recipients import Found, OpenLink, Reachable
+from services.registry.recipients import Found, Reachable
 from services.registry.records import VolunteerRecord
 
 ACTION = "contacts_lookup"
@@ -25,27 +24,39 @@ ACTION = "contacts_lookup"
 
 async def look_up(runtime: Runtime, principal: Principal, asked: Sequence[str]) -> list[Found]:
     """The people `asked` names (checked by `recipients.check`, each once), with their phone and email address, and
-    a link's owner with its token too: the token goes to the service that sends it, and nowhere else."""
+    a link's owner with its token too, for a service allowed to send links (`may_read_links`). Audit-logged by its
+    counts, and each link's token handed out on its own (`link_handover`, by the link's account)."""
     now = runtime.clock.now()
     async with runtime.db.read() as conn:
         accounts = await _active_accounts(conn, asked)
         answered = {account.sub for account in accounts}
         phones = await _volunteer_phones(conn, [p for p in recipients.person_ids(asked) if p not in answered])
-        links = await _open_links(conn, asked, now)
-    people = recipients.found(asked, accounts, phones, links)
-    found_people = len({person.person_id for person in people})
-    links_answered = sum(1 for person in people if person.token is not None)
-    note = f"{len(asked)} recipients; {found_people} people found; {links_answered} links answered"
+        ids = [uuid.UUID(link_id) for link_id in recipients.link_ids(asked)]
+        links = await sent_links(conn, runtime.settings.secret, ids, now)
+    people = recipients.found(asked, accounts, phones, {str(link_id): link for link_id, link in links.items()})
+    note = f"{len(asked)} recipients; {len({person.person_id for person in people})} people found; {len(links)} links"
     async with runtime.db.begin() as conn:
         await audit.record_account(conn, now, principal.sub, principal.role, ACTION, None, note=note)
+        for link in links.values():
+            await audit.record_account(
+                conn, now, principal.sub, principal.role, "link_handover", link.account_id, note=link.kind
+            )
     return people
 
 
-async def refused(runtime: Runtime, principal: Principal) -> None:
-    """Anyone but a service asking is refused, and audit-logged: contact details are not theirs to collect."""
+def may_read_links(runtime: Runtime, principal: Principal) -> bool:
+    """Whether a service may be given links' tokens: only those named in LINK_READERS (the notifications service),
+    for a token is a password of its owner's to choose."""
+    readers = {f"service:{name}" for name in runtime.settings.link_readers}
+    return principal.role == "service" and principal.sub in readers
+
+
+async def refused(runtime: Runtime, principal: Principal, why: str = "not a service") -> None:
+    """Anyone but a service asking (for links: but a service allowed to send them) is refused, and audit-logged:
+    contact details and links are not theirs to collect."""
     async with runtime.db.begin() as conn:
         now = runtime.clock.now()
-        await audit.record_account(conn, now, principal.sub, principal.role, ACTION, None, "denied", "not a service")
+        await audit.record_account(conn, now, principal.sub, principal.role, ACTION, None, "denied", why)
 
 
 async def _active_accounts(conn: AsyncConnection, asked: Sequence[str]) -> list[Reachable]:
@@ -75,15 +86,6 @@ async def _active_accounts(conn: AsyncConnection, asked: Sequence[str]) -> list[
         for p in opened
         if p.login  # its key destroyed (its person erased): nothing to reach it by
     ]
-
-
-async def _open_links(conn: AsyncConnection, asked: Sequence[str], now: datetime) -> dict[str, OpenLink]:
-    """The links asked for that can still be used, by id, each with its token and its owner's contacts."""
-    ids = [uuid.UUID(link_id) for link_id in recipients.link_ids(asked)]
-    return {
-        str(link.link_id): OpenLink(link.owner.sub, link.owner.login, link.owner.email, link.kind, link.token)
-        for link in await working_links(conn, ids, now)
-    }
 
 
 async def _volunteer_phones(conn: AsyncConnection, person_ids: Sequence[str]) -> dict[str, str | None]:

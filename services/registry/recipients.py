@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from uuid import UUID
 
 from backbone.auth import Role
 from services.registry.accounts import LinkKind
@@ -82,9 +83,10 @@ class Reachable:
 
 @dataclass(frozen=True)
 class OpenLink:
-    """A link that can still be used, opened: whom its account stands for (its tokens' `sub`), where its owner is
+    """A link that can still be used, opened: its account, whom it stands for (its tokens' `sub`), where its owner is
     reached, and what to send them."""
 
+    account_id: UUID
     sub: str
     login: str
     email: str | None

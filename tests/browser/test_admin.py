@@ -55,10 +55,7 @@ def test_the_admin_creates_an_account_and_hands_over_its_invitation_once(
     assert re.fullmatch(rf"{re.escape(stack.console)}/accept-invitation#[\w-]{{20,}}", link), link
     token = link.split("#", 1)[1]
     assert tab.page.locator("main [role=status]").is_visible()
-    on_its_way = (
-        "It is also on its way to its owner: by SMS to the mobile number they sign in with, and by email if the"
-        " account has an address."
-    )
+    on_its_way = "It is also on its way to its owner, by SMS or email."
     assert CHINESE(on_its_way) in tab.page.locator(".handover").inner_text()  # a mobile number: sent by SMS too
     assert tab.page.url.endswith("/admin/accounts/new")  # the link is in no address the browser keeps
     assert violations(tab) == []

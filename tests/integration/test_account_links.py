@@ -1,7 +1,8 @@
 """Invitations and reset links reach their owners, on the in-process registry, on SQLite and PostgreSQL: each link
-made is announced (`registry.link.issued`) with no token and no contact in it, and a service looks up `link:<id>`
-for the owner's phone, email address and the token, while the link can still be used and never after; a
-self-service reset request makes a link at most once in 15 minutes, and tells the caller nothing either way."""
+sent is announced (`registry.link.issued`) with no token and no contact in it, and the sending service (and no other)
+looks up `link:<id>` for the owner's phone, email address and the token, while the link can still be used and never
+after; the database keeps no token; a self-service reset request sends a link only while none works, three a day at
+most, and tells the caller nothing either way."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from backbone.database import Database
 from backbone.freshness import WRITTEN
 from backbone.store import EventRecord
 from contracts.registry import LinkIssued
-from services.registry.account_records import LinkToken
+from services.registry.account_records import AccountLink
 from tests.helpers import auth, read_stream, wait_until
 from tests.integration.account_steps import ADMIN, PASSWORD, accept, active, audit, create, signed_in, volunteer
 from tests.integration.test_contacts_lookup import entry, lookup, people, service
@@ -42,16 +43,18 @@ async def links(db: Database) -> list[dict[str, Any]]:
         return [{"stream_id": s, "version": v, "sealed": sealed, **data} for s, v, data, sealed in found]
 
 
-async def stored_tokens(db: Database) -> list[str]:
-    """The links whose tokens the registry can still read, by link id."""
-    async with db.read() as conn:
-        return [str(link_id) for link_id in await conn.scalars(select(LinkToken.link_id))]
-
-
 async def event_log(db: Database) -> str:
     """Every column of every event in the registry's log, as text."""
+    return await table_text(db, EventRecord)
+
+
+async def table_text(db: Database, table: Any) -> str:
     async with db.read() as conn:
-        return json.dumps([[str(value) for value in row] for row in await conn.execute(select(EventRecord))])
+        return json.dumps([[str(value) for value in row] for row in await conn.execute(select(table))])
+
+
+async def resets(db: Database) -> list[dict[str, Any]]:
+    return [link for link in await links(db) if link["kind"] == "reset"]
 
 
 async def reset_request(registry: httpx.AsyncClient, login: str) -> None:
@@ -85,21 +88,24 @@ async def test_an_invitation_is_announced_without_its_token_and_its_owner_reache
     everything = await event_log(db)
     for secret in (handover["token"], LOGIN, EMAIL, NAME, "xingan.gov.cn"):
         assert secret not in everything
+    assert handover["token"] not in await table_text(db, AccountLink)  # its hash only
 
     found = await people(registry, notifications, f"link:{link_id}", UNKNOWN_LINK)
     assert found == [
         entry(f"link:{link_id}", account["id"], LOGIN, EMAIL, handover["token"], "invitation"),  # invited, not active
     ]
-    assert await stored_tokens(db) == [link_id]
     assert (await accept(registry, {"token": found[0]["token"]})).status_code == 204  # the token sent works
     await signed_in(registry, LOGIN)
-    assert await people(registry, notifications, f"link:{link_id}") == []  # used: nobody, and its token is gone
-    assert await stored_tokens(db) == []
+    assert await people(registry, notifications, f"link:{link_id}") == []  # used: nobody
 
     logged = [e for e in await audit(registry) if e["action"] == "contacts_lookup"]
     assert [e["purpose"] for e in logged] == [
-        "2 recipients; 1 people found; 1 links answered",
-        "1 recipients; 0 people found; 0 links answered",
+        "2 recipients; 1 people found; 1 links",
+        "1 recipients; 0 people found; 0 links",
+    ]
+    handed = [e for e in await audit(registry) if e["action"] == "link_handover"]
+    assert [(e["actor"], e["account_id"], e["purpose"]) for e in handed] == [
+        ("service:notifications", account["id"], "invitation")
     ]
     told = json.dumps(await audit(registry))
     assert not [secret for secret in (handover["token"], link_id, LOGIN, EMAIL) if secret in told]
@@ -138,10 +144,8 @@ async def test_a_replaced_expired_or_disabled_accounts_link_answers_nobody(
     assert await people(registry, notifications, by_admin) == [
         entry(by_admin, coordinator["id"], LOGIN, EMAIL, reset.json()["token"], "reset")
     ]
-    assert await stored_tokens(db) == [by_admin.removeprefix("link:")]  # the expired ones went with the new link
     assert (await registry.post(f"/accounts/{coordinator['id']}/disable", headers=ADMIN)).status_code == 200
     assert await people(registry, notifications, by_admin) == []
-    assert await stored_tokens(db) == []
 
     # An erased volunteer's account: its link goes with the erasure.
     erased_id = await volunteer(registry, XINGAN, "13977310002")
@@ -150,26 +154,30 @@ async def test_a_replaced_expired_or_disabled_accounts_link_answers_nobody(
     assert len(await people(registry, notifications, erased_link)) == 1
     assert (await registry.delete(f"/volunteers/{erased_id}/personal-data", headers=ADMIN)).status_code == 204
     assert await people(registry, notifications, erased_link) == []
-    assert await stored_tokens(db) == []
 
 
-async def test_only_a_service_looks_up_a_link(registry: httpx.AsyncClient, db: Database) -> None:
+async def test_only_the_sending_service_looks_up_a_link(registry: httpx.AsyncClient, db: Database) -> None:
     created = await create(registry, login=LOGIN, role="coordinator", counties=[XINGAN])
     link = f"link:{(await links(db))[0]['link_id']}"
     await active(registry, "13907730001", counties=[XINGAN])
     signed_in_coordinator = {"Authorization": f"Bearer {(await signed_in(registry, '13907730001'))['access_token']}"}
+    other_service = await service(registry, "demo-loader")  # a service, but not the one LINK_READERS names
 
     assert_error(await registry.post("/contacts/lookup", json={"recipients": [link]}), 401, "unauthorized")
-    for headers in (ADMIN, auth("coordinator", [XINGAN]), signed_in_coordinator):
+    for headers in (ADMIN, auth("coordinator", [XINGAN]), signed_in_coordinator, other_service):
         answer = await lookup(registry, headers, link)
         assert_error(answer, 403, "forbidden")
         assert created["handover"]["token"] not in answer.text
+    assert await people(registry, other_service, "county:450325:coordinators")  # contacts, yes; links, no
+    logged = [e for e in await audit(registry) if e["action"] == "contacts_lookup"]
+    denied = [e["purpose"] for e in logged if e["outcome"] == "denied"]
+    assert denied == ["not a service"] * 3 + ["not a reader of links"]
 
 
-async def test_a_reset_request_makes_a_link_at_most_once_in_fifteen_minutes(
+async def test_a_reset_request_sends_a_link_only_while_none_works_and_three_a_day(
     registry: httpx.AsyncClient, db: Database, clock: SettableClock
 ) -> None:
-    notifications = await service(registry, "sms-sender")
+    notifications = await service(registry)
     account = await active(registry, LOGIN, counties=[XINGAN], email=EMAIL)
     asked_at = clock.now()
     await reset_request(registry, "139 0773 1234")  # however it is typed
@@ -180,16 +188,14 @@ async def test_a_reset_request_makes_a_link_at_most_once_in_fifteen_minutes(
     (sent,) = await people(registry, notifications, first)
     assert (sent["person_id"], sent["phone"], sent["email"], sent["kind"]) == (account["id"], LOGIN, EMAIL, "reset")
 
-    clock.advance(timedelta(minutes=14, seconds=59))
-    await reset_request(registry, LOGIN)  # too soon: no second SMS
-    assert len([link for link in await links(db) if link["kind"] == "reset"]) == 1
-    clock.advance(timedelta(seconds=1))
-    await reset_request(registry, LOGIN)  # the first may have been lost: a new one, which replaces it
-    resets = [link for link in await links(db) if link["kind"] == "reset"]
-    assert len(resets) == 2
-    second = f"link:{resets[1]['link_id']}"
-    assert await people(registry, notifications, first) == []
-    (newer,) = await people(registry, notifications, second)
+    clock.advance(timedelta(minutes=59))
+    await reset_request(registry, LOGIN)  # the first still works: it is not replaced, and no second SMS goes
+    assert len(await resets(db)) == 1
+    assert len(await people(registry, notifications, first)) == 1
+    clock.advance(timedelta(minutes=1))  # the first expired, unused: a new one
+    await reset_request(registry, LOGIN)
+    assert len(await resets(db)) == 2
+    (newer,) = await people(registry, notifications, f"link:{(await resets(db))[1]['link_id']}")
     listed = (await registry.get("/accounts", headers=ADMIN)).json()["items"]
     (shown,) = [a for a in listed if a["id"] == account["id"]]
     assert datetime.fromisoformat(shown["reset_requested_at"]) == asked_at  # the first request not yet answered
@@ -197,14 +203,39 @@ async def test_a_reset_request_makes_a_link_at_most_once_in_fifteen_minutes(
     complete = {"token": newer["token"], "password": "a-new-and-better-one"}
     assert (await registry.post("/auth/password-resets/complete", json=complete)).status_code == 204
     await signed_in(registry, LOGIN, "a-new-and-better-one")
-    assert await stored_tokens(db) == []
     listed = (await registry.get("/accounts", headers=ADMIN)).json()["items"]
     assert [a["reset_requested_at"] for a in listed if a["id"] == account["id"]] == [None]
     await reset_request(registry, LOGIN)  # the last link was used: none works, so a new one goes at once
-    assert len([link for link in await links(db) if link["kind"] == "reset"]) == 3
+    assert len(await resets(db)) == 3
+    clock.advance(timedelta(hours=2))
+    await reset_request(registry, LOGIN)  # but three today are enough: only the request shows
+    assert len(await resets(db)) == 3
+    clock.advance(timedelta(hours=22))  # a day after the first
+    await reset_request(registry, LOGIN)
+    assert len(await resets(db)) == 4
 
-    asked = [(e["actor"], e["role"]) for e in await audit(registry) if e["action"] == "reset_request"]
-    assert asked == [("anonymous", "none")] * 3  # one per link made, none for the request that made none
+    asked = [(e["actor"], e["purpose"]) for e in await audit(registry) if e["action"] == "reset_request"]
+    assert asked == [("anonymous", "link sent")] * 4  # a request that wrote nothing is not logged either
+
+
+async def test_a_reset_request_leaves_a_link_an_admin_handed_over_and_sends_none_to_the_unreachable(
+    registry: httpx.AsyncClient, db: Database
+) -> None:
+    account = await active(registry, LOGIN, counties=[XINGAN])
+    handed = await registry.post(f"/accounts/{account['id']}/password-reset", headers=ADMIN)
+    assert handed.status_code == 201, handed.text
+    named = await active(registry, "wei.admin", role="admin", counties=[])  # a name for a login, and no email
+
+    await reset_request(registry, LOGIN)
+    await reset_request(registry, "wei.admin")
+
+    assert len(await resets(db)) == 1  # the admin's, announced when made; none for the one nobody can reach
+    use = {"token": handed.json()["token"], "password": "a-new-and-better-one"}
+    assert (await registry.post("/auth/password-resets/complete", json=use)).status_code == 204
+    listed = (await registry.get("/accounts", headers=ADMIN)).json()["items"]
+    assert [a["reset_requested_at"] is not None for a in listed if a["id"] == named["id"]] == [True]
+    asked = [(e["account_id"], e["purpose"]) for e in await audit(registry) if e["action"] == "reset_request"]
+    assert asked == [(account["id"], "no link sent"), (named["id"], "no link sent")]
 
 
 async def test_reset_requests_for_one_login_at_the_same_moment_make_one_link(
@@ -214,15 +245,14 @@ async def test_reset_requests_for_one_login_at_the_same_moment_make_one_link(
 
     await asyncio.gather(*(reset_request(registry, LOGIN) for _ in range(5)))
 
-    assert len([link for link in await links(db) if link["kind"] == "reset"]) == 1
-    assert len(await stored_tokens(db)) == 1
+    assert len(await resets(db)) == 1
 
 
 async def test_a_reset_request_for_no_active_persons_account_makes_no_link(
     registry: httpx.AsyncClient, db: Database
 ) -> None:
     await service(registry, "sms-sender")
-    await create(registry, login="13907730002", role="coordinator", counties=[XINGAN])  # invited
+    await create(registry, login="13907730002", role="coordinator", counties=[XINGAN], send_link=False)  # invited
     disabled = await active(registry, "13907730003", counties=[XINGAN])
     assert (await registry.post(f"/accounts/{disabled['id']}/disable", headers=ADMIN)).status_code == 200
     before = await links(db)

@@ -245,7 +245,7 @@ async def test_a_lookup_is_audit_logged_by_its_counts_and_nothing_it_answers_is_
     assert not [secret for secret in secrets if secret in capsys.readouterr().err]
     (logged,) = [e for e in await audit(registry) if e["action"] == "contacts_lookup"]
     assert (logged["actor"], logged["role"], logged["outcome"]) == ("service:notifications", "service", "allowed")
-    assert logged["purpose"] == "4 recipients; 3 people found; 0 links answered"
+    assert logged["purpose"] == "4 recipients; 3 people found; 0 links"
     assert (logged["account_id"], logged["child_id"], logged["county_code"]) == (None, None, None)
     assert not [asked for asked in (volunteer_id, UNKNOWN, XINGAN) if asked in json.dumps(logged)]
     told = json.dumps(await audit(registry))  # no entry of the whole log holds a number or an address

@@ -308,13 +308,15 @@ def test_a_link_is_usable_unused_unexpired_and_while_its_account_is_as_it_was_ma
         assert not accounts.usable(link, moment)
 
 
-def test_a_reset_request_sends_a_link_unless_one_made_within_fifteen_minutes_still_works() -> None:
-    window = accounts.RESET_RESEND_AFTER
-    assert window == timedelta(minutes=15)
-    assert accounts.sends_reset([], NOW)  # none works: asked for the first time, or the last one used or expired
-    assert not accounts.sends_reset([NOW - window + timedelta(seconds=1)], NOW)
-    assert accounts.sends_reset([NOW - window], NOW)
-    assert not accounts.sends_reset([NOW - window, NOW], NOW)  # any recent one holds the next back
+def test_a_reset_request_sends_a_link_to_the_reachable_while_none_works_three_a_day() -> None:
+    day = timedelta(days=1)
+    assert accounts.sends_reset(True, 0, [], NOW)  # asked for the first time, or the last link used or expired
+    assert not accounts.sends_reset(False, 0, [], NOW)  # no mobile-number login and no email: nobody to send to
+    assert not accounts.sends_reset(True, 1, [], NOW)  # one works (perhaps an admin's): it is not replaced
+    two = [NOW - day + timedelta(seconds=1), NOW - timedelta(hours=2)]
+    assert accounts.sends_reset(True, 0, two, NOW)
+    assert not accounts.sends_reset(True, 0, [*two, NOW - timedelta(hours=1)], NOW)  # three within the day
+    assert accounts.sends_reset(True, 0, [NOW - day, *two[1:], NOW - timedelta(hours=1)], NOW)  # the first a day ago
 
 
 def test_a_refresh_token_rotates_once_and_a_second_use_is_reuse() -> None:

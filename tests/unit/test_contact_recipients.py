@@ -3,6 +3,8 @@ county's coordinators or child directors, a link's owner (with its token); the p
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from services.registry import recipients
@@ -96,7 +98,8 @@ def test_an_active_account_answers_before_the_registration_and_a_landline_is_no_
 
 
 def test_a_link_s_owner_is_found_with_the_token_invited_or_active_and_a_dead_link_is_nobody() -> None:
-    invited = OpenLink(WEI.sub, "13907730009", "new@xingan.gov.cn", "invitation", "tok-en")  # no active account
+    # No active account: invited.
+    invited = OpenLink(uuid.UUID(WEI.sub), WEI.sub, "13907730009", "new@xingan.gov.cn", "invitation", "tok-en")
     dead = "66666666-6666-4666-8666-666666666666"
     asked = [f"link:{dead}", WEI.sub, f"link:{LINK}", f"county:{XINGAN}:child_directors"]
 
@@ -107,7 +110,7 @@ def test_a_link_s_owner_is_found_with_the_token_invited_or_active_and_a_dead_lin
         Found(asked[3], LAN.sub, "13907730003", None),  # anyone else: no token, no kind
     ]
     assert "tok-en" not in repr(found)  # a token is in no repr, should one reach a log line
-    admin = OpenLink(ADMIN.sub, "ops.li", None, "reset", "tok-en")
+    admin = OpenLink(uuid.UUID(ADMIN.sub), ADMIN.sub, "ops.li", None, "reset", "tok-en")
     assert recipients.found([f"link:{LINK}"], [], {}, {LINK: admin}) == [
         Found(f"link:{LINK}", ADMIN.sub, None, None, "tok-en", "reset")  # a name for a login: no phone
     ]

@@ -37,7 +37,8 @@ WHEN = datetime(2026, 12, 1, 17, 30, tzinfo=UTC)  # 2 December in Asia/Shanghai
 CHECKED, EXPIRES = date(2026, 1, 5), date(2026, 12, 31)
 LINK = uuid.uuid4()
 TOKEN = "T" * 43  # as long as the registry's (32 random bytes, URL-safe base64)
-CONSOLE = "https://guanai.mzt.gxzf.gov.cn/console1234"  # 40 characters: the longest a link's SMS is sized for
+CONSOLE = "https://guanai.mzt.gxzf.gov.cn/console12"  # 40 characters: the longest a link's SMS is sized for
+LINK_KINDS = {"invitation": "invitation", "password_reset": "reset"}  # a link's message, by the link's kind
 
 
 def examples(county: str = XINGAN) -> list[Event]:
@@ -94,7 +95,7 @@ def every_decision(event: Event, county: str = XINGAN) -> list[rules.Decision]:
 def said(event: Event, reason: str, language: messages.Language, county: str = XINGAN) -> dict[str, str]:
     """The facts a message of `reason` is rendered with as it is sent: a link's with the link."""
     facts = messages.facts(event, language, county)
-    return messages.with_link(facts, reason, CONSOLE, TOKEN) if reason in messages.LINK_PAGES else facts
+    return messages.with_link(facts, LINK_KINDS[reason], CONSOLE, TOKEN) if reason in LINK_KINDS else facts
 
 
 def told(event: Event, paired: uuid.UUID | None = None) -> set[tuple[str, str, str]]:
@@ -180,7 +181,7 @@ def test_every_sms_fits_one_segment_with_the_gateways_signature_and_a_link_three
                 sms = messages.words(decision.reason, language, said(event, decision.reason, language, county)).sms
                 size = sms_channel.segments(sms_channel.signed(sign, sms))
                 assert size <= messages.sms_segments(decision.reason), sms
-                sizes.add((decision.reason in messages.LINK_PAGES, size))
+                sizes.add((decision.reason in LINK_KINDS, size))
     assert {size for link, size in sizes if not link} == {1}
     assert {size for link, size in sizes if link} == {3}  # with the make run console's address, two
 
@@ -233,10 +234,18 @@ def test_a_links_facts_hold_no_token_and_the_token_goes_after_the_hash() -> None
     assert messages.facts(invitation, "en")["until"] == "01:30 on 2 Dec"
     linked = messages.with_link(facts, "invitation", CONSOLE + "/", TOKEN)
     assert linked["link"] == f"{CONSOLE}/accept-invitation#{TOKEN}"
-    assert messages.with_link(facts, "password_reset", CONSOLE, TOKEN)["link"] == f"{CONSOLE}/reset-password#{TOKEN}"
+    assert messages.with_link(facts, "reset", CONSOLE, TOKEN)["link"] == f"{CONSOLE}/reset-password#{TOKEN}"
     words = messages.words("invitation", "en", linked)
     assert words.sms.endswith(linked["link"])  # last: nothing after it for a phone to take as part of the link
     assert linked["link"] in words.text
+
+
+def test_the_console_address_is_encrypted_and_short_enough_for_a_links_sms() -> None:
+    assert ChannelSettings(console_url=CONSOLE).console_url == CONSOLE
+    assert ChannelSettings(console_url="http://127.0.0.1:8000").console_url == "http://127.0.0.1:8000"
+    for wrong in ("http://guanai.example.cn", CONSOLE + "/x", "guanai.example.cn"):
+        with pytest.raises(ValueError, match="CONSOLE_URL"):
+            ChannelSettings(console_url=wrong)
 
 
 def test_an_unknown_language_gets_chinese() -> None:
