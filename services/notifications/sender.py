@@ -76,6 +76,8 @@ class Outbound:
     def configured(cls, runtime: Runtime, settings: ChannelSettings | None = None) -> Outbound:
         """From the environment: REGISTRY_URL with the service's token (SERVICE_CLIENT_ID/SECRET), SMS_*, SMTP_*."""
         chosen = settings or ChannelSettings()
+        if runtime.settings.environment == "production" and "console_url" not in chosen.model_fields_set:
+            raise ValueError("CONSOLE_URL is not set: links would lead to this machine, not to the console")
         token = ServiceToken.from_settings(runtime.settings, runtime.clock)
         client = httpx.AsyncClient(base_url=chosen.registry_url, auth=token, timeout=10)
         return cls(chosen, Directory(client), {"sms": SmsGateway(chosen), "email": SmtpMailer(chosen)})

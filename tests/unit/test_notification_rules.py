@@ -7,10 +7,13 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from markupsafe import escape
 
+from backbone.runtime import Runtime
+from backbone.settings import Settings
 from contracts.catalogue import Event
 from contracts.matching import (
     AidDistributed,
@@ -27,7 +30,9 @@ from contracts.matching import (
 from contracts.registry import ChildRegistered, LinkIssued
 from contracts.volunteers import VolunteerScreeningRecorded, VolunteerTrainingRecorded
 from services.notifications import messages, rules
+from services.notifications.app import SPEC
 from services.notifications.channels import sms as sms_channel
+from services.notifications.sender import Outbound
 from services.notifications.settings import ChannelSettings
 
 XINGAN = "450325"
@@ -246,6 +251,20 @@ def test_the_console_address_is_encrypted_and_short_enough_for_a_links_sms() -> 
     for wrong in ("http://guanai.example.cn", CONSOLE + "/x", "guanai.example.cn"):
         with pytest.raises(ValueError, match="CONSOLE_URL"):
             ChannelSettings(console_url=wrong)
+
+
+async def test_in_production_the_sender_does_not_start_with_links_leading_to_this_machine(tmp_path: Path) -> None:
+    settings = Settings(
+        environment="production",
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'notifications.db'}",
+        service_client_id="notifications",
+        service_client_secret="s" * 43,
+    )
+    runtime = Runtime(SPEC, settings)
+    with pytest.raises(ValueError, match="CONSOLE_URL"):
+        Outbound.configured(runtime, ChannelSettings())
+    told = Outbound.configured(runtime, ChannelSettings(console_url=CONSOLE))  # told where the console is: it starts
+    await told.close()
 
 
 def test_an_unknown_language_gets_chinese() -> None:
