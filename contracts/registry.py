@@ -142,6 +142,9 @@ class ChildPurposesChanged(Event):
     allowed: list[ConsentScope]
 
 
+LinkRole = Literal["admin", "coordinator", "volunteer", "donor", "child_director"]  # every account's but a service's
+
+
 class LinkIssued(Event):
     """A one-time link to choose a password was made for an account: an invitation (the account is new, or coming
     back) or a password reset. It carries no token and no contact: the notifications service asks the registry for
@@ -152,6 +155,6 @@ class LinkIssued(Event):
     link_id: UUID
     account_id: UUID
     kind: Literal["invitation", "reset"]
-    role: Literal["admin", "coordinator", "volunteer", "donor", "child_director"]
+    role: LinkRole
     county_code: CountyCode | None = None  # the account's first county; none for an admin or a donor
     expires_at: datetime

@@ -66,8 +66,8 @@ class PairedVolunteer(Views):
 
 
 class Reactions(Projection):
-    """Applies the rules (services/notifications/rules.py) to another context's events; what they decide becomes
-    NOTIFICATIONS events.
+    """Applies the rules (services/notifications/rules.py) to another context's events; what they decide for the
+    inbox becomes NOTIFICATIONS events, and what goes beyond it an outbox row (`record`).
 
     Not a view: it has no rows to drop, and replaying it changes nothing (a notice's id comes from its cause)."""
 

@@ -16,11 +16,11 @@ from zxcvbn import zxcvbn  # type: ignore[import-untyped]  # the package ships n
 from zxcvbn.matching import RANKED_DICTIONARIES  # type: ignore[import-untyped]
 
 from backbone.auth import Role
+from contracts.registry import LinkRole
 from services.registry.domain import DomainError
 
 State = Literal["invited", "active", "disabled"]
 LinkKind = Literal["invitation", "reset"]
-LinkRole = Literal["admin", "coordinator", "volunteer", "donor", "child_director"]  # every role but a service's
 PersonKind = Literal["volunteer", "donor"]
 
 MIN_PASSWORD = 10
