@@ -21,7 +21,6 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from backbone import context
 from backbone.auth import Principal, Role
 from backbone.runtime import Runtime
 from backbone.store import Append
@@ -456,12 +455,11 @@ async def _new_link(
     kind: LinkKind,
     now: datetime,
     by: str,
-    causes: context.Causes | None = None,
     send: bool = True,
 ) -> Handover:
     """A new link (never a service's: it has a client secret); any earlier one of the kind still unused stops
     working. Unless told not to `send` it, or its owner has no mobile-number login and no email address, it is
-    announced (`LinkIssued`, with `causes` if given) for the notifications service to send to its owner, who may
+    announced (`LinkIssued`) for the notifications service to send to its owner, who may
     never be handed it otherwise. The event carries no token and no contact: the token is derived from the link's id
     (`sent_link_token`), for `sent_links` to give it again at send time, and kept nowhere."""
     role = accounts.link_role(owner.role)
@@ -484,7 +482,7 @@ async def _new_link(
         issued = LinkIssued(
             link_id=link_id, account_id=owner.id, kind=kind, role=role, county_code=county_code, expires_at=expires_at
         )
-        await runtime.append(conn, Append(str(link_id), 0, [issued], causes=causes))
+        await runtime.append(conn, Append(str(link_id), 0, [issued]))
     return Handover(kind, token, expires_at, sent=sent)
 
 
@@ -594,7 +592,11 @@ async def request_reset(runtime: Runtime, typed: str) -> None:
                 )
             )
         ).all()
-        working = sum(1 for link in resets if link.used_at is None and now < link.expires_at)
+        working = sum(
+            1
+            for link in resets
+            if accounts.usable(accounts.Link("reset", link.expires_at, link.used_at, row.state), now)
+        )
         sent_today = [link.created_at for link in resets if link.created_by == ANONYMOUS]
         sends = accounts.sends_reset(reachable(owner), working, sent_today, now)
         marks = row.reset_requested_at is None  # the first request not yet answered is the one the list shows
@@ -603,10 +605,8 @@ async def request_reset(runtime: Runtime, typed: str) -> None:
         if marks or sends:  # anyone may ask for any login: no act of the owner's
             note = "link sent" if sends else "no link sent"
             await audit.record_account(conn, now, ANONYMOUS, "none", "reset_request", owner.id, note=note)
-        if sends:
-            # The event keeps the request's correlation, under a copy of its causes, which no answer reports
-            # (X-Written): a 202 saying that a link was written would tell that the login has an account.
-            await _new_link(runtime, conn, owner, "reset", now, ANONYMOUS, replace(context.current()))
+        if sends:  # after the answer (the API's background task): no X-Written tells that the login has an account
+            await _new_link(runtime, conn, owner, "reset", now, ANONYMOUS)
 
 
 # Managing accounts (admins; coordinators for their counties' volunteers and child directors)
